@@ -1,0 +1,28 @@
+# EntityNet: Wikidata -> entities -> queries -> image search -> img2dataset -> shards -> open_clip -> clip_benchmark.
+# Default target: the embedded offline demo (results/demo/tiny/...). See README.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/kg.smk"
+include: "rules/queries.smk"
+include: "rules/search.smk"
+include: "rules/download.smk"
+include: "rules/dataset.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/paper.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        DEFAULT_TARGETS,

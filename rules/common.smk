@@ -1,0 +1,71 @@
+# Config resolution, cross-checks and input helpers shared by every stage.
+import datetime as _dt
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+import workflow_config as wc  # noqa: E402
+
+try:
+    wc.check(config, Path(workflow.basedir))
+except wc.ConfigError as _e:
+    raise WorkflowError(f"Invalid configuration: {_e}")
+
+
+wildcard_constraints:
+    dataset=r"[a-z][a-z0-9_]*",
+    model=r"[a-z][a-z0-9_]*(-alt\d{1,3})?",
+    chunk=r"\d{5}",
+    backend=r"[a-z_]+",
+
+
+def ds(dataset):
+    """Merged config of a dataset (clear error for an unknown name)."""
+    try:
+        return wc.dataset_config(config, dataset)
+    except wc.ConfigError as e:
+        raise WorkflowError(str(e))
+
+
+def src(dataset):
+    """Dataset whose KG/search/download a dataset reuses (itself unless subset_of)."""
+    return wc.source_dataset(config, dataset)
+
+
+def recipe(model):
+    try:
+        return wc.model_recipe(config, model)
+    except wc.ConfigError as e:
+        raise WorkflowError(str(e))
+
+
+def chunk_ids(n):
+    return [f"{i:05d}" for i in range(int(n))]
+
+
+def search_hits(wildcards):
+    d = ds(wildcards.dataset)
+    return expand(
+        "results/{dataset}/search/{backend}/chunk_{chunk}.parquet",
+        dataset=wildcards.dataset,
+        backend=sorted(d["search"]["backends"]),
+        chunk=chunk_ids(d["search"]["n_chunks"]),
+    )
+
+
+def download_chunks(wildcards):
+    s = src(wildcards.dataset)
+    return expand(
+        "results/{dataset}/download/chunk_{chunk}",
+        dataset=s,
+        chunk=chunk_ids(ds(s)["download"]["n_chunks"]),
+    )
+
+
+_dt_cfg = config.get("default_target", {})
+DEFAULT_TARGETS = [
+    "results/{d}/{m}/eval.csv".format(d=_dt_cfg.get("dataset", "demo"), m=_dt_cfg.get("model", "tiny")),
+    "results/{d}/{m}/report/eval_table.md".format(
+        d=_dt_cfg.get("dataset", "demo"), m=_dt_cfg.get("model", "tiny")
+    ),
+]

@@ -1,0 +1,56 @@
+# Stage 7: clip_benchmark evaluation, best over prompt variants.
+
+
+rule build_demo_evalset:
+    input:
+        labels="resources/demo/eval_heldout.tsv",
+        images="resources/demo/photos",
+    output:
+        root=directory("resources/eval/demo_heldout"),
+    params:
+        templates=lambda w: ["a photo of a {c}."],
+    log:
+        "logs/evalsets/demo_heldout.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/build_evalset.py"
+
+
+def eval_inputs(wildcards):
+    """Benchmark roots that a rule of this workflow builds become inputs; user-provided ones are checked at run time."""
+    roots = [b.get("root") for b in wc.suite(config, wildcards.dataset).values()]
+    return [r for r in roots if r == "resources/eval/demo_heldout"]
+
+
+rule evaluate:
+    input:
+        model="results/{dataset}/{model}/model.safetensors",
+        summary="results/{dataset}/{model}/train_summary.json",
+        benchmarks=eval_inputs,
+    output:
+        eval_csv="results/{dataset}/{model}/eval.csv",
+        details=directory("results/{dataset}/{model}/eval"),
+    params:
+        arch=lambda w: recipe(w.model)["arch"],
+        suite=lambda w: wc.suite(config, w.dataset),
+        fail_on_missing=config["evaluation"].get("fail_on_missing", False),
+        batch_size=config["evaluation"].get("batch_size", 64),
+        mac_text_context=config["evaluation"].get("mac_text_context", 77),
+    log:
+        "logs/{dataset}/{model}/evaluate.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/evaluate.tsv"
+    threads: 2
+    resources:
+        gpu=lambda w: 1 if int(recipe(w.model).get("gpus", 0)) > 0 else 0,
+        mem_mb=16000,
+        runtime=240,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/evaluate.py"

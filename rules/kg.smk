@@ -1,0 +1,84 @@
+# Stage 1: knowledge graph -> frozen dump -> entities and attributes.
+
+
+rule kg_dump:
+    output:
+        extract="resources/kg/{dataset}/extract.nt.gz",
+        provenance="resources/kg/{dataset}/provenance.json",
+    params:
+        endpoint=lambda w: ds(w.dataset)["kg"]["endpoint"],
+        roots=lambda w: ds(w.dataset).get("roots", []),
+        living_roots=lambda w: ds(w.dataset).get("living_roots", []),
+        language=lambda w: ds(w.dataset)["kg"]["language"],
+        page_size=lambda w: ds(w.dataset)["kg"]["page_size"],
+        max_tries=lambda w: ds(w.dataset)["kg"]["max_tries"],
+        timeout_s=lambda w: ds(w.dataset)["kg"]["timeout_s"],
+        user_agent=config["user_agent"],
+        # kg.refresh: a new value on every invocation makes Snakemake re-query the live endpoint (params trigger)
+        refresh_token=lambda w: (
+            _dt.datetime.now().isoformat() if ds(w.dataset)["kg"].get("refresh") else "frozen"
+        ),
+    log:
+        "logs/{dataset}/kg_dump.log",
+    benchmark:
+        "benchmarks/{dataset}/kg_dump.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        internet=1,
+    conda:
+        "../envs/kg.yaml"
+    script:
+        "../scripts/kg_dump.py"
+
+
+rule kg_entities:
+    input:
+        extract="resources/kg/{dataset}/extract.nt.gz",
+    output:
+        entities="results/{dataset}/entities.parquet",
+    params:
+        roots=lambda w: ds(w.dataset).get("roots", []),
+        living_roots=lambda w: ds(w.dataset).get("living_roots", []),
+        language=lambda w: ds(w.dataset)["kg"]["language"],
+        min_sitelinks=lambda w: ds(w.dataset)["min_sitelinks"],
+        living_exclude=lambda w: ds(w.dataset)["living"]["exclude"],
+        require_image=lambda w: ds(w.dataset)["living"]["require_image"],
+        max_living_per_root=lambda w: ds(w.dataset)["living"]["max_per_root"],
+        generic_classes=lambda w: ds(w.dataset)["natural_types"]["generic_classes"],
+    log:
+        "logs/{dataset}/kg_entities.log",
+    benchmark:
+        "benchmarks/{dataset}/kg_entities.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/kg.yaml"
+    script:
+        "../scripts/kg_entities.py"
+
+
+rule kg_attributes:
+    input:
+        extract="resources/kg/{dataset}/extract.nt.gz",
+        entities="results/{dataset}/entities.parquet",
+    output:
+        attributes="results/{dataset}/attributes.parquet",
+    params:
+        language=lambda w: ds(w.dataset)["kg"]["language"],
+        max_per_category=lambda w: ds(w.dataset)["attributes"]["max_per_category"],
+        max_queries_world=lambda w: ds(w.dataset)["attributes"]["max_queries_world"],
+        seed=lambda w: ds(w.dataset)["attributes"]["seed"],
+    log:
+        "logs/{dataset}/kg_attributes.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/kg.yaml"
+    script:
+        "../scripts/kg_attributes.py"

@@ -1,0 +1,28 @@
+# Stage 6: open_clip_train from scratch with the paper's alt-text / KG-text mix.
+
+
+rule train:
+    input:
+        shards_dir="results/{dataset}/shards",
+        text_candidates="results/{dataset}/text_candidates.parquet",
+    output:
+        model="results/{dataset}/{model}/model.safetensors",
+        summary="results/{dataset}/{model}/train_summary.json",
+    params:
+        recipe=lambda w: recipe(w.model),
+        # resumable state, deliberately not a declared output (Snakemake deletes outputs of failed jobs)
+        run_root=lambda w: f"results/{w.dataset}/{w.model}/openclip",
+    log:
+        "logs/{dataset}/{model}/train.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/train.tsv"
+    threads: lambda w: max(1, int(recipe(w.model).get("workers", 1)))
+    resources:
+        gpu=lambda w: int(recipe(w.model).get("gpus", 0)),
+        nodes=lambda w: int(recipe(w.model).get("nodes", 1)),
+        mem_mb=lambda w: int(recipe(w.model).get("mem_mb", 8000)),
+        runtime=lambda w: int(recipe(w.model).get("runtime_min", 60)),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train.py"

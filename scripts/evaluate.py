@@ -1,0 +1,146 @@
+"""Evaluate one trained model on the configured benchmark suite with clip_benchmark (rule ``evaluate``).
+
+For every benchmark the rule runs each prompt variant — class-name style × template set (``openai``: the 80 OpenAI
+ImageNet templates shipped with clip_benchmark; ``none``: the bare class name; ``dataset``: the dataset's own
+templates) — writes each variant's clip_benchmark JSON under ``eval/``, and reports in ``eval.csv`` the **best
+variant** per metric, as the paper does (PAPER.md §13), with the name of that variant. A benchmark whose data is not
+present is a ``missing`` row (never silently skipped); it fails the run only with ``fail_on_missing: true``.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from _helpers import configure_logging, write_json, write_text
+
+log = logging.getLogger("entitynet.evaluate")
+HERE = Path(__file__).resolve().parent
+
+EVAL_COLUMNS = ["dataset", "model", "benchmark", "task", "metric", "value", "variant", "n_variants", "samples_seen",
+                "macs_1e18", "status"]
+METRICS = {"zeroshot_classification": ["acc1", "acc5", "mean_per_class_recall"],
+           "zeroshot_retrieval": ["image_retrieval_recall@1", "text_retrieval_recall@1",
+                                  "image_retrieval_recall@5", "text_retrieval_recall@5"]}
+
+
+def openai_templates() -> list[str]:
+    import clip_benchmark
+
+    path = Path(clip_benchmark.__file__).parent / "datasets" / "en_zeroshot_classification_templates.json"
+    return json.loads(path.read_text())["imagenet1k"]
+
+
+def variants(bench: dict) -> list[dict]:
+    """Every (class-name style, template set) pair of a benchmark, with a readable name."""
+    if bench["task"] != "zeroshot_classification":
+        return [{"name": "default", "classnames": None, "templates": None}]
+    out = []
+    for cname, cpath in (bench.get("classname_variants") or {"default": None}).items():
+        for tname in bench.get("template_variants", ["openai", "none"]):
+            out.append({"name": f"{cname}+{tname}", "classnames": cpath, "templates": tname})
+    return out
+
+
+def benchmark_present(bench: dict) -> bool:
+    root = bench.get("root")
+    return bool(root) and Path(root).exists()
+
+
+def run_variant(bench_name: str, bench: dict, variant: dict, arch: str, weights: str, out_json: Path,
+                work: Path, device_batch: int) -> dict:
+    args = ["eval", "--model", arch, "--pretrained", weights, "--dataset", bench["dataset"],
+            "--dataset_root", bench["root"], "--task", bench["task"], "--batch_size", str(device_batch),
+            "--num_workers", "0", "--output", str(out_json), "--recall_k", "1", "5"]
+    short = bench["dataset"].split("/", 1)[-1]
+    if variant["templates"] in ("openai", "none"):
+        templates = openai_templates() if variant["templates"] == "openai" else ["{c}"]
+        tfile = work / f"templates_{variant['templates']}.json"
+        tfile.write_text(json.dumps({bench["dataset"]: templates, short: templates}))
+        args += ["--custom_template_file", str(tfile)]
+    if variant["classnames"]:
+        names = Path(variant["classnames"]).read_text().splitlines()
+        cfile = work / f"classnames_{variant['name']}.json"
+        cfile.write_text(json.dumps({bench["dataset"]: names, short: names}))
+        args += ["--custom_classname_file", str(cfile)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(HERE))
+    cmd = [sys.executable, str(HERE / "clip_benchmark_wrapped.py")] + args
+    log.info("%s / %s: %s", bench_name, variant["name"], " ".join(cmd))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    log.info("clip_benchmark output:\n%s", (proc.stdout + proc.stderr)[-3000:])
+    if proc.returncode != 0 or not out_json.exists():
+        raise RuntimeError(f"clip_benchmark failed on {bench_name} ({variant['name']}), exit {proc.returncode}")
+    return json.loads(out_json.read_text())["metrics"]
+
+
+def best_rows(bench_name: str, task: str, results: dict[str, dict]) -> list[dict]:
+    """One row per metric: the best value over variants and the variant that gave it."""
+    rows = []
+    for metric in METRICS[task]:
+        vals = {v: m[metric] for v, m in results.items() if metric in m}
+        if not vals:
+            continue
+        best = max(vals, key=lambda v: (vals[v], v))
+        rows.append({"benchmark": bench_name, "task": task, "metric": metric, "value": float(vals[best]),
+                     "variant": best, "n_variants": len(vals), "status": "ok"})
+    return rows
+
+
+def model_macs(arch: str, samples_seen: int, text_context: int) -> float | None:
+    try:
+        import macs
+        import open_clip
+
+        from train_openclip import register_model_configs
+
+        register_model_configs()
+        cfg = open_clip.get_model_config(arch)
+        return macs.training_macs(cfg, samples_seen, text_context=text_context) / 1e18
+    except Exception as e:  # the MAC column is informative; never fail an evaluation on it
+        log.warning("MACs not computed for %s: %s", arch, e)
+        return None
+
+
+def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str, dict], out_dir: str,
+             samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int = 77) -> pd.DataFrame:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, bench in suite.items():
+        if not benchmark_present(bench):
+            msg = f"benchmark {name}: data not found at {bench.get('root')!r}"
+            if fail_on_missing:
+                raise FileNotFoundError(msg + " (evaluation.fail_on_missing is true)")
+            log.warning(msg + "; reported as missing")
+            rows.append({"benchmark": name, "task": bench["task"], "metric": METRICS[bench["task"]][0],
+                         "value": None, "variant": None, "n_variants": 0, "status": "missing"})
+            continue
+        results = {}
+        for v in variants(bench):
+            results[v["name"]] = run_variant(name, bench, v, arch, weights, out / f"{name}__{v['name']}.json",
+                                             out, batch_size)
+        rows += best_rows(name, bench["task"], results)
+    df = pd.DataFrame(rows)
+    df.insert(0, "model", model)
+    df.insert(0, "dataset", dataset)
+    df["samples_seen"] = samples_seen
+    df["macs_1e18"] = model_macs(arch, samples_seen, text_context)
+    return df[EVAL_COLUMNS]
+
+
+def main(snakemake) -> None:
+    configure_logging(snakemake)
+    p = snakemake.params
+    summary = json.loads(Path(snakemake.input.summary).read_text())
+    df = evaluate(snakemake.wildcards.dataset, snakemake.wildcards.model, p.arch, snakemake.input.model,
+                  {k: dict(v) for k, v in p.suite.items()}, snakemake.output.details, int(summary["samples_seen"]),
+                  bool(p.fail_on_missing), int(p.batch_size), int(p.mac_text_context))
+    write_text(df.to_csv(index=False), snakemake.output.eval_csv)
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

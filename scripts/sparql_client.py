@@ -1,0 +1,242 @@
+"""One SPARQL interface, two transports: HTTP (SPARQLWrapper) and embedded (pyoxigraph).
+
+The same query text runs on both. Results come back as SPARQL-JSON-style bindings
+``{var: {"type": "uri"|"literal"|"bnode", "value": str, "xml:lang"?: str, "datatype"?: str}}`` so that callers never
+see which transport answered.
+
+HTTP requests use POST (long ``VALUES`` blocks), a descriptive User-Agent (Wikimedia's policy), a timeout, and bounded
+retries with exponential backoff on 429 / 5xx / timeouts / truncated bodies; ``Retry-After`` is honoured up to
+``max_wait_s``. A truncated or malformed body is never returned as a result: it is retried, then raised.
+"""
+
+import gzip
+import json
+import logging
+import random
+import re
+import socket
+import time
+import urllib.error
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+QID_RE = re.compile(r"^Q[1-9][0-9]*$")
+# BCP 47 language tag (simplified: language, optional script/region/variants), as Wikidata uses them.
+LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+PREFIXES = """PREFIX wd: <http://www.wikidata.org/entity/>
+PREFIX wdt: <http://www.wikidata.org/prop/direct/>
+PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
+PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
+PREFIX schema: <http://schema.org/>
+PREFIX wikibase: <http://wikiba.se/ontology#>
+PREFIX xsd: <http://www.w3.org/2001/XMLSchema#>
+"""
+WD = "http://www.wikidata.org/entity/"
+
+
+class SparqlError(RuntimeError):
+    """A SPARQL request failed for good (after retries) or the answer was unusable."""
+
+
+def check_qid(qid: str, where: str = "QID") -> str:
+    """Return ``qid`` if it is a well-formed Wikidata item id, else raise ValueError naming ``where``."""
+    if not isinstance(qid, str) or not QID_RE.match(qid):
+        raise ValueError(f"{where}: {qid!r} is not a Wikidata item id (expected Q followed by digits, e.g. Q729)")
+    return qid
+
+
+def check_lang(lang: str, where: str = "language") -> str:
+    if not isinstance(lang, str) or not LANG_RE.match(lang):
+        raise ValueError(f"{where}: {lang!r} is not a language tag (e.g. en, pt-br)")
+    return lang
+
+
+def qid_of(iri: str) -> str:
+    """``http://www.wikidata.org/entity/Q42`` -> ``Q42`` (other IRIs are returned unchanged)."""
+    return iri[len(WD):] if iri.startswith(WD) else iri
+
+
+@dataclass
+class RetryPolicy:
+    max_tries: int = 5
+    base_delay_s: float = 2.0
+    max_wait_s: float = 120.0
+    timeout_s: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_wait_s)
+        return min(self.base_delay_s * 2 ** attempt * (0.5 + random.random()), self.max_wait_s)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        dt = parsedate_to_datetime(value)
+        return max(0.0, dt.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpSparql:
+    """A SPARQL 1.1 endpoint over HTTP via SPARQLWrapper (QLever, WDQS, ``oxigraph serve``)."""
+
+    def __init__(self, url: str, user_agent: str, retry: RetryPolicy | None = None):
+        if not re.match(r"^https?://", url):
+            raise ValueError(f"endpoint {url!r} is not an http(s) URL")
+        self.url = url
+        self.user_agent = user_agent
+        self.retry = retry or RetryPolicy()
+        self.requests_sent = 0
+
+    def _wrapper(self, query: str, accept: str):
+        from SPARQLWrapper import POST, SPARQLWrapper
+
+        sw = SPARQLWrapper(self.url, agent=self.user_agent)
+        sw.setMethod(POST)
+        sw.setRequestMethod("postdirectly")  # Content-Type: application/sparql-query
+        sw.setQuery(query)
+        sw.setTimeout(int(self.retry.timeout_s))
+        sw.addCustomHttpHeader("Accept", accept)
+        return sw
+
+    def _request(self, query: str, accept: str, parse) -> object:
+        from SPARQLWrapper.SPARQLExceptions import EndPointInternalError, QueryBadFormed
+
+        last: Exception | None = None
+        for attempt in range(self.retry.max_tries):
+            retry_after = None
+            try:
+                self.requests_sent += 1
+                resp = self._wrapper(query, accept).query().response
+                body = resp.read()
+                return parse(body)
+            except QueryBadFormed as e:  # our bug or a dialect problem: retrying will not help
+                raise SparqlError(f"{self.url}: query rejected as malformed: {str(e)[:500]}") from e
+            except urllib.error.HTTPError as e:
+                last = e
+                if e.code not in (408, 425, 429, 500, 502, 503, 504):
+                    raise SparqlError(f"{self.url}: HTTP {e.code} {e.reason}") from e
+                retry_after = parse_retry_after(e.headers.get("Retry-After") if e.headers else None)
+            except (EndPointInternalError, urllib.error.URLError, socket.timeout, TimeoutError,
+                    ConnectionError, ValueError, json.JSONDecodeError) as e:
+                last = e  # ValueError covers truncated JSON and RDF syntax errors in a cut body
+            wait = self.retry.delay(attempt, retry_after)
+            if attempt + 1 < self.retry.max_tries:
+                log.warning("SPARQL request to %s failed (%s: %s); retry %d/%d in %.1f s", self.url,
+                            type(last).__name__, str(last)[:200], attempt + 1, self.retry.max_tries - 1, wait)
+                time.sleep(wait)
+        raise SparqlError(f"{self.url}: giving up after {self.retry.max_tries} tries: "
+                          f"{type(last).__name__}: {str(last)[:300]}")
+
+    def select(self, query: str) -> list[dict]:
+        def parse(body: bytes) -> list[dict]:
+            data = json.loads(body)
+            if "results" not in data or "bindings" not in data["results"]:
+                raise ValueError("SPARQL JSON result without results.bindings")
+            return data["results"]["bindings"]
+
+        return self._request(query, "application/sparql-results+json", parse)
+
+    def construct(self, query: str) -> list[str]:
+        """Run a CONSTRUCT and return N-Triples lines, validated by a full parse (a cut body raises)."""
+        import pyoxigraph as ox
+
+        def parse(body: bytes) -> list[str]:
+            triples = list(ox.parse(body, format=ox.RdfFormat.N_TRIPLES))
+            return [f"{t.subject} {t.predicate} {t.object} ." for t in triples]
+
+        return self._request(query, "application/n-triples", parse)
+
+
+def _term_to_json(term) -> dict | None:
+    import pyoxigraph as ox
+
+    if term is None:
+        return None
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    out = {"type": "literal", "value": term.value}
+    if term.language:
+        out["xml:lang"] = term.language
+    elif term.datatype and term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+        out["datatype"] = term.datatype.value
+    return out
+
+
+class EmbeddedSparql:
+    """An in-process pyoxigraph store (in memory, or on disk when ``store_dir`` is given)."""
+
+    def __init__(self, store_dir: str | Path | None = None):
+        import pyoxigraph as ox
+
+        self.store = ox.Store(str(store_dir)) if store_dir else ox.Store()
+        self.url = f"embedded:{store_dir or 'memory'}"
+
+    def load(self, path: str | Path) -> int:
+        """Load an RDF file (.ttl, .nt, .nt.gz); returns the number of triples in the store."""
+        import pyoxigraph as ox
+
+        path = Path(path)
+        name = path.name[:-3] if path.name.endswith(".gz") else path.name
+        fmt = ox.RdfFormat.from_extension(name.rsplit(".", 1)[-1])
+        if fmt is None:
+            raise ValueError(f"{path}: unknown RDF file extension")
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            self.store.bulk_load(fh, format=fmt)
+        return len(self.store)
+
+    def select(self, query: str) -> list[dict]:
+        res = self.store.query(query)
+        names = [v.value for v in res.variables]
+        rows = []
+        for sol in res:
+            row = {}
+            for n in names:
+                t = _term_to_json(sol[n])
+                if t is not None:
+                    row[n] = t
+            rows.append(row)
+        return rows
+
+    def construct(self, query: str) -> list[str]:
+        return [f"{t.subject} {t.predicate} {t.object} ." for t in self.store.query(query)]
+
+    def iter_ntriples(self) -> Iterator[str]:
+        for q in self.store.quads_for_pattern(None, None, None, None):
+            yield f"{q.subject} {q.predicate} {q.object} ."
+
+
+def open_endpoint(spec: str, user_agent: str = "EntityNet-reproduction", retry: RetryPolicy | None = None):
+    """``http(s)://…`` -> HttpSparql; ``file:<path>`` -> EmbeddedSparql loaded with that RDF file."""
+    if spec.startswith("file:"):
+        ep = EmbeddedSparql()
+        ep.load(spec[len("file:"):])
+        return ep
+    return HttpSparql(spec, user_agent=user_agent, retry=retry)
+
+
+def binding_value(row: dict, var: str):
+    """Plain Python value of a binding: int for xsd integers, str otherwise, None when unbound."""
+    b = row.get(var)
+    if b is None:
+        return None
+    if b.get("datatype", "").endswith(("#integer", "#int", "#long", "#decimal")):
+        try:
+            return int(float(b["value"]))
+        except ValueError:
+            return None
+    return b["value"]

@@ -1,0 +1,148 @@
+"""Train one model on one dataset with open_clip_train (rule ``train``), then export the final weights.
+
+The recipe (config ``models.<name>``) is turned into open_clip_train flags by ``build_train_args``; the budget is
+given as **samples seen** (DataComp convention) over ``epochs`` resampled passes, so runs are comparable across
+dataset sizes. The run directory (``results/{dataset}/{model}/openclip/run``) is the resumable state and is *not*
+a declared output, so Snakemake never deletes it after a failure or a kill: the rerun passes ``--resume latest``
+and continues from the last checkpoint. The declared outputs are the exported ``model.safetensors`` (state dict only,
+``module.`` prefix stripped: loads under ``weights_only=True``, open_clip#998) and ``train_summary.json``.
+
+Launch: one process on CPU or one GPU; ``torchrun --standalone --nproc-per-node=<gpus>`` for several GPUs on one
+node; ``scripts/launch_multinode.sh`` under ``srun`` for several nodes (see README, "Running on a cluster").
+"""
+
+import glob
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _helpers import configure_logging, write_json
+
+log = logging.getLogger("entitynet.train")
+HERE = Path(__file__).resolve().parent
+
+
+def shard_spec(shard_dir: str | Path) -> tuple[str, int]:
+    """``dir/{00000..0000N}.tar`` brace pattern and total sample count from ``sizes.json``."""
+    shard_dir = Path(shard_dir)
+    sizes = json.loads((shard_dir / "sizes.json").read_text())
+    names = sorted(sizes)
+    if not names:
+        raise RuntimeError(f"{shard_dir}: no shard in sizes.json")
+    first, last = Path(names[0]).stem, Path(names[-1]).stem
+    spec = str(shard_dir / f"{first}.tar") if first == last else str(shard_dir / f"{{{first}..{last}}}.tar")
+    return spec, int(sum(sizes.values()))
+
+
+def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_samples: int, logs_dir: str,
+                     text_candidates: str | None, gpus: int) -> list[str]:
+    """open_clip_train flags for the recipe (see STACK.md §4.1 for the paper mapping)."""
+    world = max(1, gpus)
+    epochs = int(recipe["epochs"])
+    per_epoch = math.ceil(int(recipe["samples_seen"]) / epochs)
+    global_batch = int(recipe["batch_size"]) * world
+    steps_per_epoch = math.ceil(per_epoch / global_batch)
+    warmup = int(round(float(recipe.get("warmup_epochs", 2)) * steps_per_epoch))
+    aug = recipe.get("augmentation", {})
+    scale, ratio = aug.get("scale", [0.4, 1.0]), aug.get("ratio", [0.9, 1.111])
+    args = [
+        "--model", recipe["arch"],
+        "--train-data", train_spec, "--dataset-type", "webdataset", "--dataset-resampled",
+        "--train-num-samples", str(per_epoch),
+        "--epochs", str(epochs), "--batch-size", str(recipe["batch_size"]),
+        "--lr", str(recipe["lr"]), "--beta1", str(recipe["beta1"]), "--beta2", str(recipe["beta2"]),
+        "--eps", str(recipe["eps"]), "--wd", str(recipe["wd"]), "--warmup", str(warmup),
+        "--lr-scheduler", recipe.get("lr_scheduler", "cosine"),
+        "--precision", recipe["precision"], "--workers", str(recipe.get("workers", 1)),
+        "--seed", str(recipe.get("seed", 0)),
+        "--aug-cfg", "use_timm=True", f"scale=({scale[0]}, {scale[1]})", f"ratio=({ratio[0]}, {ratio[1]})",
+        "--logs", logs_dir, "--name", "run", "--resume", "latest", "--save-frequency", "1",
+        "--save-most-recent", "--zeroshot-frequency", "0", "--report-to", recipe.get("report_to", "none"),
+        "--log-every-n-steps", str(recipe.get("log_every_n_steps", 10)),
+    ]
+    if recipe.get("device") == "cpu" or gpus == 0:
+        args += ["--device", "cpu"]
+    if gpus > 1 or recipe.get("local_loss"):
+        args += ["--local-loss", "--gather-with-grad"]
+    if recipe.get("torchcompile"):
+        args += ["--torchcompile"]
+    if val_spec:
+        args += ["--val-data", val_spec, "--val-num-samples", str(val_samples), "--val-frequency", "1"]
+    if text_candidates:
+        args += ["--entitynet-text-candidates", text_candidates,
+                 "--entitynet-alt-text-chance", str(recipe.get("alt_text_chance", 0.5))]
+    args += [str(a) for a in recipe.get("extra_args", [])]
+    return args
+
+
+def launcher(gpus: int, nodes: int) -> list[str]:
+    """Command prefix: plain python, single-node torchrun, or the multi-node srun launcher."""
+    wrapper = str(HERE / "train_openclip.py")
+    if nodes > 1:
+        return ["srun", "--ntasks-per-node=1", str(HERE / "launch_multinode.sh"), str(gpus), wrapper]
+    if gpus > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", wrapper]
+    return [sys.executable, wrapper]
+
+
+def final_checkpoint(run_dir: Path, epochs: int) -> Path:
+    ck = run_dir / "checkpoints" / f"epoch_{epochs}.pt"
+    if ck.exists():
+        return ck
+    raise RuntimeError(f"training ended without {ck}; see {run_dir / 'out.log'} (open_clip_train exits 0 when the "
+                       "experiment dir exists without --resume, so the rule checks the checkpoint itself)")
+
+
+def export_safetensors(checkpoint: Path, out_path: str) -> int:
+    import torch
+    from safetensors.torch import save_file
+
+    from _helpers import atomic_path
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own trusted checkpoint
+    sd = ck.get("state_dict", ck)
+    sd = {re.sub(r"^(module\.|_orig_mod\.)+", "", k): v.contiguous() for k, v in sd.items()}
+    with atomic_path(out_path, suffix=".safetensors") as tmp:
+        save_file(sd, str(tmp))
+    return int(ck.get("epoch", 0))
+
+
+def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: str, out_model: str,
+        out_summary: str, gpus: int, nodes: int) -> dict:
+    train_spec, n_train = shard_spec(Path(shards_dir) / "train")
+    val_dir = Path(shards_dir) / "val"
+    val_spec, n_val = shard_spec(val_dir) if (val_dir / "sizes.json").exists() else (None, 0)
+    args = build_train_args(recipe, train_spec, val_spec, n_val, run_root, text_candidates, gpus)
+    cmd = launcher(gpus, nodes) + args
+    log.info("launch: %s", " ".join(cmd))
+    env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    t0 = time.time()
+    subprocess.run(cmd, check=True, env=env)
+    run_dir = Path(run_root) / "run"
+    ck = final_checkpoint(run_dir, int(recipe["epochs"]))
+    epoch = export_safetensors(ck, out_model)
+    summary = {"arch": recipe["arch"], "samples_seen": int(recipe["samples_seen"]), "epochs": epoch,
+               "train_samples_in_dataset": n_train, "val_samples": n_val, "checkpoint": str(ck),
+               "alt_text_chance": recipe.get("alt_text_chance"), "wall_s": round(time.time() - t0, 1),
+               "gpus": gpus, "nodes": nodes, "args": args, "resumed_from": sorted(glob.glob(str(run_dir / "checkpoints" / "epoch_*.pt")))}
+    write_json(summary, out_summary)
+    return summary
+
+
+def main(snakemake) -> None:
+    configure_logging(snakemake)
+    p = snakemake.params
+    run(dict(p.recipe), snakemake.input.shards_dir, snakemake.input.get("text_candidates"), p.run_root,
+        snakemake.output.model, snakemake.output.summary, int(snakemake.resources.get("gpu", 0)),
+        int(snakemake.resources.get("nodes", 1)))
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,164 @@
+"""Thin wrapper around ``open_clip_train`` (open_clip_torch 3.3.0, unforked).
+
+Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); every upstream flag keeps working
+(``--resume``, ``--precision``, ``--torchcompile``, distributed). The wrapper adds two things, through two hooks:
+
+1. **Model configs** — ``open_clip.add_model_config(config/models)`` registers our configs (``EntityNet-tiny-ctx32``,
+   ``ViT-B-32-ctx32``, ``ViT-B-16-ctx32``) in this process, so every tokenizer lookup sees context length 32.
+   ``add_model_config`` is public API of open_clip 3.3.0.
+2. **The paper's text mix** — ``open_clip_train.main`` imports ``get_data`` *by name*
+   (``from open_clip_train.data import get_data``), so we replace ``open_clip_train.main.get_data`` with
+   ``entitynet_get_data``. It delegates everything to upstream ``get_data`` except the training split when
+   ``--entitynet-text-candidates`` is given: that split is a webdataset pipeline built from upstream's own building
+   blocks (``ResampledShards2``, ``detshuffle2``, ``tarfile_to_samples_nothrow``, ``DataInfo``, ``SharedEpoch``)
+   whose text step draws one text per sample per step from the sample's ``.json`` with ``text_mix.TextSampler``
+   (PAPER.md §11) instead of reading ``.txt``. Stable for the 3.3.0 pin: both names are module-level in 3.3.0;
+   upstream ``main`` (4.x) changes them, which is why the pin is exact.
+
+Extra flags (removed before upstream parses the rest):
+  --entitynet-text-candidates PATH   text_candidates.parquet (enables the text mix)
+  --entitynet-alt-text-chance F      probability of an alt text (default 0.5)
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+MODEL_CONFIG_DIR = HERE.parent / "config" / "models"
+
+
+def register_model_configs(config_dir: Path = MODEL_CONFIG_DIR) -> list[str]:
+    import open_clip
+
+    open_clip.add_model_config(str(config_dir))
+    return sorted(p.stem for p in Path(config_dir).glob("*.json"))
+
+
+def split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--entitynet-text-candidates", default=None)
+    ap.add_argument("--entitynet-alt-text-chance", type=float, default=0.5)
+    return ap.parse_known_args(argv)
+
+
+class MixedText:
+    """Picklable per-sample text step: decode the sample's json, draw one text, tokenize it."""
+
+    def __init__(self, candidates_path: str, alt_text_chance: float, seed: int, tokenizer):
+        self.candidates_path = candidates_path
+        self.alt_text_chance = alt_text_chance
+        self.seed = seed
+        self.tokenizer = tokenizer
+        self._sampler = None
+        self._rng = None
+
+    def _init(self):
+        import text_mix
+
+        self._sampler = text_mix.load_sampler(self.candidates_path, self.alt_text_chance, self.seed)
+        import torch.utils.data as tud
+
+        info = tud.get_worker_info()
+        wid = info.id if info is not None else 0
+        self._rng = random.Random(hash((self.seed, wid, os.getpid())))
+
+    def __call__(self, sample: dict) -> dict:
+        if self._sampler is None:
+            self._init()
+        meta = sample["json"]
+        if isinstance(meta, (bytes, bytearray)):
+            meta = json.loads(meta)
+        text, _source = self._sampler.sample_for_json(meta, self._rng)
+        sample["text"] = self.tokenizer(text)[0]
+        return sample
+
+
+def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidates: str, alt_text_chance: float):
+    """Training webdataset with the paper's per-step text mix (mirrors upstream get_wds_dataset's train branch)."""
+    import webdataset as wds
+    from open_clip_train.data import (DataInfo, ResampledShards2, SharedEpoch, _SAMPLE_SHUFFLE_INITIAL,
+                                      _SAMPLE_SHUFFLE_SIZE, _SHARD_SHUFFLE_INITIAL, _SHARD_SHUFFLE_SIZE,
+                                      detshuffle2, expand_urls, get_dataset_size, log_and_continue,
+                                      tarfile_to_samples_nothrow)
+
+    input_shards = args.train_data
+    resampled = getattr(args, "dataset_resampled", False)
+    num_samples, num_shards = (args.train_num_samples, None) if args.train_num_samples else get_dataset_size(input_shards)
+    if not num_samples:
+        raise RuntimeError("set --train-num-samples or provide sizes.json next to the shards")
+    shared_epoch = SharedEpoch(epoch=epoch)
+    if resampled:
+        pipeline = [ResampledShards2(input_shards, weights=args.train_data_upsampling_factors, deterministic=True,
+                                     epoch=shared_epoch)]
+    else:
+        pipeline = [wds.SimpleShardList(input_shards),
+                    detshuffle2(bufsize=_SHARD_SHUFFLE_SIZE, initial=_SHARD_SHUFFLE_INITIAL, seed=args.seed,
+                                epoch=shared_epoch),
+                    wds.split_by_node, wds.split_by_worker]
+    pipeline += [
+        tarfile_to_samples_nothrow,
+        wds.shuffle(bufsize=_SAMPLE_SHUFFLE_SIZE, initial=_SAMPLE_SHUFFLE_INITIAL),
+        wds.select(lambda s: "json" in s and any(k in s for k in ("jpg", "png", "jpeg", "webp"))),
+        wds.decode("pilrgb", handler=log_and_continue),
+        wds.rename(image="jpg;png;jpeg;webp", json="json"),
+        wds.map(MixedText(candidates, alt_text_chance, args.seed, tokenizer)),
+        wds.map_dict(image=preprocess_img),
+        wds.to_tuple("image", "text"),
+        wds.batched(args.batch_size, partial=False),
+    ]
+    dataset = wds.DataPipeline(*pipeline)
+    if not resampled:
+        num_shards = num_shards or len(expand_urls(input_shards)[0])
+        assert num_shards >= args.workers * args.world_size, "number of shards must be >= total workers"
+    global_batch_size = args.batch_size * args.world_size
+    num_batches = math.ceil(num_samples / global_batch_size)
+    num_workers = max(1, args.workers)
+    num_worker_batches = math.ceil(num_batches / num_workers)
+    num_batches = num_worker_batches * num_workers
+    num_samples = num_batches * global_batch_size
+    dataset = dataset.with_epoch(num_worker_batches)
+    loader = wds.WebLoader(dataset, batch_size=None, shuffle=False, num_workers=args.workers,
+                           persistent_workers=args.workers > 0)
+    loader.num_batches = num_batches
+    loader.num_samples = num_samples
+    return DataInfo(dataloader=loader, shared_epoch=shared_epoch)
+
+
+def make_get_data(candidates: str | None, alt_text_chance: float):
+    from open_clip_train import data as upstream
+
+    def entitynet_get_data(args, preprocess_fns, epoch=0, tokenizer=None):
+        if candidates is None:
+            return upstream.get_data(args, preprocess_fns, epoch=epoch, tokenizer=tokenizer)
+        train_data, args.train_data = args.train_data, None  # let upstream build everything but the train split
+        try:
+            data = upstream.get_data(args, preprocess_fns, epoch=epoch, tokenizer=tokenizer)
+        finally:
+            args.train_data = train_data
+        data["train"] = mixed_text_wds_dataset(args, preprocess_fns[0], epoch, tokenizer, candidates,
+                                               alt_text_chance)
+        return data
+
+    return entitynet_get_data
+
+
+def main(argv: list[str] | None = None) -> int:
+    ours, rest = split_args(sys.argv[1:] if argv is None else argv)
+    register_model_configs()
+    import open_clip_train.main as upstream_main
+
+    upstream_main.get_data = make_get_data(ours.entitynet_text_candidates, ours.entitynet_alt_text_chance)
+    logging.getLogger("entitynet").info("open_clip_train args: %s", rest)
+    result = upstream_main.main(rest)
+    return 0 if result is None else int(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Config resolution and cross-checks that a JSON schema cannot express (imported by rules/common.smk).
+
+All checks run when the Snakefile is parsed, before any job starts, and fail with a message naming the key.
+"""
+
+import copy
+import re
+from pathlib import Path
+
+MODEL_RE = re.compile(r"^(?P<recipe>[a-z][a-z0-9_]*?)(?:-alt(?P<alt>\d{1,3}))?$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the offending key in the message."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def dataset_config(config: dict, name: str) -> dict:
+    """The dataset's config with ``dataset_defaults`` merged under it."""
+    if name not in config["datasets"]:
+        raise ConfigError(f"unknown dataset {name!r}: config.datasets has {sorted(config['datasets'])}")
+    return deep_merge(config.get("dataset_defaults", {}), config["datasets"][name])
+
+
+def source_dataset(config: dict, name: str) -> str:
+    """The dataset whose KG, search and download a dataset reuses (itself unless ``subset_of``)."""
+    return dataset_config(config, name).get("subset_of") or name
+
+
+def model_recipe(config: dict, model: str) -> dict:
+    """Recipe of a model name; ``<recipe>-alt<N>`` sets ``alt_text_chance = N/100`` (ablation by target name)."""
+    m = MODEL_RE.match(model)
+    if not m or m.group("recipe") not in config["models"]:
+        raise ConfigError(f"unknown model {model!r}: config.models has {sorted(config['models'])}, optionally "
+                          "followed by -alt<N> (0..100), e.g. vitb32-alt0")
+    recipe = copy.deepcopy(config["models"][m.group("recipe")])
+    if m.group("alt") is not None:
+        alt = int(m.group("alt"))
+        if alt > 100:
+            raise ConfigError(f"model {model!r}: alt-text share must be 0..100")
+        recipe["alt_text_chance"] = alt / 100
+    recipe["name"] = model
+    return recipe
+
+
+def suite(config: dict, dataset: str) -> dict[str, dict]:
+    name = dataset_config(config, dataset).get("eval_suite", "paper")
+    suites = config["evaluation"]["suites"]
+    if name not in suites:
+        raise ConfigError(f"datasets.{dataset}.eval_suite: {name!r} is not in evaluation.suites ({sorted(suites)})")
+    return {b: config["benchmarks"][b] for b in suites[name]}
+
+
+def check(config: dict, repo: Path) -> None:
+    """Cross-checks: references between sections, and bundled files that must exist."""
+    for sname, benches in config["evaluation"]["suites"].items():
+        for b in benches:
+            if b not in config["benchmarks"]:
+                raise ConfigError(f"evaluation.suites.{sname}: benchmark {b!r} is not defined in benchmarks")
+    for name in config["datasets"]:
+        ds = dataset_config(config, name)
+        where = f"datasets.{name}"
+        parent = ds.get("subset_of")
+        if parent:
+            if parent not in config["datasets"] or config["datasets"][parent].get("subset_of"):
+                raise ConfigError(f"{where}.subset_of: {parent!r} must name a dataset that is not itself a subset")
+        else:
+            if "endpoint" not in ds.get("kg", {}):
+                raise ConfigError(f"{where}.kg.endpoint is required")
+            ep = ds["kg"]["endpoint"]
+            if ep.startswith("file:") and not (repo / ep[5:]).exists():
+                raise ConfigError(f"{where}.kg.endpoint: bundled file {ep[5:]!r} does not exist")
+            if not ds.get("roots") and not ds.get("living_roots"):
+                raise ConfigError(f"{where}: roots and living_roots are both empty")
+            backends = ds.get("search", {}).get("backends", {})
+            if not backends:
+                raise ConfigError(f"{where}.search.backends: at least one search backend is required")
+            pool = backends.get("pool")
+            if pool is not None:
+                if "path" not in pool:
+                    raise ConfigError(f"{where}.search.backends.pool.path is required")
+            serve = ds.get("download", {}).get("serve_local")
+            if serve and not (repo / serve["directory"]).is_dir():
+                raise ConfigError(f"{where}.download.serve_local.directory: {serve['directory']!r} does not exist")
+        suite(config, name)
+    for m in config["models"]:
+        model_recipe(config, m)
+    dt = config.get("default_target", {})
+    if dt:
+        dataset_config(config, dt.get("dataset", "demo"))
+        model_recipe(config, dt.get("model", "tiny"))
