@@ -1,0 +1,397 @@
+"""Unit tests for scripts/paper_outputs.py: aggregates, ablation table writers, Fig. 1."""
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd
+import pytest
+
+import paper_outputs as po
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "eval_csv"
+REFERENCE_POINTS = REPO / "resources" / "paper" / "reference_points.csv"
+ABLATION_REFERENCE = REPO / "resources" / "paper" / "ablation_reference.csv"
+
+
+def fixture(name: str) -> pd.DataFrame:
+    return po.read_eval_csv(FIXTURES / f"{name}.csv")
+
+
+@pytest.fixture()
+def three_runs() -> dict:
+    return {
+        "B-32, 50% alt text": fixture("entitynet_b32_alt50"),
+        "B-32, 100% alt text": fixture("entitynet_b32_alt100"),
+        "B-32, 0% alt text": fixture("entitynet_b32_alt0"),
+    }
+
+
+def empty_points() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(po.POINT_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# aggregate
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_aggregate_complete_run_hand_computed():
+    agg = po.aggregate(fixture("entitynet_b32_alt50"))
+    assert len(agg) == 1
+    row = agg.iloc[0]
+    assert (row["dataset"], row["model"]) == ("entitynet", "b32_alt50")
+    assert row["imagenet"] == pytest.approx(0.615)
+    # (0.40+0.30)/2, (0.50+0.40)/2, (0.32+0.30)/2 -> mean(0.35, 0.45, 0.31)
+    assert row["retrieval"] == pytest.approx(0.37)
+    # (0.52 + 0.60 + 0.45 + 0.20 + 0.28) / 5
+    assert row["distribution_shift"] == pytest.approx(0.41)
+    assert row["inat2021"] == pytest.approx(0.261)
+    assert row["cub"] == pytest.approx(0.795)
+    assert row["rare_species"] == pytest.approx(0.427)
+    assert row["samples_seen"] == 588_600_000
+    assert row["macs_1e18"] == pytest.approx(13.05)
+    assert row["missing"] == ""
+
+
+def test_aggregate_missing_inputs_give_nan_not_a_partial_mean():
+    row = po.aggregate(fixture("entitynet_b32_alt0")).iloc[0]
+    # objectnet is status 'missing': the other four shift sets must NOT be averaged on their own
+    assert math.isnan(row["distribution_shift"])
+    # the xm3600 text->image row is absent altogether
+    assert math.isnan(row["retrieval"])
+    assert row["imagenet"] == pytest.approx(0.557)
+    assert row["rare_species"] == pytest.approx(0.297)
+    assert set(row["missing"].split(";")) == {"objectnet:acc1", "xm3600:image_retrieval_recall@1"}
+
+
+def test_aggregate_several_models_in_one_frame_keeps_order():
+    df = pd.concat([fixture("entitynet_b32_alt100"), fixture("entitynet_b32_alt50")], ignore_index=True)
+    agg = po.aggregate(df)
+    assert agg["model"].tolist() == ["b32_alt100", "b32_alt50"]
+    # (0.37 + 0.48 + 0.32) / 3 and (0.50 + 0.55 + 0.42 + 0.18 + 0.255) / 5
+    assert agg.iloc[0]["retrieval"] == pytest.approx(0.39)
+    assert agg.iloc[0]["distribution_shift"] == pytest.approx(0.381)
+    assert agg.iloc[1]["retrieval"] == pytest.approx(0.37)
+
+
+def test_aggregate_partial_model_lists_every_absent_input():
+    row = po.aggregate(fixture("entitynet_vitb16")).iloc[0]
+    assert row["imagenet"] == pytest.approx(0.662)
+    assert row["inat2021"] == pytest.approx(0.32)
+    for key in ("retrieval", "distribution_shift", "cub", "rare_species"):
+        assert math.isnan(row[key]), key
+    absent = row["missing"].split(";")
+    assert "cub200:acc1" in absent and "objectnet:acc1" in absent and "flickr30k:text_retrieval_recall@1" in absent
+    assert len(absent) == 1 + 5 + 1 + 6  # cub, five shift sets, rare species, six retrieval metrics
+
+
+def _mutate(name: str, changes: dict) -> pd.DataFrame:
+    df = fixture(name).copy()
+    for (row, col), value in changes.items():
+        df.loc[row, col] = value
+    return df
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: fixture("entitynet_b32_alt50").drop(columns=["status"]), "missing column"),
+        (lambda: _mutate("entitynet_b32_alt50", {(0, "value"): 61.5}), "fractions"),
+        (lambda: _mutate("entitynet_b32_alt50", {(0, "value"): float("nan")}), "status 'ok' but no value"),
+        (lambda: _mutate("entitynet_b32_alt0", {(5, "value"): 0.3}), "status 'missing' but a value"),
+        (lambda: _mutate("entitynet_b32_alt50", {(0, "status"): "failed"}), "unknown status"),
+        (lambda: _mutate("entitynet_b32_alt50", {(3, "macs_1e18"): 14.0}), "inconsistent macs_1e18"),
+        (
+            lambda: pd.concat([fixture("entitynet_b32_alt50"), fixture("entitynet_b32_alt50").head(1)]),
+            "duplicate",
+        ),
+    ],
+    ids=["no-status-column", "percent", "ok-without-value", "missing-with-value", "bad-status",
+         "inconsistent-macs", "duplicate-row"],
+)
+def test_aggregate_rejects_bad_eval_frames(make, message):
+    with pytest.raises(ValueError, match=message):
+        po.aggregate(make())
+
+
+def test_read_eval_csv_names_the_file(tmp_path):
+    bad = tmp_path / "eval.csv"
+    bad.write_text("dataset,model\nx,y\n")
+    with pytest.raises(ValueError, match=str(bad)):
+        po.read_eval_csv(bad)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ablation table and writers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_ablation_table_layout_and_percent(three_runs):
+    table = po.ablation_table(three_runs)
+    assert table.index.tolist() == list(three_runs)
+    assert table.index.name == "run"
+    assert table.columns.tolist() == ["model", po.MACS_TITLE, po.SAMPLES_TITLE, *po.METRIC_TITLES]
+    first = table.loc["B-32, 50% alt text"]
+    assert first["model"] == "entitynet/b32_alt50"
+    assert first[po.SAMPLES_TITLE] == pytest.approx(588.6)
+    assert first["Retrieval"] == pytest.approx(37.0)
+    assert first["Distr. shift"] == pytest.approx(41.0)
+    assert math.isnan(table.loc["B-32, 0% alt text", "Retrieval"])
+
+
+def test_ablation_table_rejects_a_run_with_two_models():
+    both = pd.concat([fixture("entitynet_b32_alt50"), fixture("entitynet_b32_alt100")], ignore_index=True)
+    with pytest.raises(ValueError, match="exactly one"):
+        po.ablation_table({"mixed": both})
+
+
+def test_highlight_ranks_bold_best_italic_second_and_nan(three_runs):
+    marks = po.highlight_ranks(po.ablation_table(three_runs))
+    assert marks.loc["B-32, 50% alt text", "ImageNet"] == "best"
+    assert marks.loc["B-32, 100% alt text", "ImageNet"] == "second"
+    assert marks.loc["B-32, 0% alt text", "ImageNet"] == ""
+    assert marks.loc["B-32, 100% alt text", "Retrieval"] == "best"  # 39.0 vs 37.0 vs NaN
+    # only two valued rows: the best is bold, the other is not called "second"
+    assert marks.loc["B-32, 50% alt text", "Distr. shift"] == "best"
+    assert marks.loc["B-32, 100% alt text", "Distr. shift"] == ""
+    assert marks.loc["B-32, 0% alt text", "iNat 2021"] == "second"  # 24.2 between 26.1 and 22.9
+    assert po.MACS_TITLE not in marks.columns  # cost is not ranked
+
+
+def test_highlight_ties_at_displayed_precision_share_the_mark():
+    table = pd.DataFrame({"ImageNet": [61.54, 61.46, 50.0, 40.0]}, index=list("abcd"))
+    marks = po.highlight_ranks(table)
+    assert marks["ImageNet"].tolist() == ["best", "best", "second", ""]
+
+
+def test_paper_ablation_reference_reproduces_the_papers_marks():
+    table = po.reference_ablation_table(ABLATION_REFERENCE)
+    marks = po.highlight_ranks(table)
+    # PAPER.md §14.1: bold = best, italic = second best, per column
+    expected = {
+        "B-32, 50% alt text": ["best", "second", "best", "best", "best", "best"],
+        "B-32, 100% alt text": ["second", "best", "second", "", "second", "second"],
+        "B-32, 0% alt text": ["", "", "", "second", "", ""],
+    }
+    for run, row in expected.items():
+        assert marks.loc[run, list(po.METRIC_TITLES)].tolist() == row, run
+
+
+def test_write_table_csv_md_tex(tmp_path, three_runs):
+    table = po.ablation_table(three_runs)
+    csv, md, tex = tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "sub" / "t.tex"
+    po.write_table(table, csv, md, tex)
+
+    back = pd.read_csv(csv, index_col="run")
+    assert back.index.tolist() == list(three_runs)
+    assert back.loc["B-32, 50% alt text", "ImageNet"] == pytest.approx(61.5)
+    assert back.loc["B-32, 100% alt text", "Distr. shift"] == pytest.approx(38.1)
+    assert math.isnan(back.loc["B-32, 0% alt text", "Retrieval"])
+    assert "**" not in csv.read_text()
+
+    md_lines = md.read_text(encoding="utf-8").splitlines()
+    assert md_lines[0].startswith("| run | model | MACs (1e18) |")
+    row50 = next(line for line in md_lines if line.startswith("| B-32, 50% alt text"))
+    row0 = next(line for line in md_lines if line.startswith("| B-32, 0% alt text"))
+    # Retrieval has two valued rows only (0% alt is "–"): 39.0 bold, 37.0 unmarked
+    assert "**61.5**" in row50 and "| 37.0 |" in row50 and "**41.0**" in row50
+    assert "| 13.1 |" in row50 and "| 588.6 |" in row50  # cost and samples: one decimal, never marked
+    assert row0.count(po.MISSING_MARK) == 2 and "*24.2*" in row0
+
+    tex_text = tex.read_text(encoding="utf-8")
+    assert tex_text.startswith(r"\begin{tabular}{llrrrrrrrr}")  # run, model left; numbers right
+    assert r"B-32, 50\% alt text" in tex_text and "50% alt" not in tex_text.replace(r"\%", "")
+    assert r"\textbf{61.5}" in tex_text and r"\textit{59.1}" in tex_text and r"\textit{24.2}" in tex_text
+    assert r"entitynet/b32\_alt50" in tex_text
+    assert tex_text.count("--") == 2 and r"\toprule" in tex_text and r"\bottomrule" in tex_text
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_format_table_rejects_unknown_style(three_runs):
+    with pytest.raises(ValueError, match="unknown table style"):
+        po.format_table(po.ablation_table(three_runs), "html")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fig. 1
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, arch",
+    [("ViT-B-32", "B-32"), ("ViT-B-16-quickgelu", "B-16"), ("b32_alt50", "B-32"), ("entitynet_vitb16", "B-16"),
+     ("vitb32-alt0", "B-32"), ("ViT-B-32-ctx32", "B-32"), ("EntityNet-tiny-ctx32", None),
+     ("ViT-L-14", "L-14"), ("H/14", "H-14"), ("B-32", "B-32"), ("RN50", None), ("ViT-bigG-14", None)],
+)
+def test_normalise_arch(name, arch):
+    assert po.normalise_arch(name) == arch
+
+
+def test_pareto_front():
+    costs = [10, 3, 300, 30, 20, float("nan")]
+    accs = [60, 30, 70, 50, 65, 99]
+    # 3 (30) -> 10 (60) -> 20 (65) -> 300 (70); 30 (50) is dominated by 10 (60); NaN ignored
+    assert po.pareto_front(costs, accs) == [1, 0, 4, 2]
+
+
+def test_points_from_eval_labels_and_arch():
+    df = pd.concat([fixture("entitynet_b32_alt50"), fixture("entitynet_vitb16")], ignore_index=True)
+    pts = po.points_from_eval(df, dataset_labels={"entitynet": "EntityNet"})
+    assert pts["training_data"].tolist() == ["EntityNet", "EntityNet"]
+    assert pts["arch"].tolist() == ["B-32", "B-16"]
+    assert pts["imagenet_top1"].tolist() == pytest.approx([61.5, 66.2])
+    assert pts["inat2021_top1"].tolist() == pytest.approx([26.1, 32.0])
+    assert pts["macs_1e18"].tolist() == pytest.approx([13.05, 36.28])
+    relabelled = po.points_from_eval(fixture("entitynet_vitb16"), arch_labels={"vitb16": "ViT-L-14-ctx32"})
+    assert relabelled["arch"].tolist() == ["L-14"]
+    tiny = po.points_from_eval(fixture("entitynet_vitb16"), arch_labels={"vitb16": "EntityNet-tiny-ctx32"})
+    assert tiny["arch"].tolist() == ["EntityNet-tiny-ctx32"]
+    assert po.arch_marker("EntityNet-tiny-ctx32") == po.OTHER_MARKER
+
+
+def test_points_from_eval_unknown_arch_raises():
+    df = fixture("entitynet_vitb16").assign(model="mystery")
+    with pytest.raises(ValueError, match="arch_labels"):
+        po.points_from_eval(df)
+
+
+def test_fig1_annotations_reproduce_the_papers_labels_from_reference_points():
+    ref = po.read_reference_points(REFERENCE_POINTS)
+    notes = po.fig1_annotations(empty_points(), ref)
+    assert [n["text"] for n in notes] == ["22.5x", "+14%", "+17%", "+7%"]
+    assert [n["panel"] for n in notes] == ["imagenet_top1"] + ["inat2021_top1"] * 3
+    # the strongest DataComp B-32 (XL at 12.5), not DataComp-M (1.0)
+    assert notes[1]["baseline"] == (290.0, 12.5)
+    assert notes[3]["baseline_label"] == "DFN-5B H-14"
+
+
+def test_fig1_annotations_prefer_our_points_and_skip_absent_baselines():
+    ref = po.read_reference_points(REFERENCE_POINTS)
+    ours = po.points_from_eval(fixture("entitynet_b32_alt50"), dataset_labels={"entitynet": "EntityNet"})
+    notes = po.fig1_annotations(ours, ref)
+    ratio = next(n for n in notes if n["kind"] == "cost_ratio")
+    assert ratio["subject"] == (13.05, pytest.approx(61.5))
+    assert ratio["text"] == f"{295 / 13.05:.1f}x" == "22.6x"
+    # without an OpenAI B-32 point there is no cost-ratio annotation
+    no_openai = ref[ref["training_data"] != "OpenAI"]
+    assert all(n["kind"] != "cost_ratio" for n in po.fig1_annotations(ours, no_openai))
+    # a worse EntityNet gives a negative gain, printed with its sign
+    worse = ours.assign(inat2021_top1=[10.0])
+    gain = next(n for n in po.fig1_annotations(worse, ref) if n["baseline_label"] == "DataComp-XL B-32")
+    assert gain["text"] == "-2%"
+
+
+def test_plot_fig1_renders_two_log_panels_with_annotations(tmp_path):
+    ref = po.read_reference_points(REFERENCE_POINTS)
+    ours = po.points_from_eval(
+        pd.concat([fixture("entitynet_b32_alt50"), fixture("entitynet_vitb16")], ignore_index=True),
+        dataset_labels={"entitynet": "EntityNet"},
+    )
+    ours = pd.concat([ours, pd.DataFrame([{"training_data": "LAION-400M", "arch": "ViT-B-32", "macs_1e18": 280.0,
+                                            "imagenet_top1": 63.0, "inat2021_top1": float("nan")}])],
+                     ignore_index=True)
+    out = tmp_path / "fig" / "fig1.png"
+    fig = po.plot_fig1(ours, ref, out)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+    axes = fig.get_axes()
+    assert len(axes) == 2
+    assert [ax.get_title() for ax in axes] == ["Generic domain – ImageNet-1k", "Expert domain – iNaturalist 2021"]
+    assert all(ax.get_xscale() == "log" for ax in axes)
+    texts = [[t.get_text() for t in ax.texts if t.get_text()] for ax in axes]
+    assert texts[0] == ["22.6x"]
+    assert texts[1] == ["+14%", "+17%", "+7%"]
+    # 13 reference + 3 of ours on ImageNet; the LAION point has no iNat value
+    assert len(axes[0].collections) == 16 and len(axes[1].collections) == 15
+    # a grey dashed Pareto front in each panel
+    assert all(any(line.get_linestyle() == "--" for line in ax.get_lines()) for ax in axes)
+
+    legend_labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    for label in ("EntityNet (ours)", "EntityNet (paper)", "CC12M", "DataComp", "OpenAI", "DFN", "LAION-400M",
+                  "B-32", "B-16", "L-14", "H-14", "Pareto front"):
+        assert label in legend_labels
+
+    colours = po.family_colours(["EntityNet", "CC12M", "DataComp", "OpenAI", "DFN", "LAION-400M"])
+    assert colours["EntityNet"] == "tab:blue" and colours["DFN"] == "tab:brown"
+    assert colours["LAION-400M"] not in {c for _, _, c in po.DATASET_FAMILIES}
+    assert [po.arch_marker(a) for a in ("ViT-B-32", "B-16", "L-14", "H-14", "g-14")] == ["o", "D", "s", "X", "^"]
+    assert not list(out.parent.glob(".*"))
+
+
+def test_plot_fig1_with_reference_only_draws_entitynet_solid():
+    fig = po.plot_fig1(empty_points(), po.read_reference_points(REFERENCE_POINTS))
+    legend_labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "EntityNet" in legend_labels and "EntityNet (paper)" not in legend_labels
+    assert [t.get_text() for t in fig.get_axes()[0].texts if t.get_text()] == ["22.5x"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Snakemake entry
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _fake_snakemake(rule, input, output, params=None, log=None):
+    from types import SimpleNamespace
+
+    from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params
+
+    return SimpleNamespace(
+        rule=rule,
+        input=InputFiles(fromdict=input),
+        output=OutputFiles(fromdict=output),
+        params=Params(fromdict=params or {}),
+        log=Log(fromdict=log or {}),
+    )
+
+
+def test_main_dispatches_ablation_fig1_and_aggregate(tmp_path):
+    names = ["entitynet_b32_alt50", "entitynet_b32_alt100", "entitynet_b32_alt0"]
+    evals = [str(FIXTURES / f"{n}.csv") for n in names]
+    out = {k: str(tmp_path / f"ablation.{k}") for k in ("csv", "md", "tex")}
+    po.main(_fake_snakemake("ablation_table", {"eval": evals}, out, {"labels": ["50%", "100%", "0%"]},
+                            {"log": str(tmp_path / "log.txt")}))
+    assert pd.read_csv(out["csv"], index_col="run").index.tolist() == ["50%", "100%", "0%"]
+    assert r"\textbf{61.5}" in Path(out["tex"]).read_text()
+
+    fig_out = {"png": str(tmp_path / "fig1.png"), "points": str(tmp_path / "points.csv")}
+    po.main(_fake_snakemake(
+        "fig1_rule_with_other_name",
+        {"eval": [evals[0], str(FIXTURES / "entitynet_vitb16.csv")], "reference": str(REFERENCE_POINTS)},
+        fig_out,
+        {"action": "plot_fig1", "dataset_labels": {"entitynet": "EntityNet"}, "arch_labels": {}},
+    ))
+    assert Path(fig_out["png"]).stat().st_size > 20_000
+    assert pd.read_csv(fig_out["points"])["arch"].tolist() == ["B-32", "B-16"]
+
+    agg_out = str(tmp_path / "aggregates.csv")
+    po.main(_fake_snakemake("aggregate_eval", {"eval": evals}, {"csv": agg_out}))
+    agg = pd.read_csv(agg_out)
+    assert agg["model"].tolist() == ["b32_alt50", "b32_alt100", "b32_alt0"]
+    assert agg["retrieval"].iloc[0] == pytest.approx(0.37) and math.isnan(agg["retrieval"].iloc[2])
+
+
+def test_main_rejects_unknown_rule_and_mismatched_labels(tmp_path):
+    with pytest.raises(ValueError, match="no action for rule"):
+        po.main(_fake_snakemake("train", {}, {"csv": str(tmp_path / "x.csv")}))
+    out = {k: str(tmp_path / f"a.{k}") for k in ("csv", "md", "tex")}
+    with pytest.raises(ValueError, match="params.labels"):
+        po.main(_fake_snakemake("ablation_table", {"eval": [str(FIXTURES / "entitynet_b32_alt50.csv")]}, out,
+                                {"labels": ["a", "b"]}))
+
+
+def test_evaluate_style_file_extra_metrics_ignored_and_missing_benchmark_propagates():
+    df = fixture("evaluate_style_vitb32")
+    row = po.aggregate(df).iloc[0]
+    assert row["imagenet"] == pytest.approx(0.5571)  # acc1, not acc5 or mean_per_class_recall
+    assert row["inat2021"] == pytest.approx(0.2417)
+    assert math.isnan(row["retrieval"])
+    absent = row["missing"].split(";")
+    assert "mscoco_captions:image_retrieval_recall@1" in absent and "mscoco_captions:text_retrieval_recall@1" in absent
+    pts = po.points_from_eval(df)
+    assert pts.iloc[0][["training_data", "arch"]].tolist() == ["entitynet", "B-32"]
+    assert pts.iloc[0]["imagenet_top1"] == pytest.approx(55.71)
