@@ -49,6 +49,8 @@ COMMON_PARAMS = frozenset({
     "user_agent", "backoff_base_s", "backoff_max_s", "max_retry_after_s", "extra_params", "offline",
     "shared_rate_limit", "skip_bad_queries", "max_consecutive_bad_queries", "cache_compress",
 })
+#: keys that may sit in a backend's config block but are read by the caller (``run_search.py``), not here
+CALLER_PARAMS = frozenset({"max_results"})
 #: statuses that mean "this one query is bad" (not the key or the config) when ``skip_bad_queries`` is on
 BAD_QUERY_STATUS = frozenset({400, 404, 422})
 
@@ -193,7 +195,7 @@ class WebSearchBackend:
         unknown = unknown_params(self.name, params)
         if unknown:
             log.warning("%s: ignoring unknown config params %s (known: %s)", self.name, unknown,
-                        sorted(COMMON_PARAMS | self.EXTRA_PARAMS))
+                        sorted(COMMON_PARAMS | CALLER_PARAMS | self.EXTRA_PARAMS))
         env = os.environ if env is None else env
         self.base_url = str(params.get("base_url") or self.DEFAULT_BASE_URL).rstrip("/")
         self.page_size = int(params.get("page_size", self.DEFAULT_PAGE_SIZE))
@@ -760,7 +762,7 @@ def _backend_class(name: str) -> type[WebSearchBackend]:
 def unknown_params(name: str, params: Mapping[str, Any] | None) -> list[str]:
     """Config keys that backend ``name`` does not read (for config validation; unknown keys only warn)."""
     cls = _backend_class(name)
-    return sorted(set(params or {}) - COMMON_PARAMS - cls.EXTRA_PARAMS)
+    return sorted(set(params or {}) - COMMON_PARAMS - CALLER_PARAMS - cls.EXTRA_PARAMS)
 
 
 def required_env(name: str, params: Mapping[str, Any] | None = None) -> list[str]:

@@ -407,7 +407,9 @@ def test_make_backend_validation(tmp_path):
     assert required_env("serpapi_bing", {"api_key_env": "K2"}) == ["K2"]
     assert required_env("openverse") == [] and required_env("commons") == [] and required_env("inaturalist") == []
     assert required_env("openverse", {"api_key_env": "OPENVERSE_TOKEN"}) == ["OPENVERSE_TOKEN"]
-    assert search_web.unknown_params("commons", {"page_size": 5, "pagesize": 5, "allowed_mime": []}) == ["pagesize"]
+    assert search_web.unknown_params("commons", {"page_size": 5, "pagesize": 5, "allowed_mime": [],
+                                                  "max_results": 60}) == ["pagesize"]
+    assert search_web.unknown_params("brave", {"allowed_mime": []}) == ["allowed_mime"]
 
 
 def test_query_row_validation_and_missing_fields(tmp_path):
