@@ -62,6 +62,18 @@ def download_chunks(wildcards):
     )
 
 
+def eval_inputs(wildcards):
+    """Benchmark roots that a rule of this workflow builds become inputs; user-provided ones are checked at run time."""
+    roots = [b.get("root") for b in wc.suite(config, wildcards.dataset).values()]
+    return [r for r in roots if r == "resources/eval/demo_heldout"]
+
+
+def ablation_models(wildcards):
+    """The paper's alt-text ablation: 0 %, the recipe's default mix (50 %), 100 %."""
+    base = wildcards.recipe if recipe(wildcards.recipe).get("alt_text_chance", 0.5) == 0.5 else f"{wildcards.recipe}-alt50"
+    return [f"{wildcards.recipe}-alt0", base, f"{wildcards.recipe}-alt100"]
+
+
 _dt_cfg = config.get("default_target", {})
 DEFAULT_TARGETS = [
     "results/{d}/{m}/eval.csv".format(d=_dt_cfg.get("dataset", "demo"), m=_dt_cfg.get("model", "tiny")),

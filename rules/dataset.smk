@@ -36,6 +36,9 @@ rule text_candidates:
         queries=lambda w: f"results/{src(w.dataset)}/queries.parquet",
     output:
         candidates="results/{dataset}/text_candidates.parquet",
+    params:
+        hierarchy_chance_generic=config["text_mix"]["hierarchy_chance_generic"],
+        hierarchy_chance_living=config["text_mix"]["hierarchy_chance_living"],
     log:
         "logs/{dataset}/text_candidates.log",
     threads: 1

@@ -21,12 +21,6 @@ rule build_demo_evalset:
         "../scripts/build_evalset.py"
 
 
-def eval_inputs(wildcards):
-    """Benchmark roots that a rule of this workflow builds become inputs; user-provided ones are checked at run time."""
-    roots = [b.get("root") for b in wc.suite(config, wildcards.dataset).values()]
-    return [r for r in roots if r == "resources/eval/demo_heldout"]
-
-
 rule evaluate:
     input:
         model="results/{dataset}/{model}/model.safetensors",

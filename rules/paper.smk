@@ -25,3 +25,52 @@ rule model_report:
         "../envs/report.yaml"
     script:
         "../scripts/report_model.py"
+
+
+rule ablation_table:
+    input:
+        eval=lambda w: expand("results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=ablation_models(w)),
+    output:
+        csv="results/paper/ablation_{dataset}_{recipe}.csv",
+        md=report(
+            "results/paper/ablation_{dataset}_{recipe}.md",
+            category="Paper",
+            caption="../docs/report/ablation.rst",
+        ),
+        tex="results/paper/ablation_{dataset}_{recipe}.tex",
+    params:
+        labels=["0% alt text", "50% alt text", "100% alt text"],
+    log:
+        "logs/paper/ablation_{dataset}_{recipe}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/paper_outputs.py"
+
+
+rule plot_fig1:
+    input:
+        eval=lambda w: expand(
+            "results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=config["paper"]["fig1_models"]
+        ),
+        reference="resources/paper/reference_points.csv",
+    output:
+        png=report("results/paper/fig1_{dataset}.png", category="Paper", caption="../docs/report/fig1.rst"),
+        points="results/paper/fig1_{dataset}_points.csv",
+    params:
+        dataset_labels=lambda w: {w.dataset: config["paper"].get("dataset_labels", {}).get(w.dataset, w.dataset)},
+        arch_labels=lambda w: {m: recipe(m)["arch"] for m in config["paper"]["fig1_models"]},
+    log:
+        "logs/paper/fig1_{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/paper_outputs.py"

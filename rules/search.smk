@@ -29,9 +29,9 @@ rule search:
     output:
         hits="results/{dataset}/search/{backend}/chunk_{chunk}.parquet",
     params:
-        backend=lambda w: ds(w.dataset)["search"]["backends"][w.backend],
+        backend=lambda w: {**ds(w.dataset)["search"]["backends"][w.backend], "user_agent": config["user_agent"]},
         n_chunks=lambda w: ds(w.dataset)["search"]["n_chunks"],
-        cache_dir=lambda w: f"resources/cache/search/{w.backend}",
+        cache_dir="resources/cache/search",  # one sub-folder per backend
     log:
         "logs/{dataset}/search/{backend}/chunk_{chunk}.log",
     benchmark:

@@ -30,7 +30,6 @@ with open_clip's profile (gflops / 2) to better than 0.1 % for ViT-B-32, B-16, L
 Towers built from timm or Hugging Face models, ResNets and attentional poolers are not supported: they raise
 `ValueError` rather than return a wrong number.
 """
-from __future__ import annotations
 
 import argparse
 import importlib.util

@@ -30,7 +30,6 @@ the paper (ranked on the displayed, rounded value, so ties share the mark).
 
 Snakemake entry (bottom of the file) dispatches on `snakemake.rule` (or `params.action`); see `main`.
 """
-from __future__ import annotations
 
 import logging
 import math

@@ -1,0 +1,97 @@
+"""Dry-run DAG tests for the documented targets, lint, and config refused before any job starts."""
+import sys
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+from workflow_helpers import REPO, job_counts, make_workdir, snakemake  # noqa: E402
+
+CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+@pytest.fixture()
+def wd(tmp_path):
+    return make_workdir(tmp_path / "wd")
+
+
+def test_lint_is_clean():
+    r = snakemake(REPO, "--lint", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_default_target_is_the_demo_chain(wd):
+    r = snakemake(wd, "-n", "--cores", "1", timeout=120)
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    chain = ["kg_dump", "kg_entities", "kg_attributes", "build_queries", "pool_index", "search", "merge_search",
+             "download", "build_shards", "text_candidates", "train", "build_demo_evalset", "evaluate",
+             "model_report", "all"]
+    assert set(counts) == set(chain)
+    assert counts["search"] == CONFIG["datasets"]["demo"]["search"]["n_chunks"]
+    assert "results/demo/tiny/eval.csv" in r.stdout
+
+
+def test_entitynet_eval_plans_full_chain_offline(wd):
+    r = snakemake(wd, "-n", "--cores", "1", "results/entitynet/vitb32/eval.csv", timeout=300)
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    ds = CONFIG["datasets"]["entitynet"]
+    assert counts["search"] == ds["search"]["n_chunks"] * len(ds["search"]["backends"])
+    assert counts["download"] == ds["download"]["n_chunks"]
+    for rule in ("kg_dump", "kg_entities", "kg_attributes", "build_queries", "merge_search", "build_shards",
+                 "text_candidates", "train", "evaluate"):
+        assert counts[rule] == 1, rule
+    assert "https://qlever.cs.uni-freiburg.de/api/wikidata" not in r.stderr  # nothing was contacted
+
+
+def test_ablation_and_livingthings_targets(wd):
+    r = snakemake(wd, "-n", "--cores", "1", "results/entitynet/vitb32-alt0/eval.csv",
+                  "results/livingthings/vitb32/eval.csv", timeout=300)
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    assert counts["train"] == 2 and counts["build_shards"] == 2
+    assert counts["download"] == CONFIG["datasets"]["entitynet"]["download"]["n_chunks"]  # livingthings reuses it
+    assert "results/livingthings/download/" not in r.stdout and "results/livingthings/search/" not in r.stdout
+
+
+def test_paper_targets(wd):
+    r = snakemake(wd, "-n", "--cores", "1", "results/paper/ablation_demo_tiny.md", timeout=120)
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    assert counts["train"] == 3 and counts["ablation_table"] == 1
+    for m in ("tiny-alt0", "tiny-alt100"):
+        assert f"results/demo/{m}/eval.csv" in r.stdout
+
+
+BAD_CONFIGS = [
+    ("datasets: {demo: {roots: [Q729, 'Q1 } ; DROP ALL']}}", "roots"),
+    ("datasets: {demo: {roots: [q729]}}", "q729"),
+    ("datasets: {demo: {kg: {language: 'en\" } '}}}", "language"),
+    ("datasets: {demo: {search: {backends: {bing_v7: {max_results: 5}}}}}", "bing_v7"),
+    ("models: {tiny: {samples_seen: -5}}", "samples_seen"),
+    ("datasets: {demo: {kg: {endpoint: 'file:resources/demo/kg/missing.ttl'}}}", "missing.ttl"),
+    ("datasets: {demo: {eval_suite: nosuch}}", "nosuch"),
+    ("datasets: {demo: {download: {serve_local: {directory: resources/demo/photos, bind: '10.0.0.1:80'}}}}", "bind"),
+]
+
+
+@pytest.mark.parametrize("override,needle", BAD_CONFIGS)
+def test_bad_config_refused_before_any_job(wd, override, needle):
+    (wd / "bad.yaml").write_text(override)
+    r = snakemake(wd, "-n", "--cores", "1", "--configfile", str(wd / "config/config.yaml"), str(wd / "bad.yaml"),
+                  timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert needle in out, out[-2000:]
+    assert "Job stats" not in r.stdout
+
+
+@pytest.mark.parametrize("target,needle", [
+    ("results/nosuch/tiny/eval.csv", "unknown dataset 'nosuch'"),
+    ("results/demo/gpt5/eval.csv", "unknown model 'gpt5'"),
+])
+def test_unknown_names_refused(wd, target, needle):
+    r = snakemake(wd, "-n", "--cores", "1", target, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and needle in out, out[-2000:]

@@ -1,0 +1,42 @@
+"""Run the real Snakemake CLI on the repo's workflow in a throw-away working directory."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# What the workflow reads relative to its working directory (configfile, bundled resources).
+LINKED = ["config", "resources/demo", "resources/paper"]
+
+
+def make_workdir(tmp: Path) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    for rel in LINKED:
+        dst = tmp / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            dst.symlink_to(REPO / rel)
+    return tmp
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    full_env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1", **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    counts: dict[str, int] = {}
+    lines = dry_run_output.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith("Job stats"))
+    except StopIteration:
+        return counts
+    for line in lines[start + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
