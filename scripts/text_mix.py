@@ -54,7 +54,6 @@ Choices and deviations (each also marked in the code):
 Sampler fallback: if none of an image's ``query_ids`` has candidates, an alt text is used if there is one (even when
 the alt-text roll said "KG"), else the empty string with source ``"none"``.
 """
-from __future__ import annotations
 
 import gc
 import itertools

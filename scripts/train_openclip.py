@@ -67,7 +67,8 @@ class MixedText:
 
         info = tud.get_worker_info()
         wid = info.id if info is not None else 0
-        self._rng = random.Random(hash((self.seed, wid, os.getpid())))
+        # deterministic per (seed, worker); os.getpid() would make text draws differ between runs
+        self._rng = random.Random(f"{self.seed}-{wid}")
 
     def __call__(self, sample: dict) -> dict:
         if self._sampler is None:
