@@ -48,3 +48,30 @@ rule evaluate:
         "../envs/evaluate.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+rule evaluate_baseline:
+    # A published open_clip model, e.g. results/baselines/ViT-B-32__openai/eval.csv (weights from the model hubs).
+    output:
+        eval_csv="results/baselines/{tag}/eval.csv",
+        details=directory("results/baselines/{tag}/eval"),
+    params:
+        suite=lambda w: wc.suite_by_name(config, config["evaluation"].get("baseline_suite", "paper")),
+        samples_seen=lambda w: config["evaluation"].get("baseline_samples_seen", {}).get(w.tag),
+        fail_on_missing=config["evaluation"].get("fail_on_missing", False),
+        batch_size=config["evaluation"].get("batch_size", 64),
+        mac_text_context=config["evaluation"].get("mac_text_context", 77),
+    log:
+        "logs/baselines/{tag}/evaluate.log",
+    benchmark:
+        "benchmarks/baselines/{tag}/evaluate.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+        internet=1,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/evaluate.py"

@@ -67,7 +67,9 @@ def run_variant(bench_name: str, bench: dict, variant: dict, arch: str, weights:
         cfile = work / f"classnames_{variant['name']}.json"
         cfile.write_text(json.dumps({bench["dataset"]: names, short: names}))
         args += ["--custom_classname_file", str(cfile)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(HERE))
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    if Path(weights).exists():  # our own checkpoint: never touch a model hub
+        env["HF_HUB_OFFLINE"] = "1"
     cmd = [sys.executable, str(HERE / "clip_benchmark_wrapped.py")] + args
     log.info("%s / %s: %s", bench_name, variant["name"], " ".join(cmd))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -132,13 +134,38 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
     return df[EVAL_COLUMNS]
 
 
+def parse_baseline_tag(tag: str) -> tuple[str, str]:
+    """``ViT-B-32__openai`` -> (``ViT-B-32``, ``openai``); ``hf-hub:imageomics/bioclip`` style uses ``__hf-hub:…``."""
+    if "__" not in tag:
+        raise ValueError(f"baseline tag {tag!r}: expected <open_clip model>__<pretrained tag>, e.g. ViT-B-32__openai")
+    arch, pretrained = tag.split("__", 1)
+    return arch, pretrained
+
+
+def baseline_samples_seen(pretrained: str, explicit: int | None) -> int:
+    if explicit:
+        return int(explicit)
+    import macs
+
+    seen = macs.samples_seen_from_tag(pretrained)
+    return int(seen) if seen else 0
+
+
 def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
-    summary = json.loads(Path(snakemake.input.summary).read_text())
-    df = evaluate(snakemake.wildcards.dataset, snakemake.wildcards.model, p.arch, snakemake.input.model,
-                  {k: dict(v) for k, v in p.suite.items()}, snakemake.output.details, int(summary["samples_seen"]),
-                  bool(p.fail_on_missing), int(p.batch_size), int(p.mac_text_context))
+    suite = {k: dict(v) for k, v in p.suite.items()}
+    if snakemake.rule == "evaluate_baseline":
+        # open_clip pretrained weights: fetched from the model hubs by open_clip itself (needs internet once)
+        arch, pretrained = parse_baseline_tag(snakemake.wildcards.tag)
+        df = evaluate("baselines", snakemake.wildcards.tag, arch, pretrained, suite, snakemake.output.details,
+                      baseline_samples_seen(pretrained, p.samples_seen), bool(p.fail_on_missing),
+                      int(p.batch_size), int(p.mac_text_context))
+    else:
+        summary = json.loads(Path(snakemake.input.summary).read_text())
+        df = evaluate(snakemake.wildcards.dataset, snakemake.wildcards.model, p.arch, snakemake.input.model, suite,
+                      snakemake.output.details, int(summary["samples_seen"]), bool(p.fail_on_missing),
+                      int(p.batch_size), int(p.mac_text_context))
     write_text(df.to_csv(index=False), snakemake.output.eval_csv)
 
 

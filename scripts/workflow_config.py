@@ -54,9 +54,16 @@ def model_recipe(config: dict, model: str) -> dict:
 
 def suite(config: dict, dataset: str) -> dict[str, dict]:
     name = dataset_config(config, dataset).get("eval_suite", "paper")
+    if name not in config["evaluation"]["suites"]:
+        raise ConfigError(f"datasets.{dataset}.eval_suite: {name!r} is not in evaluation.suites "
+                          f"({sorted(config['evaluation']['suites'])})")
+    return suite_by_name(config, name)
+
+
+def suite_by_name(config: dict, name: str) -> dict[str, dict]:
     suites = config["evaluation"]["suites"]
     if name not in suites:
-        raise ConfigError(f"datasets.{dataset}.eval_suite: {name!r} is not in evaluation.suites ({sorted(suites)})")
+        raise ConfigError(f"evaluation suite {name!r} is not in evaluation.suites ({sorted(suites)})")
     return {b: config["benchmarks"][b] for b in suites[name]}
 
 

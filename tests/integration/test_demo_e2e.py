@@ -86,3 +86,19 @@ def test_logs_and_benchmarks_written(demo):
     for rel in ("logs/demo/kg_dump.log", "logs/demo/download/chunk_00000.log", "logs/demo/tiny/train.log",
                 "benchmarks/demo/tiny/train.tsv", "benchmarks/demo/download/chunk_00000.tsv"):
         assert (demo / rel).exists(), rel
+
+
+def test_html_report_builds(demo):
+    r = snakemake(demo, "--report", "report.html", "--cores", "1", timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    html = (demo / "report.html").read_text(errors="replace")
+    assert len(html) > 10_000 and "eval_bars.png" in html
+
+
+def test_demo_ablation_table_and_fig1(demo):
+    """The paper outputs by target on the demo: three tiny runs (0/50/100 % alt text) -> ablation table."""
+    r = snakemake(demo, "--cores", "2", "results/paper/ablation_demo_tiny.md", timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    md = (demo / "results/paper/ablation_demo_tiny.md").read_text()
+    assert "0% alt text" in md and "100% alt text" in md
+    assert (demo / "results/paper/ablation_demo_tiny.tex").read_text().count("\\\\") >= 3

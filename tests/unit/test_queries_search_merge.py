@@ -111,3 +111,14 @@ def test_merge_unions_queries_alt_texts_and_living():
     assert not m.loc["http://x.org/j.jpg", "is_living"] and list(m.loc["http://x.org/j.jpg", "alt_texts"]) == []
     again = ms.merge_hits(hits.sample(frac=1, random_state=1), queries, seed=0)
     assert sorted(again["uid"]) == sorted(m["uid"])  # uid independent of hit order
+
+
+def test_baseline_tag_parsing():
+    import evaluate
+
+    assert evaluate.parse_baseline_tag("ViT-B-32__openai") == ("ViT-B-32", "openai")
+    assert evaluate.parse_baseline_tag("ViT-B-16__hf-hub:imageomics/bioclip")[1] == "hf-hub:imageomics/bioclip"
+    with pytest.raises(ValueError, match="expected <open_clip model>__<pretrained tag>"):
+        evaluate.parse_baseline_tag("ViT-B-32")
+    assert evaluate.baseline_samples_seen("datacomp_m_s128m_b4k", None) == 128_000_000
+    assert evaluate.baseline_samples_seen("openai", None) == 12_800_000_000
