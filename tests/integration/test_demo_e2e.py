@@ -102,3 +102,34 @@ def test_demo_ablation_table_and_fig1(demo):
     md = (demo / "results/paper/ablation_demo_tiny.md").read_text()
     assert "0% alt text" in md and "100% alt text" in md
     assert (demo / "results/paper/ablation_demo_tiny.tex").read_text().count("\\\\") >= 3
+
+
+def test_killed_training_resumes_from_checkpoint(demo):
+    """kill -9 the training job after its first checkpoint; the rerun continues (no restart from scratch)."""
+    import os
+    import signal
+    import subprocess
+
+    from workflow_helpers import REPO
+
+    model = "tiny-alt25"  # a fresh ablation run on the demo shards
+    run_dir = demo / f"results/demo/{model}/openclip/run"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(demo), "--cores", "2",
+           f"results/demo/{model}/model.safetensors"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = run_dir / "checkpoints/epoch_1.pt"
+    deadline = time.time() + 600
+    while time.time() < deadline and not first.exists() and proc.poll() is None:
+        time.sleep(0.5)
+    assert first.exists(), "no first checkpoint before the deadline"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (demo / f"results/demo/{model}/model.safetensors").exists()
+    mtime = first.stat().st_mtime
+    r = snakemake(demo, "--cores", "2", "--rerun-incomplete", f"results/demo/{model}/model.safetensors", timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    log = (run_dir / "out.log").read_text()
+    assert "=> resuming checkpoint" in log and "(epoch 0)" not in log.split("=> resuming checkpoint", 1)[1][:200]
+    assert first.stat().st_mtime == mtime  # epoch 1 was not trained again
+    assert json.loads((demo / f"results/demo/{model}/train_summary.json").read_text())["epochs"] == 4
