@@ -19,12 +19,17 @@ wildcard_constraints:
     backend=r"[a-z_]+",
 
 
+_DS_CACHE = {}
+
+
 def ds(dataset):
-    """Merged config of a dataset (clear error for an unknown name)."""
-    try:
-        return wc.dataset_config(config, dataset)
-    except wc.ConfigError as e:
-        raise WorkflowError(str(e))
+    """Merged config of a dataset (clear error for an unknown name); cached: input functions call it per job."""
+    if dataset not in _DS_CACHE:
+        try:
+            _DS_CACHE[dataset] = wc.dataset_config(config, dataset)
+        except wc.ConfigError as e:
+            raise WorkflowError(str(e))
+    return _DS_CACHE[dataset]
 
 
 def src(dataset):

@@ -18,8 +18,13 @@ rule train:
         "benchmarks/{dataset}/{model}/train.tsv"
     threads: lambda w: max(1, int(recipe(w.model).get("workers", 1)))
     resources:
-        gpu=lambda w: int(recipe(w.model).get("gpus", 0)),
+        # Slurm's --gpus is per job: GPUs per node x nodes (the launcher gets the per-node count)
+        gpu=lambda w: int(recipe(w.model).get("gpus", 0)) * int(recipe(w.model).get("nodes", 1)),
         nodes=lambda w: int(recipe(w.model).get("nodes", 1)),
+        # multi-node: one task per node, started by our own srun inside the job (scripts/launch_multinode.sh)
+        tasks=lambda w: int(recipe(w.model)["nodes"]) if int(recipe(w.model).get("nodes", 1)) > 1 else None,
+        tasks_per_gpu=lambda w: 0 if int(recipe(w.model).get("nodes", 1)) > 1 else None,
+        mpi=lambda w: "srun" if int(recipe(w.model).get("nodes", 1)) > 1 else None,
         mem_mb=lambda w: int(recipe(w.model).get("mem_mb", 8000)),
         runtime=lambda w: int(recipe(w.model).get("runtime_min", 60)),
     conda:

@@ -22,7 +22,8 @@ def markdown_table(df: pd.DataFrame) -> str:
     head = df.iloc[0] if len(df) else None
     title = f"# {head.dataset} / {head.model}\n\n" if head is not None else ""
     meta = (f"Samples seen: {int(head.samples_seen):,}; training cost: "
-            f"{'–' if pd.isna(head.macs_1e18) else f'{float(head.macs_1e18):.3g}e18'} MACs.\n\n") if head is not None else ""
+            f"{'–' if pd.isna(head.macs_1e18) else f'{float(head.macs_1e18) * 1e18:.3g}'} MACs "
+            "(3 × samples seen × forward MACs, text tower at context 77).\n\n") if head is not None else ""
     return title + meta + "\n".join(lines) + "\n"
 
 

@@ -43,7 +43,7 @@ def shard_spec(shard_dir: str | Path) -> tuple[str, int]:
 def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_samples: int, logs_dir: str,
                      text_candidates: str | None, gpus: int) -> list[str]:
     """open_clip_train flags for the recipe (see STACK.md §4.1 for the paper mapping)."""
-    world = max(1, gpus)
+    world = max(1, gpus) * max(1, int(recipe.get("nodes", 1)))
     epochs = int(recipe["epochs"])
     per_epoch = math.ceil(int(recipe["samples_seen"]) / epochs)
     global_batch = int(recipe["batch_size"]) * world
@@ -68,12 +68,16 @@ def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_sa
     ]
     if recipe.get("device") == "cpu" or gpus == 0:
         args += ["--device", "cpu"]
-    if gpus > 1 or recipe.get("local_loss"):
+    if world > 1 or recipe.get("local_loss"):
         args += ["--local-loss", "--gather-with-grad"]
     if recipe.get("torchcompile"):
         args += ["--torchcompile"]
     if val_spec:
         args += ["--val-data", val_spec, "--val-num-samples", str(val_samples), "--val-frequency", "1"]
+    data_path = recipe.get("data_path", "stock")
+    if data_path not in ("stock", "lean", "gpu"):
+        raise ValueError(f"models.*.data_path must be stock, lean or gpu, got {data_path!r}")
+    args += ["--entitynet-data-path", data_path]
     if text_candidates:
         args += ["--entitynet-text-candidates", text_candidates,
                  "--entitynet-alt-text-chance", str(recipe.get("alt_text_chance", 0.5))]
@@ -85,7 +89,9 @@ def launcher(gpus: int, nodes: int) -> list[str]:
     """Command prefix: plain python, single-node torchrun, or the multi-node srun launcher."""
     wrapper = str(HERE / "train_openclip.py")
     if nodes > 1:
-        return ["srun", "--ntasks-per-node=1", str(HERE / "launch_multinode.sh"), str(gpus), wrapper]
+        # the jobstep executor strips SLURM_* variables: state the layout explicitly
+        return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1",
+                str(HERE / "launch_multinode.sh"), str(gpus), wrapper]
     if gpus > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", wrapper]
     return [sys.executable, wrapper]
@@ -122,7 +128,7 @@ def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: st
     cmd = launcher(gpus, nodes) + args
     log.info("launch: %s", " ".join(cmd))
     env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+               HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ENTITYNET_PYTHON=sys.executable)
     t0 = time.time()
     subprocess.run(cmd, check=True, env=env)
     run_dir = Path(run_root) / "run"
@@ -139,9 +145,10 @@ def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: st
 def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
+    nodes = int(snakemake.resources.get("nodes", 1))
+    gpus_per_node = int(snakemake.resources.get("gpu", 0)) // max(1, nodes)
     run(dict(p.recipe), snakemake.input.shards_dir, snakemake.input.get("text_candidates"), p.run_root,
-        snakemake.output.model, snakemake.output.summary, int(snakemake.resources.get("gpu", 0)),
-        int(snakemake.resources.get("nodes", 1)))
+        snakemake.output.model, snakemake.output.summary, gpus_per_node, nodes)
 
 
 if __name__ == "__main__" and "snakemake" in globals():
