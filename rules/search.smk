@@ -1,4 +1,13 @@
-# Stage 3: image search (chunked, one job per backend and chunk) and the per-image merge.
+# Stage 3: image search (chunked, one job per backend and chunk) and the per-image merge -- or, for a dataset with
+# search.released_metadata, the import of the authors' released EntityNet metadata in their place.
+import glob as _glob
+import re as _re
+
+# Disjoint wildcard constraints keep the DAG decided by the config alone: datasets with search.released_metadata
+# only match import_released_metadata, all others only merge_search ("(?!)" never matches: no released dataset).
+_RELEASED_RE = "|".join(
+    _re.escape(n) for n in sorted(config["datasets"]) if ds(n)["search"].get("released_metadata")
+) or "(?!)"
 
 
 rule pool_index:
@@ -53,6 +62,8 @@ rule merge_search:
         queries="results/{dataset}/queries.parquet",
     output:
         urls="results/{dataset}/urls.parquet",
+    wildcard_constraints:
+        dataset=rf"(?!(?:{_RELEASED_RE})/)[a-z][a-z0-9_]*",
     params:
         seed=lambda w: ds(w.dataset)["search"]["seed"],
     log:
@@ -61,9 +72,40 @@ rule merge_search:
         "benchmarks/{dataset}/merge_search.tsv"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=4000,  # streaming merge: ~1.3 GB peak at 10M hits (perf/README_merge.md); temp files on disk
         runtime=120,
     conda:
         "../envs/search.yaml"
     script:
         "../scripts/merge_search.py"
+
+
+rule import_released_metadata:
+    input:
+        # the release's image-metadata files (sorted glob); the bare pattern if none, so Snakemake names it missing
+        metadata=lambda w: sorted(_glob.glob(ds(w.dataset)["search"]["released_metadata"]["metadata_glob"]))
+        or [ds(w.dataset)["search"]["released_metadata"]["metadata_glob"]],
+        author_queries=lambda w: ds(w.dataset)["search"]["released_metadata"]["queries"],
+    output:
+        urls="results/{dataset}/urls.parquet",
+        queries="results/{dataset}/queries.parquet",
+    wildcard_constraints:
+        dataset=_RELEASED_RE,
+    params:
+        seed=lambda w: ds(w.dataset)["search"]["seed"],
+    log:
+        "logs/{dataset}/import_released_metadata.log",
+    benchmark:
+        "benchmarks/{dataset}/import_released_metadata.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        "../envs/search.yaml"
+    script:
+        "../scripts/import_released.py"
+
+
+# queries.parquet of a released dataset comes from the authors' query table, not from the KG (build_queries).
+ruleorder: import_released_metadata > build_queries
