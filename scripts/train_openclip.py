@@ -15,9 +15,20 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
    (PAPER.md §11) instead of reading ``.txt``. Stable for the 3.3.0 pin: both names are module-level in 3.3.0;
    upstream ``main`` (4.x) changes them, which is why the pin is exact.
 
+3. **Faster data paths** (``--entitynet-data-path lean|gpu``, ``scripts/fast_data.py``): the training split is our
+   webdataset pipeline (with the text mix, or upstream's ``.txt`` text without candidates) whose workers emit uint8
+   crops (``lean``) or raw JPEG bytes + crop boxes (``gpu``), and ``data['train'].dataloader`` is a
+   ``fast_data.DeviceBatches``: an iterable with ``num_batches``/``num_samples`` that yields ``(images, texts)``
+   already decoded/cropped/normalised **on the device**. That is the hook: ``train_one_epoch`` (3.3.0) only iterates
+   the dataloader and reads those two attributes, and its ``images.to(device=device, dtype=input_dtype)`` is then a
+   no-op, so no upstream function besides ``get_data`` is replaced. Augmentation (RRC scale/ratio, interpolation,
+   mean/std) is read from upstream's own train transform (``fast_data.crop_spec_from_transform``).
+
 Extra flags (removed before upstream parses the rest):
   --entitynet-text-candidates PATH   text_candidates.parquet (enables the text mix)
   --entitynet-alt-text-chance F      probability of an alt text (default 0.5)
+  --entitynet-data-path MODE         stock (upstream transform in workers; default) | lean | gpu (see fast_data.py)
+  --entitynet-device-prefetch N      lean/gpu on CUDA: batches prepared ahead on a side stream (default 2; 0 = inline)
 """
 
 import argparse
@@ -45,6 +56,8 @@ def split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--entitynet-text-candidates", default=None)
     ap.add_argument("--entitynet-alt-text-chance", type=float, default=0.5)
+    ap.add_argument("--entitynet-data-path", choices=["stock", "lean", "gpu"], default="stock")
+    ap.add_argument("--entitynet-device-prefetch", type=int, default=2)
     return ap.parse_known_args(argv)
 
 
@@ -81,9 +94,27 @@ class MixedText:
         return sample
 
 
-def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidates: str, alt_text_chance: float):
-    """Training webdataset with the paper's per-step text mix (mirrors upstream get_wds_dataset's train branch)."""
+class PlainText:
+    """Picklable per-sample text step without the text mix: tokenize the sample's ``.txt`` (as upstream does)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, sample: dict) -> dict:
+        text = sample["text"]
+        if isinstance(text, (bytes, bytearray)):
+            text = text.decode("utf-8")
+        sample["text"] = self.tokenizer(text)[0]
+        return sample
+
+
+def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidates: str | None,
+                           alt_text_chance: float, data_path: str = "stock", prefetch: int = 2):
+    """Training webdataset (mirrors upstream get_wds_dataset's train branch) with the paper's per-step text mix when
+    ``candidates`` is given (else upstream's ``.txt``) and the image step of ``data_path`` (stock|lean|gpu)."""
     import webdataset as wds
+
+    import fast_data
     from open_clip_train.data import (DataInfo, ResampledShards2, SharedEpoch, _SAMPLE_SHUFFLE_INITIAL,
                                       _SAMPLE_SHUFFLE_SIZE, _SHARD_SHUFFLE_INITIAL, _SHARD_SHUFFLE_SIZE,
                                       detshuffle2, expand_urls, get_dataset_size, log_and_continue,
@@ -103,17 +134,36 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
                     detshuffle2(bufsize=_SHARD_SHUFFLE_SIZE, initial=_SHARD_SHUFFLE_INITIAL, seed=args.seed,
                                 epoch=shared_epoch),
                     wds.split_by_node, wds.split_by_worker]
+    text_key = "json" if candidates else "txt"
     pipeline += [
         tarfile_to_samples_nothrow,
         wds.shuffle(bufsize=_SAMPLE_SHUFFLE_SIZE, initial=_SAMPLE_SHUFFLE_INITIAL),
-        wds.select(lambda s: "json" in s and any(k in s for k in ("jpg", "png", "jpeg", "webp"))),
-        wds.decode("pilrgb", handler=log_and_continue),
-        wds.rename(image="jpg;png;jpeg;webp", json="json"),
-        wds.map(MixedText(candidates, alt_text_chance, args.seed, tokenizer)),
-        wds.map_dict(image=preprocess_img),
-        wds.to_tuple("image", "text"),
-        wds.batched(args.batch_size, partial=False),
+        wds.select(_HasTextAndImage(text_key)),
     ]
+    if data_path == "stock":
+        pipeline.append(wds.decode("pilrgb", handler=log_and_continue))
+    pipeline.append(wds.rename(image="jpg;png;jpeg;webp", json="json") if candidates else
+                    wds.rename(image="jpg;png;jpeg;webp", text="txt"))
+    pipeline.append(wds.map(MixedText(candidates, alt_text_chance, args.seed, tokenizer)) if candidates else
+                    wds.map(PlainText(tokenizer)))
+    device_step = None
+    if data_path == "stock":
+        pipeline += [wds.map_dict(image=preprocess_img), wds.to_tuple("image", "text"),
+                     wds.batched(args.batch_size, partial=False)]
+    else:
+        spec = fast_data.crop_spec_from_transform(preprocess_img)
+        logging.getLogger("entitynet").info("data path %s on %s: %s", data_path, args.device, spec)
+        if data_path == "lean":
+            pipeline += [wds.map_dict(image=fast_data.LeanImage(spec), handler=log_and_continue),
+                         wds.to_tuple("image", "text"), wds.batched(args.batch_size, partial=False)]
+            device_step = fast_data.LeanDevice(spec)
+        elif data_path == "gpu":
+            pipeline += [wds.map_dict(image=fast_data.GpuImage(spec), handler=log_and_continue),
+                         wds.to_tuple("image", "text"),
+                         wds.batched(args.batch_size, collation_fn=fast_data.collate_gpu, partial=False)]
+            device_step = fast_data.GpuDevice(spec)
+        else:
+            raise ValueError(f"--entitynet-data-path must be one of {fast_data.DATA_PATHS}, got {data_path!r}")
     dataset = wds.DataPipeline(*pipeline)
     if not resampled:
         num_shards = num_shards or len(expand_urls(input_shards)[0])
@@ -129,14 +179,26 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
                            persistent_workers=args.workers > 0)
     loader.num_batches = num_batches
     loader.num_samples = num_samples
+    if device_step is not None:
+        loader = fast_data.DeviceBatches(loader, device_step, args.device, prefetch=prefetch)
     return DataInfo(dataloader=loader, shared_epoch=shared_epoch)
 
 
-def make_get_data(candidates: str | None, alt_text_chance: float):
+class _HasTextAndImage:
+    """Picklable sample filter: the text key (``json`` for the text mix, else ``txt``) and one image key."""
+
+    def __init__(self, text_key: str):
+        self.text_key = text_key
+
+    def __call__(self, sample: dict) -> bool:
+        return self.text_key in sample and any(k in sample for k in ("jpg", "png", "jpeg", "webp"))
+
+
+def make_get_data(candidates: str | None, alt_text_chance: float, data_path: str = "stock", prefetch: int = 2):
     from open_clip_train import data as upstream
 
     def entitynet_get_data(args, preprocess_fns, epoch=0, tokenizer=None):
-        if candidates is None:
+        if candidates is None and data_path == "stock":
             return upstream.get_data(args, preprocess_fns, epoch=epoch, tokenizer=tokenizer)
         train_data, args.train_data = args.train_data, None  # let upstream build everything but the train split
         try:
@@ -144,7 +206,7 @@ def make_get_data(candidates: str | None, alt_text_chance: float):
         finally:
             args.train_data = train_data
         data["train"] = mixed_text_wds_dataset(args, preprocess_fns[0], epoch, tokenizer, candidates,
-                                               alt_text_chance)
+                                               alt_text_chance, data_path, prefetch)
         return data
 
     return entitynet_get_data
@@ -155,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     register_model_configs()
     import open_clip_train.main as upstream_main
 
-    upstream_main.get_data = make_get_data(ours.entitynet_text_candidates, ours.entitynet_alt_text_chance)
+    upstream_main.get_data = make_get_data(ours.entitynet_text_candidates, ours.entitynet_alt_text_chance,
+                                           ours.entitynet_data_path, ours.entitynet_device_prefetch)
     logging.getLogger("entitynet").info("open_clip_train args: %s", rest)
     result = upstream_main.main(rest)
     return 0 if result is None else int(result)

@@ -1,0 +1,361 @@
+"""Tests for scripts/fast_data.py (lean/gpu training data paths) and their wiring in the open_clip_train wrapper."""
+
+import io
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.stats import ks_2samp
+
+import fast_data as fd
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+SCALE, RATIO = (0.4, 1.0), (0.9, 1.111)
+N_DRAWS = 20_000
+
+
+def jpeg_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=kw.pop("format", "JPEG"), quality=95, **kw)
+    return buf.getvalue()
+
+
+def chw(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    rng = np.random.default_rng(0)
+    return [fd.synthetic_image(h, w, rng) for h, w in ((96, 131), (120, 90), (64, 200), (80, 80))]
+
+
+@pytest.fixture(scope="module")
+def timm_spec():
+    import open_clip
+
+    _, train_tf, _ = open_clip.create_model_and_transforms(
+        "ViT-B-32", aug_cfg=dict(use_timm=True, scale=SCALE, ratio=RATIO))
+    return train_tf, fd.crop_spec_from_transform(train_tf)
+
+
+# ---------------------------------------------------------------------------------------------------- crop boxes
+
+
+@pytest.mark.parametrize("hw", [(512, 681), (681, 512), (256, 1200), (40, 30)])
+def test_rrc_params_equals_torchvision_draw_for_draw(hw):
+    from torchvision.transforms import RandomResizedCrop
+
+    h, w = hw
+    dummy = torch.empty(1, 1, 1).expand(1, h, w)
+    torch.manual_seed(123)
+    ours = [fd.rrc_params(h, w, SCALE, RATIO) for _ in range(1000)]
+    torch.manual_seed(123)
+    ref = [RandomResizedCrop.get_params(dummy, list(SCALE), list(RATIO)) for _ in range(1000)]
+    assert ours == ref
+
+
+def _worker_boxes(data: bytes, spec: fd.CropSpec, n: int) -> np.ndarray:
+    """Boxes exactly as the gpu data path's worker step draws them (header parse + rrc_params)."""
+    step = fd.GpuImage(spec)
+    torch.manual_seed(7)
+    out = []
+    for _ in range(n):
+        kind, _payload, box = step(data)
+        assert kind == "jpeg"
+        out.append(box)
+    return np.asarray(out, dtype=np.float64)
+
+
+def _timm_boxes(h: int, w: int, scale, ratio, n: int) -> np.ndarray:
+    """The stock path's sampler: timm RandomResizedCropAndInterpolation.get_params (python `random`)."""
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+
+    random.seed(11)
+    img = Image.new("RGB", (w, h))
+    return np.asarray([RandomResizedCropAndInterpolation.get_params(img, scale, ratio) for _ in range(n)],
+                      dtype=np.float64)
+
+
+def _features(boxes: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
+    i, j, bh, bw = boxes.T
+    return {"scale": bh * bw / (h * w), "log_aspect": np.log(bw / bh),
+            "top": np.where(h > bh, i / np.maximum(h - bh, 1), 0.5),
+            "left": np.where(w > bw, j / np.maximum(w - bw, 1), 0.5)}
+
+
+def _ks_fails(a: dict, b: dict, n: int, m: int) -> list[str]:
+    """Features whose two-sample KS statistic exceeds the alpha = 1e-4 critical value (per feature)."""
+    crit = math.sqrt(-0.5 * math.log(1e-4 / 2)) * math.sqrt((n + m) / (n * m))  # ≈ 0.0218 for 20k vs 20k
+    return [k for k in a if ks_2samp(a[k], b[k]).statistic > crit]
+
+
+@pytest.mark.parametrize("hw", [(512, 681), (256, 600)])  # the second one rejects often (centre fallback)
+def test_box_distribution_matches_stock_sampler(hw, timm_spec):
+    _, spec = timm_spec
+    h, w = hw
+    data = jpeg_bytes(Image.new("RGB", (w, h), (120, 80, 40)))
+    ours = _features(_worker_boxes(data, spec, N_DRAWS), h, w)
+    stock = _features(_timm_boxes(h, w, SCALE, RATIO, N_DRAWS), h, w)
+    assert _ks_fails(ours, stock, N_DRAWS, N_DRAWS) == []
+    # the test has power: a deliberately wrong scale range (0.3-1.0) or the torchvision default ratio is rejected
+    wrong_scale = _features(_timm_boxes(h, w, (0.3, 1.0), RATIO, N_DRAWS), h, w)
+    assert "scale" in _ks_fails(ours, wrong_scale, N_DRAWS, N_DRAWS)
+    if hw == (512, 681):
+        wrong_ratio = _features(_timm_boxes(h, w, SCALE, (3 / 4, 4 / 3), N_DRAWS), h, w)
+        assert "log_aspect" in _ks_fails(ours, wrong_ratio, N_DRAWS, N_DRAWS)
+
+
+def test_min_lossless_short_side():
+    s = fd.min_lossless_short_side(224, SCALE, RATIO)
+    assert s == 374
+    torch.manual_seed(0)
+    at_s = np.asarray([fd.rrc_params(s, s, SCALE, RATIO) for _ in range(5000)])
+    at_256 = np.asarray([fd.rrc_params(256, 256, SCALE, RATIO) for _ in range(5000)])
+    assert at_s[:, 2:].min() >= 223  # ±0.5 px rounding
+    assert (at_256[:, 2:].min(axis=1) < 224).mean() > 0.3  # 256-px storage upscales many crops
+
+
+# ---------------------------------------------------------------------------------------------------- crop kernel
+
+
+@pytest.mark.parametrize("interp", ["bicubic", "bilinear"])
+def test_batched_crop_equals_per_image_torchvision(photos, interp):
+    import torchvision.transforms.functional as F
+    from torchvision.transforms import InterpolationMode
+
+    imgs = [chw(p) for p in photos]
+    boxes = torch.tensor([(3, 5, 80, 90), (10, 0, 100, 90), (0, 100, 64, 60), (0, 0, 80, 80)])
+    size = (48, 56)  # down- and up-sampling, non-square output
+    for chunk in (1 << 30, 3 * 100 * 100 * 4):  # one chunk; and chunks of ~1 image
+        out = fd.resized_crop_batch(imgs, boxes, size, interp, round_output=False, max_chunk_bytes=chunk)
+        mode = InterpolationMode.BICUBIC if interp == "bicubic" else InterpolationMode.BILINEAR
+        for k, (img, box) in enumerate(zip(imgs, boxes.tolist())):
+            ref = F.resized_crop(img.float(), *box, list(size), mode, antialias=True)
+            assert (out[k] - ref).abs().max().item() < 5e-3, (k, interp)
+
+
+def test_batched_crop_close_to_pil_stock(photos):
+    """Against the stock path (PIL crop + bicubic resize to uint8). PIL resizes horizontally, rounds the intermediate
+    to uint8, then vertically, in fixed point; we do one float pass, then round: a few levels on a few pixels."""
+    imgs = [chw(p) for p in photos]
+    boxes = [(3, 5, 80, 90), (10, 0, 100, 90), (0, 100, 64, 60), (0, 0, 80, 80)]
+    out = fd.resized_crop_batch(imgs, torch.tensor(boxes), (64, 64), "bicubic")
+    for k, (p, (t, l, h, w)) in enumerate(zip(photos, boxes)):
+        ref = chw(p.crop((l, t, l + w, t + h)).resize((64, 64), Image.Resampling.BICUBIC)).float()
+        diff = (out[k] - ref).abs()
+        assert diff.max().item() <= 3 and diff.mean().item() < 0.35, (k, diff.max().item(), diff.mean().item())
+    assert out.min() >= 0 and out.max() <= 255 and torch.equal(out, out.round())
+
+
+def test_half_precision_kernel_within_one_level(photos):
+    imgs = [chw(p) for p in photos]
+    boxes = torch.tensor([(3, 5, 80, 90), (10, 0, 100, 90), (0, 100, 64, 60), (0, 0, 80, 80)])
+    a = fd.resized_crop_batch(imgs, boxes, (64, 64), round_output=False, compute_dtype=torch.float32)
+    b = fd.resized_crop_batch(imgs, boxes, (64, 64), round_output=False, compute_dtype=torch.float16)
+    assert (a - b).abs().max().item() < 1.0
+
+
+def test_crop_kernel_rejects_bad_boxes(photos):
+    with pytest.raises(ValueError, match="outside image"):
+        fd.resized_crop_batch([chw(photos[0])], torch.tensor([(0, 0, 97, 10)]), (8, 8))
+    with pytest.raises(ValueError, match="uint8"):
+        fd.resized_crop_batch([chw(photos[0]).float()], torch.tensor([(0, 0, 9, 10)]), (8, 8))
+
+
+# ---------------------------------------------------------------------------------------------------- normalisation
+
+
+def test_normalize_matches_open_clip(photos, timm_spec):
+    import open_clip
+
+    train_tf, spec = timm_spec
+    np.testing.assert_allclose(spec.mean, open_clip.OPENAI_DATASET_MEAN, rtol=1e-6)
+    np.testing.assert_allclose(spec.std, open_clip.OPENAI_DATASET_STD, rtol=1e-6)
+    to_tensor, normalize = train_tf.transforms[1], train_tf.transforms[2]
+    img = photos[0]
+    ref = normalize(to_tensor(img))
+    ours = fd.normalize_batch(chw(img).unsqueeze(0), spec.mean, spec.std)[0]
+    assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
+    wrong = fd.normalize_batch(chw(img).unsqueeze(0), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))[0]
+    assert not torch.allclose(wrong, ref, atol=1e-2)
+
+
+def test_crop_spec_reads_and_refuses(timm_spec):
+    import open_clip
+
+    _, spec = timm_spec
+    assert spec.size == (224, 224) and spec.scale == SCALE and spec.ratio == RATIO
+    assert spec.interpolation == "bicubic"
+    _, jitter_tf, _ = open_clip.create_model_and_transforms(
+        "ViT-B-32", aug_cfg=dict(use_timm=True, scale=SCALE, ratio=RATIO, color_jitter=0.4))
+    with pytest.raises(ValueError, match="ColorJitter"):
+        fd.crop_spec_from_transform(jitter_tf)
+
+
+# ---------------------------------------------------------------------------------------------------- worker steps
+
+
+def test_lean_equals_stock_when_not_drafted(photos):
+    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    lean = fd.LeanImage(spec)
+    for seed, p in enumerate(photos):
+        data = jpeg_bytes(p)
+        torch.manual_seed(seed)
+        out = lean(data)
+        torch.manual_seed(seed)
+        t, l, h, w = fd.rrc_params(p.height, p.width, SCALE, RATIO)
+        assert fd.draft_scale_for((h, w), spec.size) == 1
+        decoded = Image.open(io.BytesIO(data)).convert("RGB")
+        ref = chw(decoded.crop((l, t, l + w, t + h)).resize((64, 64), Image.Resampling.BICUBIC))
+        assert out.dtype == torch.uint8 and torch.equal(out, ref)
+
+
+def test_lean_draft_keeps_crop_resolution():
+    rng = np.random.default_rng(1)
+    big = fd.synthetic_image(600, 800, rng)
+    data = jpeg_bytes(big)
+    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    drafted, full = fd.LeanImage(spec), fd.LeanImage(spec, use_draft=False)
+    scales = []
+    for seed in range(8):
+        torch.manual_seed(seed)
+        box = fd.rrc_params(600, 800, SCALE, RATIO)
+        s = fd.draft_scale_for(box[2:], spec.size)
+        assert box[2] / s >= 64 and box[3] / s >= 64
+        scales.append(s)
+        torch.manual_seed(seed)
+        a = drafted(data).float()
+        torch.manual_seed(seed)
+        b = full(data).float()
+        assert (a - b).abs().mean().item() < 3.0  # DCT-domain downscale vs full decode: same picture
+    assert max(scales) >= 4  # draft actually used
+    assert fd.draft_scale_for((300, 500), (224, 224)) == 1  # a crop that would become an upscale is never drafted
+
+
+def _batch(photos, spec, extra=()):
+    step = fd.GpuImage(spec)
+    items = [(step(jpeg_bytes(p)), torch.full((8,), k)) for k, p in enumerate(photos)]
+    items += [(step(d), torch.full((8,), 100 + k)) for k, d in enumerate(extra)]
+    return fd.collate_gpu(items)
+
+
+def test_gpu_path_on_cpu_matches_reference(photos):
+    import torchvision.transforms.functional as F
+    from torchvision.io import decode_jpeg
+    from torchvision.transforms import InterpolationMode
+
+    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
+    png = jpeg_bytes(photos[1], format="PNG")
+    torch.manual_seed(5)
+    batch = _batch(photos, spec, extra=[png])
+    buf, lens, jidx, boxes, pre, pidx, texts = batch
+    assert len(jidx) == len(photos) and pidx.tolist() == [len(photos)] and pre.shape == (1, 3, 64, 64)
+    images, toks = fd.GpuDevice(spec)(batch, torch.device("cpu"))
+    assert images.shape == (len(photos) + 1, 3, 64, 64) and images.dtype == torch.float32
+    assert torch.equal(toks[:, 0], torch.tensor(list(range(len(photos))) + [100]))
+    encoded = torch.split(buf, lens.tolist())
+    for k, (enc, box) in enumerate(zip(encoded, boxes.tolist())):
+        ref = F.resized_crop(decode_jpeg(enc).float(), *box, [64, 64], InterpolationMode.BICUBIC, antialias=True)
+        ref = fd.normalize_batch(ref.round().clamp(0, 255).unsqueeze(0), spec.mean, spec.std)[0]
+        assert (images[jidx[k]] - ref).abs().max().item() < 0.05  # ≤ 1 level / std after rounding
+    assert torch.equal(images[-1], fd.normalize_batch(pre.float(), spec.mean, spec.std)[0])
+
+
+def test_gpu_path_replaces_undecodable_image(photos, monkeypatch):
+    spec = fd.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    batch = _batch(photos[:3], spec)
+    real = fd.decode_jpegs
+    monkeypatch.setattr(fd, "decode_jpegs", lambda enc, dev: real(enc, dev)[:2] + [None])  # 3rd: undecodable
+    dev = fd.GpuDevice(spec)
+    images, toks = dev(batch, torch.device("cpu"))
+    assert dev.replaced == 1 and torch.isfinite(images).all()
+    src = int(toks[2, 0])  # the pair (image AND text) of another sample took its place
+    assert src in (0, 1) and torch.equal(images[2], images[src])
+
+
+def test_decode_jpegs_falls_back_per_image(photos):
+    good = jpeg_bytes(photos[0])
+    enc = [torch.frombuffer(bytearray(good), dtype=torch.uint8),
+           torch.frombuffer(bytearray(b"\xff\xd8not a jpeg"), dtype=torch.uint8)]
+    out = fd.decode_jpegs(enc, torch.device("cpu"))
+    assert out[0].shape == (3, photos[0].height, photos[0].width) and out[1] is None
+
+
+def test_device_batches_wraps_loader_on_cpu():
+    class Loader(list):
+        num_batches, num_samples = 3, 12
+
+    loader = Loader([(torch.zeros(4, 3, 8, 8, dtype=torch.uint8) + k, torch.zeros(4, 5, dtype=torch.long))
+                     for k in range(3)])
+    spec = fd.CropSpec((8, 8), SCALE, RATIO, "bicubic", (0.0,) * 3, (1.0,) * 3)
+    wrapped = fd.DeviceBatches(loader, fd.LeanDevice(spec), "cpu")
+    assert (wrapped.num_batches, wrapped.num_samples, len(wrapped)) == (3, 12, 3)
+    got = [float(x[0, 0, 0, 0]) for x, _ in wrapped]
+    assert got == pytest.approx([0.0, 1 / 255, 2 / 255])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_decode_and_prefetch_match_cpu(photos):
+    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
+    torch.manual_seed(3)
+    batches = [_batch(photos, spec) for _ in range(4)]
+    cpu = [fd.GpuDevice(spec)(b, torch.device("cpu"))[0] for b in batches]
+
+    class Loader(list):
+        num_batches, num_samples = 4, 4 * len(photos)
+
+    for prefetch in (0, 2):
+        out = [x.cpu() for x, _ in fd.DeviceBatches(Loader(batches), fd.GpuDevice(spec), "cuda", prefetch)]
+        for a, b in zip(out, cpu):  # nvJPEG vs libjpeg-turbo IDCT + fp16 kernel: a few levels at most
+            assert (a - b).abs().mean().item() < 0.05 and (a - b).abs().max().item() < 0.5
+
+
+# ---------------------------------------------------------------------------------------------------- wiring
+
+
+def test_build_train_args_passes_data_path():
+    import train
+
+    recipe = {"arch": "EntityNet-tiny-ctx32", "samples_seen": 64, "epochs": 1, "batch_size": 8, "lr": 5e-4,
+              "beta1": 0.9, "beta2": 0.98, "eps": 1e-8, "wd": 0.2, "precision": "fp32", "device": "cpu"}
+    args = train.build_train_args(recipe, "x.tar", None, 0, "/tmp/l", None, 0)
+    assert args[args.index("--entitynet-data-path") + 1] == "stock"
+    args = train.build_train_args(dict(recipe, data_path="gpu"), "x.tar", None, 0, "/tmp/l", None, 0)
+    assert args[args.index("--entitynet-data-path") + 1] == "gpu"
+    with pytest.raises(ValueError, match="data_path"):
+        train.build_train_args(dict(recipe, data_path="fast"), "x.tar", None, 0, "/tmp/l", None, 0)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return fd.write_synthetic_shards(tmp_path_factory.mktemp("shards"), 2, 16, 96, seed=2)
+
+
+@pytest.mark.parametrize("mode,mix", [("lean", False), ("gpu", True)])  # .txt and text-mix pipelines
+def test_short_training_run_finite_loss(shards, tmp_path, mode, mix):
+    cmd = [PY, str(REPO / "scripts" / "train_openclip.py"), "--model", "EntityNet-tiny-ctx32",
+           "--train-data", shards["spec"], "--dataset-type", "webdataset", "--dataset-resampled",
+           "--train-num-samples", "24", "--epochs", "1", "--batch-size", "8", "--lr", "5e-4", "--warmup", "1",
+           "--precision", "fp32", "--workers", "1", "--device", "cpu", "--aug-cfg", "use_timm=True",
+           "scale=(0.4, 1.0)", "ratio=(0.9, 1.111)", "--logs", str(tmp_path), "--name", "run",
+           "--save-frequency", "0", "--zeroshot-frequency", "0", "--report-to", "none",
+           "--log-every-n-steps", "1", "--entitynet-data-path", mode]
+    if mix:
+        cmd += ["--entitynet-text-candidates", shards["candidates"]]
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # small tensors: 2 OpenMP threads on shared cores only spin
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert f"data path {mode} on cpu" in log
+    losses = [float(x) for x in re.findall(r"Contrastive_loss: ([0-9.naif]+) ", log)]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses), log[-3000:]
