@@ -33,9 +33,33 @@ rule kg_dump:
         "../scripts/kg_dump.py"
 
 
+rule kg_wordnet:
+    output:
+        entities="results/{dataset}/wordnet_entities.parquet",
+    params:
+        wordnet_dir=lambda w: (ds(w.dataset).get("wordnet") or {}).get("dir"),
+        max_synsets=lambda w: (ds(w.dataset).get("wordnet") or {}).get("max_synsets"),
+    log:
+        "logs/{dataset}/kg_wordnet.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    conda:
+        "../envs/kg.yaml"
+    script:
+        "../scripts/kg_wordnet.py"
+
+
 rule kg_entities:
     input:
         extract="resources/kg/{dataset}/extract.nt.gz",
+        # WordNet living things (the paper's wordnet-noun-living), when datasets.<name>.wordnet.dir is set
+        wordnet=lambda w: (
+            "results/{d}/wordnet_entities.parquet".format(d=w.dataset)
+            if (ds(w.dataset).get("wordnet") or {}).get("dir")
+            else []
+        ),
     output:
         entities="results/{dataset}/entities.parquet",
     params:
@@ -47,6 +71,9 @@ rule kg_entities:
         require_image=lambda w: ds(w.dataset)["living"]["require_image"],
         max_living_per_root=lambda w: ds(w.dataset)["living"]["max_per_root"],
         generic_classes=lambda w: ds(w.dataset)["natural_types"]["generic_classes"],
+        natural_types_mode=lambda w: ds(w.dataset)["natural_types"].get("mode", "kg"),
+        llm=lambda w: ds(w.dataset).get("llm") or {},
+        llm_cache_dir="resources/cache/llm",
     log:
         "logs/{dataset}/kg_entities.log",
     benchmark:
@@ -72,6 +99,12 @@ rule kg_attributes:
         max_per_category=lambda w: ds(w.dataset)["attributes"]["max_per_category"],
         max_queries_world=lambda w: ds(w.dataset)["attributes"]["max_queries_world"],
         seed=lambda w: ds(w.dataset)["attributes"]["seed"],
+        mode=lambda w: ds(w.dataset)["attributes"].get("mode", "kg"),
+        living_limit=lambda w: ds(w.dataset)["attributes"].get("living_limit"),
+        llm=lambda w: ds(w.dataset).get("llm") or {},
+        llm_cache_dir="resources/cache/llm",
+        store=lambda w: ds(w.dataset)["kg"].get("store", "auto"),
+        disk_min_mb=lambda w: ds(w.dataset)["kg"].get("disk_store_min_mb", 32),
     log:
         "logs/{dataset}/kg_attributes.log",
     threads: 1

@@ -9,12 +9,17 @@ retries with exponential backoff on 429 / 5xx / timeouts / truncated bodies; ``R
 ``max_wait_s``. A truncated or malformed body is never returned as a result: it is retried, then raised.
 """
 
+import contextlib
 import gzip
+import io
 import json
 import logging
+import os
 import random
 import re
+import shutil
 import socket
+import tempfile
 import time
 import urllib.error
 from dataclasses import dataclass, field
@@ -148,6 +153,10 @@ class HttpSparql:
 
         return self._request(query, "application/sparql-results+json", parse)
 
+    def select_frame(self, query: str):
+        """SELECT as a DataFrame of plain values (str; unbound -> NaN), same shape as EmbeddedSparql's."""
+        return bindings_to_frame(self.select(query), query)
+
     def construct(self, query: str) -> list[str]:
         """Run a CONSTRUCT and return N-Triples lines, validated by a full parse (a cut body raises)."""
         import pyoxigraph as ox
@@ -177,16 +186,25 @@ def _term_to_json(term) -> dict | None:
 
 
 class EmbeddedSparql:
-    """An in-process pyoxigraph store (in memory, or on disk when ``store_dir`` is given)."""
+    """An in-process pyoxigraph store (in memory, or on disk when ``store_dir`` is given).
+
+    The on-disk store (RocksDB) keeps memory flat for large dumps: an in-memory store of a 1M-entity dump alone
+    takes ~4 GB, the on-disk one a few hundred MB of RSS. See :func:`embedded_store` for the rules' choice.
+    """
 
     def __init__(self, store_dir: str | Path | None = None):
         import pyoxigraph as ox
 
         self.store = ox.Store(str(store_dir)) if store_dir else ox.Store()
+        self.store_dir = Path(store_dir) if store_dir else None
         self.url = f"embedded:{store_dir or 'memory'}"
 
-    def load(self, path: str | Path) -> int:
-        """Load an RDF file (.ttl, .nt, .nt.gz); returns the number of triples in the store."""
+    def load(self, path: str | Path, lenient: bool = False) -> int:
+        """Load an RDF file (.ttl, .nt, .nt.gz); returns the number of triples in the store.
+
+        ``lenient`` skips IRI/literal validation (faster); use it only for files this workflow wrote itself after
+        a full parse, such as the frozen dump of ``kg_dump``.
+        """
         import pyoxigraph as ox
 
         path = Path(path)
@@ -196,8 +214,28 @@ class EmbeddedSparql:
             raise ValueError(f"{path}: unknown RDF file extension")
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as fh:
-            self.store.bulk_load(fh, format=fmt)
+            self.store.bulk_load(fh, format=fmt, lenient=lenient)
         return len(self.store)
+
+    def select_frame(self, query: str):
+        """SELECT as a pandas DataFrame of plain values, without building one Python object per binding.
+
+        The solutions are serialised by Oxigraph itself (SPARQL 1.1 CSV: IRIs and literals as their plain
+        lexical values, language tags and datatypes dropped) and parsed by pandas' C reader; every column is
+        ``str`` and an unbound value is NaN. Filter languages inside the query (``FILTER(LANG(?v) = "en")``).
+        """
+        import pandas as pd
+        import pyoxigraph as ox
+
+        res = self.store.query(query)
+        names = [v.value for v in res.variables]
+        data = res.serialize(format=ox.QueryResultsFormat.CSV)
+        end_of_header = data.find(b"\n")
+        if end_of_header < 0 or end_of_header >= len(data) - 1:  # header only: no solution
+            return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+        df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""], engine="c")
+        df.columns = names
+        return df
 
     def select(self, query: str) -> list[dict]:
         res = self.store.query(query)
@@ -218,6 +256,51 @@ class EmbeddedSparql:
     def iter_ntriples(self) -> Iterator[str]:
         for q in self.store.quads_for_pattern(None, None, None, None):
             yield f"{q.subject} {q.predicate} {q.object} ."
+
+
+@contextlib.contextmanager
+def embedded_store(path: str | Path, mode: str = "auto", disk_min_mb: float = 32.0,
+                   work_dir: str | Path | None = None, lenient: bool = False):
+    """A store loaded with the RDF file ``path``, in memory or in a temporary on-disk directory.
+
+    ``mode``: ``memory``, ``disk``, or ``auto`` (disk when the file is at least ``disk_min_mb`` MiB). The on-disk
+    store goes to a fresh hidden directory under ``work_dir`` (default: the file's own directory, which is
+    ``resources/kg/{dataset}/`` for the dump) and is deleted on exit, also after an error.
+    """
+    path = Path(path)
+    if mode not in ("auto", "memory", "disk"):
+        raise ValueError(f"embedded store mode {mode!r}: expected auto, memory or disk")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: RDF file not found")
+    size_mb = path.stat().st_size / 2**20
+    on_disk = mode == "disk" or (mode == "auto" and size_mb >= disk_min_mb)
+    tmp = None
+    try:
+        if on_disk:
+            tmp = tempfile.mkdtemp(prefix=".oxigraph-", dir=str(work_dir or path.parent))
+            store = EmbeddedSparql(store_dir=tmp)
+        else:
+            store = EmbeddedSparql()
+        n = store.load(path, lenient=lenient)
+        log.info("loaded %d triples from %s (%.1f MiB) into %s", n, path, size_mb, store.url)
+        yield store
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bindings_to_frame(rows: list[dict], query: str | None = None, names: list[str] | None = None):
+    """SPARQL-JSON bindings -> DataFrame of plain values (str, NaN when unbound), like ``select_frame``."""
+    import pandas as pd
+
+    if names is None:
+        names = sorted({k for r in rows for k in r})
+        if query is not None:
+            m = re.search(r"SELECT\s+(?:DISTINCT\s+)?(.*?)\s*(?:WHERE|\{)", query, re.S | re.I)
+            if m:
+                declared = re.findall(r"\?(\w+)", m.group(1))
+                names = list(dict.fromkeys(declared)) or names
+    return pd.DataFrame({n: [r[n]["value"] if n in r else None for r in rows] for n in names}, dtype=object)
 
 
 def open_endpoint(spec: str, user_agent: str = "EntityNet-reproduction", retry: RetryPolicy | None = None):
