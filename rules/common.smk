@@ -73,6 +73,38 @@ def eval_inputs(wildcards):
     return [r for r in roots if r == "resources/eval/demo_heldout"]
 
 
+# Eval roots that a rule of this workflow builds; they are inputs of dedup_decontaminate, so they exist when it runs.
+RULE_BUILT_EVAL_ROOTS = {"resources/eval/demo_heldout"}
+
+
+def dedup_eval_sets(dataset):
+    """{benchmark: root} to decontaminate against: datasets.<name>.dedup.eval_sets, default the eval suite."""
+    names = ds(dataset).get("dedup", {}).get("eval_sets")
+    if names is None:
+        names = list(wc.suite(config, dataset))
+    unknown = [n for n in names if n not in config["benchmarks"]]
+    if unknown:
+        raise WorkflowError(
+            f"datasets.{dataset}.dedup.eval_sets: {unknown} not in benchmarks ({sorted(config['benchmarks'])})"
+        )
+    return {n: config["benchmarks"][n]["root"] for n in names}
+
+
+def dedup_eval_inputs(wildcards):
+    return sorted(r for r in dedup_eval_sets(wildcards.dataset).values() if r in RULE_BUILT_EVAL_ROOTS)
+
+
+def dedup_of(dataset, name):
+    """An output of the dedup of the dataset whose download a dataset reuses (subsets share their source's)."""
+    s = src(dataset)
+    return f"results/{s}/urls_dedup.parquet" if name == "urls" else f"results/{s}/dedup/{name}"
+
+
+# The dataset card's plots (scripts/dataset_card.py PLOTS; tests/integration/test_dedup_rule.py checks they agree).
+CARD_PLOTS = ["root_classes", "query_kinds", "download_status", "texts_per_image", "alt_text", "top_entities",
+              "licences", "dedup"]
+
+
 def ablation_models(wildcards):
     """The paper's alt-text ablation: 0 %, the recipe's default mix (50 %), 100 %."""
     base = wildcards.recipe if recipe(wildcards.recipe).get("alt_text_chance", 0.5) == 0.5 else f"{wildcards.recipe}-alt50"
@@ -85,4 +117,5 @@ DEFAULT_TARGETS = [
     "results/{d}/{m}/report/eval_table.md".format(
         d=_dt_cfg.get("dataset", "demo"), m=_dt_cfg.get("model", "tiny")
     ),
+    "results/{d}/card/card.md".format(d=_dt_cfg.get("dataset", "demo")),
 ]

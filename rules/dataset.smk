@@ -1,15 +1,48 @@
-# Stage 5: final training shards (after dedup/decontamination) and the KG text candidates of the text mix.
+# Stage 5: dedup + eval decontamination, final training shards, dataset card, KG text candidates of the text mix.
+
+
+rule dedup_decontaminate:
+    input:
+        chunks=download_chunks,
+        urls=lambda w: f"results/{src(w.dataset)}/urls.parquet",
+        eval_sets=dedup_eval_inputs,
+    output:
+        keep="results/{dataset}/dedup/keep.parquet",
+        removed="results/{dataset}/dedup/removed.parquet",
+        drop="results/{dataset}/dedup/drop.parquet",
+        counts="results/{dataset}/dedup/counts.json",
+        eval_hashes="results/{dataset}/dedup/eval_hashes.parquet",
+        urls="results/{dataset}/urls_dedup.parquet",
+    params:
+        eval_sets=lambda w: dedup_eval_sets(w.dataset),
+        hamming_threshold=lambda w: ds(w.dataset).get("dedup", {}).get("hamming_threshold", 4),
+        decontam_threshold=lambda w: ds(w.dataset).get("dedup", {}).get("decontam_threshold", 8),
+        representative=lambda w: ds(w.dataset).get("dedup", {}).get("representative", "largest"),
+    log:
+        "logs/{dataset}/dedup_decontaminate.log",
+    benchmark:
+        "benchmarks/{dataset}/dedup_decontaminate.tsv"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=720,
+    conda:
+        "../envs/download.yaml"
+    script:
+        "../scripts/dedup_decontaminate.py"
 
 
 rule build_shards:
     input:
         chunks=download_chunks,
-        urls=lambda w: f"results/{src(w.dataset)}/urls.parquet",
+        urls=lambda w: dedup_of(w.dataset, "urls"),
+        drop=lambda w: dedup_of(w.dataset, "drop.parquet"),
         queries=lambda w: f"results/{src(w.dataset)}/queries.parquet",
     output:
         shards_dir=directory("results/{dataset}/shards"),
         status="results/{dataset}/download_status.parquet",
         summary="results/{dataset}/shards_summary.json",
+        index="results/{dataset}/shards_index.parquet",
     params:
         val_size=lambda w: ds(w.dataset)["shards"]["val_size"],
         samples_per_shard=lambda w: ds(w.dataset)["shards"]["samples_per_shard"],
@@ -27,6 +60,40 @@ rule build_shards:
         "../envs/download.yaml"
     script:
         "../scripts/build_shards.py"
+
+
+rule dataset_card:
+    input:
+        index="results/{dataset}/shards_index.parquet",
+        summary="results/{dataset}/shards_summary.json",
+        status="results/{dataset}/download_status.parquet",
+        urls=lambda w: dedup_of(w.dataset, "urls"),
+        dedup_counts=lambda w: dedup_of(w.dataset, "counts.json"),
+        queries=lambda w: f"results/{src(w.dataset)}/queries.parquet",
+        entities=lambda w: f"results/{src(w.dataset)}/entities.parquet",
+    output:
+        card=report("results/{dataset}/card/card.md", category="Dataset card", subcategory="{dataset}"),
+        stats="results/{dataset}/card/card.json",
+        **{
+            p: report(f"results/{{dataset}}/card/{p}.png", category="Dataset card", subcategory="{dataset}")
+            for p in CARD_PLOTS
+        },
+    params:
+        dataset=lambda w: w.dataset,
+        description=lambda w: ds(w.dataset).get("description", ""),
+        source=lambda w: src(w.dataset),
+        subset=lambda w: ds(w.dataset).get("subset"),
+        roots=lambda w: ds(w.dataset).get("roots", []) + ds(w.dataset).get("living_roots", []),
+    log:
+        "logs/{dataset}/dataset_card.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/download.yaml"
+    script:
+        "../scripts/dataset_card.py"
 
 
 rule text_candidates:

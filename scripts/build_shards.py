@@ -1,54 +1,74 @@
 """Write the final training/validation shards from the downloaded chunks (rule ``build_shards``).
 
-Each downloaded sample is joined with its ``urls.parquet`` row by ``uid`` and rewritten once as
-``<uid>.jpg`` + ``<uid>.txt`` (one alt text, else the first query's text) + ``<uid>.json`` (provenance:
-``uid, url, query_ids, alt_texts, qids, is_living, licence``). Samples listed in the optional ``drop`` table
-(duplicates and eval contamination) are skipped; an optional ``subset`` filter keeps, e.g., LivingThings images
-only (an image stays if at least one living query found it). A seeded validation split is held out.
-Also writes ``sizes.json`` per split (open_clip's sample counts) and a download status table.
+Each downloaded sample (first pass and ``retry/`` pass of every chunk, see ``download.py``) is joined with its
+``urls.parquet`` row by ``uid`` and rewritten once as ``<uid>.jpg`` + ``<uid>.txt`` (one alt text, else the first
+query's text) + ``<uid>.json`` (provenance: ``uid, url, query_ids, alt_texts, qids, is_living, licence``). The
+``urls`` input is normally the deduplicated table of ``dedup_decontaminate`` (duplicate groups merged into their
+representative's row: union of queries and alt texts). Samples listed in the optional ``drop`` table (duplicates
+and eval contamination) are skipped; an optional ``subset`` filter keeps, e.g., LivingThings images only (an image
+stays if at least one living query found it). A seeded validation split is held out.
+
+Also writes ``sizes.json`` per split (open_clip's sample counts), a shard index (``uid, split, shard``: what the
+dataset card reads) and the download status table: every input row counted once by its final status
+(``status, reason, error_message, retried, count``; ``reason`` is :func:`download.failure_reason`).
 """
 
+import hashlib
 import io
 import json
 import logging
-import random
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from _helpers import configure_logging, write_json, write_parquet
+from download import download_dirs, failure_reason, row_outcomes
 
 log = logging.getLogger("entitynet.build_shards")
 
+SKIP_KEYS = ("dropped", "subset", "unknown_uid", "repeat")
+INDEX_COLUMNS = ["uid", "split", "shard"]
 
-def iter_download_samples(chunk_dirs: list[str]):
-    """Yield (uid, jpg bytes) for every successful sample in img2dataset webdataset output dirs."""
-    for d in chunk_dirs:
+
+def iter_download_samples(chunk_dirs: list[str], keep: set[str] | None = None) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(uid, jpg bytes)`` for every successful sample of the chunks (each chunk dir and its ``retry/``).
+
+    Tars are read one at a time; within a tar, samples come in ``uid`` order (img2dataset writes them in download
+    completion order, which differs between runs). With ``keep``, only those uids are read.
+    """
+    for d in download_dirs(chunk_dirs):
         for tar_path in sorted(Path(d).glob("*.tar")):
             with tarfile.open(tar_path) as tf:
                 members: dict[str, dict[str, tarfile.TarInfo]] = {}
                 for m in tf.getmembers():
                     key, _, ext = m.name.rpartition(".")
                     members.setdefault(key, {})[ext] = m
+                found = []
                 for key, parts in members.items():
                     if "jpg" not in parts or "json" not in parts:
                         continue
-                    meta = json.loads(tf.extractfile(parts["json"]).read())
-                    yield meta["uid"], tf.extractfile(parts["jpg"]).read()
+                    uid = json.loads(tf.extractfile(parts["json"]).read())["uid"]
+                    if keep is None or uid in keep:
+                        found.append((str(uid), parts["jpg"]))
+                for uid, member in sorted(found, key=lambda x: x[0]):
+                    yield uid, tf.extractfile(member).read()
 
 
 def status_table(chunk_dirs: list[str]) -> pd.DataFrame:
-    """Per-status counts from img2dataset's per-shard parquet (every input row, failures included)."""
-    frames = [pd.read_parquet(p, columns=["status", "error_message"]) for d in chunk_dirs
-              for p in sorted(Path(d).glob("[0-9]*.parquet"))]
-    if not frames:
-        return pd.DataFrame(columns=["status", "error_message", "count"])
-    df = pd.concat(frames, ignore_index=True)
-    df["error_message"] = df["error_message"].fillna("")
-    return df.groupby(["status", "error_message"]).size().rename("count").reset_index().sort_values(
-        "count", ascending=False)
+    """Counts of the final status of every input row of the chunks (a row recovered by the retry pass counts once,
+    as ``success`` with ``retried``): columns ``status, reason, error_message, retried, count``."""
+    cols = ["status", "reason", "error_message", "retried", "count"]
+    rows = row_outcomes(chunk_dirs)
+    if rows.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "count" else "object") for c in cols})
+    rows["reason"] = [failure_reason(s, e) for s, e in zip(rows["status"], rows["error_message"])]
+    rows["error_message"] = rows["error_message"].astype(str).str.slice(0, 300)
+    out = rows.groupby(["status", "reason", "error_message", "retried"]).size().rename("count").reset_index()
+    return out.sort_values(["count", "status", "reason"], ascending=[False, True, True], kind="stable")[cols] \
+        .reset_index(drop=True)
 
 
 def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -58,67 +78,140 @@ def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(info, io.BytesIO(data))
 
 
-def write_split(samples: list[tuple[str, bytes, dict, str]], out_dir: Path, per_shard: int) -> dict[str, int]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sizes: dict[str, int] = {}
-    for start in range(0, max(len(samples), 1), per_shard):
-        part = samples[start:start + per_shard]
-        if not part:
-            break
-        name = f"{start // per_shard:05d}.tar"
-        tmp = out_dir / f".{name}.tmp"
-        with tarfile.open(tmp, "w") as tf:
-            for uid, jpg, meta, text in part:
-                _add(tf, f"{uid}.jpg", jpg)
-                _add(tf, f"{uid}.txt", text.encode())
-                _add(tf, f"{uid}.json", json.dumps(meta, ensure_ascii=False).encode())
-        tmp.replace(out_dir / name)
-        sizes[name] = len(part)
-    write_json(sizes, out_dir / "sizes.json")
-    return sizes
+class ShardWriter:
+    """Streams samples into ``NNNNN.tar`` files of ``per_shard`` samples (each written to a temp name, then renamed);
+    :meth:`close` writes ``sizes.json``."""
+
+    def __init__(self, out_dir: Path, per_shard: int):
+        if per_shard < 1:
+            raise ValueError(f"samples_per_shard must be >= 1, got {per_shard}")
+        self.out_dir, self.per_shard = Path(out_dir), int(per_shard)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.sizes: dict[str, int] = {}
+        self._tf: tarfile.TarFile | None = None
+        self._name = ""
+        self._n = 0
+
+    def _roll(self) -> None:
+        self._finish()
+        self._name = f"{len(self.sizes):05d}.tar"
+        self._tf = tarfile.open(self.out_dir / f".{self._name}.tmp", "w")
+        self._n = 0
+
+    def _finish(self) -> None:
+        if self._tf is not None:
+            self._tf.close()
+            (self.out_dir / f".{self._name}.tmp").replace(self.out_dir / self._name)
+            self.sizes[self._name] = self._n
+            self._tf = None
+
+    def write(self, uid: str, jpg: bytes, meta: dict, text: str) -> str:
+        """Add one sample; returns the name of the shard it went to."""
+        if self._tf is None or self._n >= self.per_shard:
+            self._roll()
+        _add(self._tf, f"{uid}.jpg", jpg)
+        _add(self._tf, f"{uid}.txt", text.encode())
+        _add(self._tf, f"{uid}.json", json.dumps(meta, ensure_ascii=False).encode())
+        self._n += 1
+        return self._name
+
+    def close(self) -> dict[str, int]:
+        self._finish()
+        write_json(self.sizes, self.out_dir / "sizes.json")
+        return self.sizes
 
 
-def build_shards(chunk_dirs: list[str], urls: pd.DataFrame, queries: pd.DataFrame, out_dir: str, val_size: int,
-                 per_shard: int, seed: int, drop_uids: set[str] | None = None, subset: str | None = None) -> dict:
-    rows = urls.set_index("uid")
-    qtext = queries.set_index("query_id")["text"]
-    samples = []
+def split_key(uid: str, seed: int) -> int:
+    """Seeded pseudo-random rank of a uid (the validation split takes the smallest)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}\t{uid}".encode()).digest()[:8], "big")
+
+
+def select_samples(chunk_dirs: list[str], urls: pd.DataFrame, drop_uids: set[str] | None = None,
+                   subset: str | None = None) -> tuple[list[str], dict[str, int]]:
+    """The downloaded uids that go into the shards, from the download parquets alone (no image is read).
+
+    Skipped (counted in the returned dict): uids of ``drop_uids`` (``dropped``), uids with no row in ``urls``
+    (``unknown_uid``: e.g. a duplicate merged into its representative's row), uids downloaded twice (``repeat``),
+    and with ``subset="living"`` rows with ``is_living`` false (``subset``).
+    """
+    if subset not in (None, "living"):
+        raise ValueError(f"unknown subset {subset!r} (known: living)")
+    ok = row_outcomes(chunk_dirs)
+    ok = ok.loc[ok["status"] == "success", "uid"].astype(str).tolist()
+    living = dict(zip(urls["uid"].astype(str), urls["is_living"].astype(bool))) if subset == "living" else None
+    known = set(urls["uid"].astype(str))
+    skipped = dict.fromkeys(SKIP_KEYS, 0)
     seen: set[str] = set()
-    skipped = {"dropped": 0, "subset": 0, "unknown_uid": 0, "repeat": 0}
-    for uid, jpg in tqdm(iter_download_samples(chunk_dirs), desc="shards", unit="img"):
-        if uid not in rows.index:
-            skipped["unknown_uid"] += 1
-            continue
+    kept = []
+    for uid in ok:
         if uid in seen:
             skipped["repeat"] += 1
             continue
+        seen.add(uid)
         if drop_uids and uid in drop_uids:
             skipped["dropped"] += 1
-            continue
-        r = rows.loc[uid]
-        if subset == "living" and not bool(r["is_living"]):
+        elif uid not in known:
+            skipped["unknown_uid"] += 1
+        elif living is not None and not living[uid]:
             skipped["subset"] += 1
-            continue
-        seen.add(uid)
-        alts = [str(a) for a in r["alt_texts"]]
-        qids = [str(q) for q in r["query_ids"]]
-        text = alts[0] if alts else str(qtext.get(qids[0], "")) if qids else ""
-        meta = {"uid": uid, "url": r["url"], "query_ids": qids, "alt_texts": alts, "qids": [str(q) for q in r["qids"]],
-                "is_living": bool(r["is_living"]), "licence": r["licence"] if isinstance(r["licence"], str) else None}
-        samples.append((uid, jpg, meta, text))
-    if not samples:
-        raise RuntimeError("no downloaded sample survived; nothing to train on")
-    samples.sort(key=lambda s: s[0])
-    random.Random(seed).shuffle(samples)
-    n_val = min(val_size, max(len(samples) // 5, 1)) if val_size else 0
-    val, train = samples[:n_val], samples[n_val:]
+        else:
+            kept.append(uid)
+    return kept, skipped
+
+
+def build_shards(chunk_dirs: list[str], urls: pd.DataFrame, queries: pd.DataFrame, out_dir: str, val_size: int,
+                 per_shard: int, seed: int, drop_uids: set[str] | None = None, subset: str | None = None,
+                 ) -> tuple[dict, pd.DataFrame]:
+    """Write ``out_dir/train`` and ``out_dir/val`` (+ ``sizes.json``); returns ``(summary, index)``.
+
+    Streaming, in two passes: the kept uids are chosen from img2dataset's parquets (:func:`select_samples`), the
+    ``min(val_size, n // 5)`` uids with the smallest seeded :func:`split_key` form the validation split, then the
+    tars are read once, in order, and every kept sample is written to its split (memory: one tar's member list).
+    Training order follows the download chunks, which follow the seeded shuffle of ``urls.parquet``.
+    ``index``: one row per written sample, ``uid, split, shard``.
+    """
+    kept, skipped = select_samples(chunk_dirs, urls, drop_uids, subset)
+    if not kept:
+        raise RuntimeError(f"no downloaded sample survived (skipped: {skipped}); nothing to train on")
+    n_val = min(val_size, max(len(kept) // 5, 1)) if val_size else 0
+    val_uids = set(sorted(kept, key=lambda u: split_key(u, seed))[:n_val])
+    keep = set(kept)
+    cols = ["url", "alt_texts", "query_ids", "qids", "is_living", "licence"]
+    sub = urls[urls["uid"].astype(str).isin(keep)].drop_duplicates("uid")
+    rows = {str(u): r for u, r in zip(sub["uid"], sub[cols].itertuples(index=False, name=None))}
+    qtext = dict(zip(queries["query_id"].astype(str), queries["text"].astype(str)))
     out = Path(out_dir)
-    summary = {"train": write_split(train, out / "train", per_shard), "skipped": skipped,
-               "n_train": len(train), "n_val": len(val)}
-    if val:
-        summary["val"] = write_split(val, out / "val", per_shard)
-    log.info("shards: %d train, %d val, skipped %s", len(train), len(val), skipped)
-    return summary
+    writers = {"train": ShardWriter(out / "train", per_shard)}
+    if n_val:
+        writers["val"] = ShardWriter(out / "val", per_shard)
+    index: dict[str, list] = {c: [] for c in INDEX_COLUMNS}
+    written: set[str] = set()
+    for uid, jpg in tqdm(iter_download_samples(chunk_dirs, keep), desc="shards", unit="img", mininterval=10):
+        if uid in written:
+            continue
+        url, alts, qids, ent_qids, is_living, licence = rows[uid]
+        alts = [str(a) for a in (alts if alts is not None else [])]
+        qids = [str(q) for q in (qids if qids is not None else [])]
+        text = alts[0] if alts else qtext.get(qids[0], "") if qids else ""
+        meta = {"uid": uid, "url": url, "query_ids": qids, "alt_texts": alts,
+                "qids": [str(q) for q in (ent_qids if ent_qids is not None else [])],
+                "is_living": bool(is_living), "licence": licence if isinstance(licence, str) else None}
+        split = "val" if uid in val_uids else "train"
+        shard = writers[split].write(uid, jpg, meta, text)
+        written.add(uid)
+        for c, v in zip(INDEX_COLUMNS, (uid, split, shard)):
+            index[c].append(v)
+    missing = keep - written
+    if missing:
+        raise RuntimeError(f"{len(missing)} sample(s) listed as downloaded have no image in the tars, e.g. "
+                           f"{sorted(missing)[:3]}; re-run the download chunk(s)")
+    sizes = {split: w.close() for split, w in writers.items()}
+    n_train, n_val_written = sum(sizes["train"].values()), sum(sizes.get("val", {}).values())
+    summary = {"train": sizes["train"], "skipped": skipped, "n_train": n_train, "n_val": n_val_written}
+    if "val" in sizes:
+        summary["val"] = sizes["val"]
+    log.info("shards: %d train, %d val, skipped %s", n_train, n_val_written, skipped)
+    return summary, pd.DataFrame(index, columns=INDEX_COLUMNS)
 
 
 def main(snakemake) -> None:
@@ -128,11 +221,18 @@ def main(snakemake) -> None:
     queries = pd.read_parquet(snakemake.input.queries)
     drop = None
     if snakemake.input.get("drop"):
-        drop = set(pd.read_parquet(snakemake.input.drop)["uid"])
+        drop = set(pd.read_parquet(snakemake.input.drop, columns=["uid"])["uid"].dropna().astype(str))
     chunk_dirs = list(snakemake.input.chunks)
-    summary = build_shards(chunk_dirs, urls, queries, snakemake.output.shards_dir, int(p.val_size),
-                           int(p.samples_per_shard), int(p.seed), drop, p.subset)
-    write_parquet(status_table(chunk_dirs), snakemake.output.status)
+    summary, index = build_shards(chunk_dirs, urls, queries, snakemake.output.shards_dir, int(p.val_size),
+                                  int(p.samples_per_shard), int(p.seed), drop, p.subset)
+    status = status_table(chunk_dirs)
+    summary["download"] = {"rows": int(status["count"].sum()),
+                           "successes": int(status.loc[status["status"] == "success", "count"].sum()),
+                           "recovered_by_retry": int(status.loc[(status["status"] == "success")
+                                                                & status["retried"], "count"].sum())}
+    write_parquet(status, snakemake.output.status)
+    if "index" in snakemake.output.keys():
+        write_parquet(index, snakemake.output.index)
     write_json(summary, snakemake.output.summary)
 
 

@@ -25,8 +25,8 @@ def test_default_target_is_the_demo_chain(wd):
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
     chain = ["kg_dump", "kg_entities", "kg_attributes", "build_queries", "pool_index", "search", "merge_search",
-             "download", "build_shards", "text_candidates", "train", "build_demo_evalset", "evaluate",
-             "model_report", "all"]
+             "download", "dedup_decontaminate", "build_shards", "dataset_card", "text_candidates", "train",
+             "build_demo_evalset", "evaluate", "model_report", "all"]
     assert set(counts) == set(chain)
     assert counts["search"] == CONFIG["datasets"]["demo"]["search"]["n_chunks"]
     assert "results/demo/tiny/eval.csv" in r.stdout
