@@ -12,6 +12,15 @@ except wc.ConfigError as _e:
     raise WorkflowError(f"Invalid configuration: {_e}")
 
 
+onstart:
+    # API keys of the web search backends about to run, checked before the first job (a dry run needs none)
+    try:
+        wc.check_api_keys(config, [(j.wildcards.dataset, j.wildcards.backend)
+                                   for j in workflow.dag.needrun_jobs() if j.rule.name == "search"])
+    except wc.ConfigError as _e:
+        raise WorkflowError(f"Invalid configuration: {_e}")
+
+
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     model=r"[a-z][a-z0-9_]*(-alt\d{1,3})?",

@@ -11,6 +11,7 @@ after every facet finished; any failed request (after bounded retries) aborts th
 
 import datetime as dt
 import gzip
+import io
 import logging
 
 from tqdm import tqdm
@@ -52,7 +53,9 @@ def dump(endpoint_spec: str, roots: list[str], living_roots: list[str], lang: st
     ordered = sorted(triples)
     entities = {t.split(" ", 1)[0] for t in ordered if t.startswith("<http://www.wikidata.org/entity/Q")}
     with atomic_path(out_nt_gz, suffix=".gz") as tmp:
-        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+        # no file name and mtime 0 in the gzip header: the same triples always give the same bytes
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+                io.TextIOWrapper(gz, encoding="utf-8") as fh:
             for t in ordered:
                 fh.write(t + "\n")
     provenance = {

@@ -11,6 +11,7 @@ retries with exponential backoff on 429 / 5xx / timeouts / truncated bodies; ``R
 
 import contextlib
 import gzip
+import http.client
 import io
 import json
 import logging
@@ -68,6 +69,10 @@ def qid_of(iri: str) -> str:
 
 @dataclass
 class RetryPolicy:
+    """``max_tries`` attempts in all; between them ``base_delay_s * 2**attempt`` (x 0.5..1.5 jitter) or the server's
+    ``Retry-After``, capped at ``max_wait_s``. ``timeout_s`` bounds every socket read *and* each attempt as a whole
+    (send to last byte): a body that is still trickling in after ``timeout_s`` is abandoned and retried."""
+
     max_tries: int = 5
     base_delay_s: float = 2.0
     max_wait_s: float = 120.0
@@ -111,20 +116,44 @@ class HttpSparql:
         sw.setMethod(POST)
         sw.setRequestMethod("postdirectly")  # Content-Type: application/sparql-query
         sw.setQuery(query)
-        sw.setTimeout(int(self.retry.timeout_s))
+        # not setTimeout(): it truncates to int, and a timeout of 0 means none at all (a sub-second timeout_s
+        # used to disable the timeout); urllib takes float seconds
+        sw.timeout = max(float(self.retry.timeout_s), 0.001)
         sw.addCustomHttpHeader("Accept", accept)
         return sw
 
+    def _read_body(self, resp, deadline: float) -> bytes:
+        """The whole body, or an exception: a body still arriving at ``deadline`` (a response that never ends,
+        e.g. one byte at a time, which no per-read socket timeout catches) raises TimeoutError, and a connection
+        closed before ``Content-Length`` bytes arrived raises ConnectionError."""
+        read = getattr(resp, "read1", None)
+        if read is None:
+            return resp.read()
+        chunks = []
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"response body not complete after {self.retry.timeout_s} s "
+                                   f"({sum(map(len, chunks))} bytes so far)")
+            chunk = read(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        missing = getattr(resp, "length", None)
+        if missing:  # http.client's read1() returns b"" instead of raising IncompleteRead
+            raise ConnectionError(f"connection closed with {missing} bytes of the announced body missing")
+        return b"".join(chunks)
+
     def _request(self, query: str, accept: str, parse) -> object:
-        from SPARQLWrapper.SPARQLExceptions import EndPointInternalError, QueryBadFormed
+        from SPARQLWrapper.SPARQLExceptions import EndPointInternalError, QueryBadFormed, SPARQLWrapperException
 
         last: Exception | None = None
         for attempt in range(self.retry.max_tries):
             retry_after = None
             try:
                 self.requests_sent += 1
+                deadline = time.monotonic() + self.retry.timeout_s
                 resp = self._wrapper(query, accept).query().response
-                body = resp.read()
+                body = self._read_body(resp, deadline)
                 return parse(body)
             except QueryBadFormed as e:  # our bug or a dialect problem: retrying will not help
                 raise SparqlError(f"{self.url}: query rejected as malformed: {str(e)[:500]}") from e
@@ -134,8 +163,10 @@ class HttpSparql:
                     raise SparqlError(f"{self.url}: HTTP {e.code} {e.reason}") from e
                 retry_after = parse_retry_after(e.headers.get("Retry-After") if e.headers else None)
             except (EndPointInternalError, urllib.error.URLError, socket.timeout, TimeoutError,
-                    ConnectionError, ValueError, json.JSONDecodeError) as e:
-                last = e  # ValueError covers truncated JSON and RDF syntax errors in a cut body
+                    ConnectionError, http.client.HTTPException, ValueError, json.JSONDecodeError) as e:
+                last = e  # ValueError: truncated JSON / N-Triples; HTTPException: IncompleteRead, bad status line
+            except SPARQLWrapperException as e:  # 401, 404, 414: retrying will not help
+                raise SparqlError(f"{self.url}: {type(e).__name__}: {str(e)[:300]}") from e
             wait = self.retry.delay(attempt, retry_after)
             if attempt + 1 < self.retry.max_tries:
                 log.warning("SPARQL request to %s failed (%s: %s); retry %d/%d in %.1f s", self.url,
@@ -162,7 +193,10 @@ class HttpSparql:
         import pyoxigraph as ox
 
         def parse(body: bytes) -> list[str]:
-            triples = list(ox.parse(body, format=ox.RdfFormat.N_TRIPLES))
+            try:
+                triples = list(ox.parse(body, format=ox.RdfFormat.N_TRIPLES))
+            except SyntaxError as e:  # pyoxigraph's parse error is a SyntaxError, not a ValueError
+                raise ValueError(f"N-Triples answer does not parse (truncated?): {e}") from None
             return [f"{t.subject} {t.predicate} {t.object} ." for t in triples]
 
         return self._request(query, "application/n-triples", parse)

@@ -103,5 +103,51 @@ def check(config: dict, repo: Path) -> None:
         model_recipe(config, m)
     dt = config.get("default_target", {})
     if dt:
-        dataset_config(config, dt.get("dataset", "demo"))
-        model_recipe(config, dt.get("model", "tiny"))
+        _named("default_target.dataset", dataset_config, config, dt.get("dataset", "demo"))
+        _named("default_target.model", model_recipe, config, dt.get("model", "tiny"))
+    for m in config.get("paper", {}).get("fig1_models", []):
+        _named("paper.fig1_models", model_recipe, config, m)
+
+
+def _named(key: str, fn, *args):
+    """``fn(*args)`` with ``key`` (where the value came from) prefixed to a ConfigError's message."""
+    try:
+        return fn(*args)
+    except ConfigError as e:
+        raise ConfigError(f"{key}: {e}") from None
+
+
+def missing_api_keys(config: dict, search_jobs, env=None) -> dict[str, list[str]]:
+    """Environment variables that the web search backends about to run need but ``env`` lacks (unset or blank).
+
+    ``search_jobs``: ``(dataset, backend)`` pairs of the ``search`` jobs that will run. Returns
+    ``{variable: ["datasets.<d>.search.backends.<b>", ...]}`` (empty when nothing is missing). The variable names
+    come from ``search_web.required_env`` (a backend's default or its ``api_key_env``).
+    """
+    import os
+
+    import search_web
+
+    env = os.environ if env is None else env
+    missing: dict[str, list[str]] = {}
+    for dataset, backend in sorted(set(search_jobs)):
+        if backend not in search_web.BACKENDS:
+            continue  # pool (local) needs no key
+        params = dataset_config(config, dataset)["search"]["backends"].get(backend, {})
+        for var in search_web.required_env(backend, params):
+            if not str(env.get(var, "")).strip():
+                missing.setdefault(var, []).append(f"datasets.{dataset}.search.backends.{backend}")
+    return missing
+
+
+def check_api_keys(config: dict, search_jobs, env=None) -> None:
+    """Raise ConfigError naming every missing API-key variable (see :func:`missing_api_keys`).
+
+    Called by the workflow's ``onstart`` hook, i.e. when a real run is about to start its first job (a dry run
+    plans offline and needs no key).
+    """
+    missing = missing_api_keys(config, search_jobs, env)
+    if missing:
+        lines = "; ".join(f"{var} (needed by {', '.join(where)})" for var, where in sorted(missing.items()))
+        raise ConfigError(f"API key environment variable(s) not set: {lines}. Export them before running "
+                          "(keys are read from the environment only, never from the config)")

@@ -73,6 +73,14 @@ BAD_CONFIGS = [
     ("datasets: {demo: {kg: {endpoint: 'file:resources/demo/kg/missing.ttl'}}}", "missing.ttl"),
     ("datasets: {demo: {eval_suite: nosuch}}", "nosuch"),
     ("datasets: {demo: {download: {serve_local: {directory: resources/demo/photos, bind: '10.0.0.1:80'}}}}", "bind"),
+    # reliability suite (issue 10): SPARQL in a living root, unknown models where the config names one, a negative
+    # per-query budget, shell in a key variable name (a missing key is refused at run start: tests/reliability)
+    ("datasets: {demo: {living_roots: ['Q729 } UNION { ?s ?p ?o }']}}", "living_roots"),
+    ("default_target: {dataset: demo, model: gpt5}", "default_target.model: unknown model 'gpt5'"),
+    ("paper: {fig1_models: [vitb32, vitb64]}", "paper.fig1_models: unknown model 'vitb64'"),
+    ("datasets: {demo: {search: {backends: {pool: {path: resources/demo/pool.csv, max_results: -1}}}}}",
+     "max_results"),
+    ("datasets: {entitynet: {search: {backends: {serpapi_google: {api_key_env: 'K; rm -rf ~'}}}}}", "api_key_env"),
 ]
 
 
