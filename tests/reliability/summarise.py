@@ -103,14 +103,14 @@ def main() -> int:
     args, extra = ap.parse_known_args()
     records, cases, wall, rc = run_suite(extra)
     text = markdown(records, cases, wall, args.label)
-    print(text)
-    if args.write:
+    if args.write:  # before printing: a closed stdout (| head) must not lose the figures
         readme = HERE / "README.md"
         old = readme.read_text()
         if BEGIN not in old or END not in old:
             raise SystemExit(f"{readme} has no {BEGIN} ... {END} section")
         head, rest = old.split(BEGIN, 1)
         readme.write_text(head + BEGIN + "\n" + text + END + rest.split(END, 1)[1])
+    print(text)
     return rc
 
 
