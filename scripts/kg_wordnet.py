@@ -193,6 +193,9 @@ def wordnet_entities(wn, max_synsets: int | None = None, root: str = ROOT) -> tu
 def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
+    if not p.wordnet_dir:
+        raise ValueError(f"{snakemake.output.entities}: datasets.{snakemake.wildcards.dataset}.wordnet.dir is null; "
+                         "set it to a WordNet 3.0 database directory (e.g. /usr/share/wordnet) to build WordNet rows")
     with wordnet_reader(p.wordnet_dir) as wn:
         df, stats = wordnet_entities(wn, p.max_synsets)
     log.info("WordNet living things: %s; %d rows written", stats, len(df))

@@ -2,7 +2,6 @@
 kg_attributes, with WordNet on and both LLM modes against the local chat-completions stand-in (not a real LLM
 service); then a forced rerun answers every LLM request from the disk cache."""
 import sys
-import threading
 from pathlib import Path
 
 import pandas as pd
