@@ -52,6 +52,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 log = logging.getLogger("http_cache")
 
@@ -503,8 +504,7 @@ class CachedClient:
             self.stats["requests"] += 1
             retry_after: float | None = None
             try:
-                resp = self._session.request(method, url, params=params, headers=all_headers, data=body,
-                                             timeout=self.timeout_s)
+                resp = self._fetch(method, url, params, all_headers, body)
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError) as exc:
                 last_problem = f"{type(exc).__name__}: {self.mask(str(exc))}"
@@ -548,6 +548,33 @@ class CachedClient:
         cls = InvalidResponseError if only_invalid_json else RetriesExhaustedError
         raise cls(f"{self.backend}: {method} {shown} failed after {attempts} attempt(s); last problem: {last_problem}",
                   backend=self.backend, url=shown, status=last_status) from None
+
+    def _fetch(self, method: str, url: str, params, headers, body):
+        """One attempt with an overall deadline of ``timeout_s``: requests' own timeout is per read, so a body that
+        keeps trickling in (a stuck server dripping bytes) would otherwise hold the attempt forever."""
+        deadline = time.monotonic() + self.timeout_s
+        resp = self._session.request(method, url, params=params, headers=headers, data=body,
+                                     timeout=self.timeout_s, stream=True)
+        try:
+            chunks = []
+            while True:
+                # read1 returns what has arrived (at most one socket read), so the deadline is checked often
+                try:
+                    chunk = resp.raw.read1(65536, decode_content=True)
+                except urllib3.exceptions.ReadTimeoutError as exc:
+                    raise requests.Timeout(str(exc)) from exc
+                except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
+                    raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"response not complete within {self.timeout_s:g} s")
+            resp._content = b"".join(chunks)
+            resp._content_consumed = True
+        finally:
+            resp.close()
+        return resp
 
     def close(self) -> None:
         """Close the HTTP session (if this client created it)."""

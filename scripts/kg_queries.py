@@ -9,6 +9,8 @@ Sitelinks come in two shapes: the raw dump / QLever keep them on the data node
 accept both (a UNION), so one text serves every endpoint.
 """
 
+import re
+
 from sparql_client import PREFIXES, check_lang, check_qid
 
 # Wikidata properties the paper used as attribute hints (PAPER.md §6), direct ones.
@@ -81,10 +83,11 @@ WHERE {{ VALUES ?fc {{ wd:Q3314483 wd:Q1364 }} ?f wdt:P31|wdt:P279 ?fc .
 
 
 def paged(query: str, page_size: int, page: int) -> str:
-    """Add stable paging to a CONSTRUCT (ORDER BY on every solution variable is not needed: ORDER BY ?ent/?x)."""
-    order = "?x" if "?x" in query.split("WHERE", 1)[1] and "?ent" not in query.split("WHERE", 1)[1] else (
-        "?ent" if "?ent" in query else "?f")
-    return f"{query}\nORDER BY {order}\nLIMIT {int(page_size)} OFFSET {int(page_size) * int(page)}"
+    """Add stable paging to a CONSTRUCT: ORDER BY *every* variable of the pattern (a total order of solutions), so
+    an endpoint that returns tied rows in varying order (QLever, say) can neither repeat nor skip rows between pages."""
+    where = query.split("WHERE", 1)[1]
+    variables = sorted(set(re.findall(r"\?[A-Za-z_][A-Za-z0-9_]*", where)))
+    return f"{query}\nORDER BY {' '.join(variables)}\nLIMIT {int(page_size)} OFFSET {int(page_size) * int(page)}"
 
 
 def world_entities_query(root: str, lang: str) -> str:
