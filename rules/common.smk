@@ -76,16 +76,17 @@ def download_chunks(wildcards):
     )
 
 
-def eval_inputs(wildcards):
-    """Benchmark roots that a rule of this workflow builds become inputs; user-provided ones are checked at run time."""
-    roots = [b.get("root") for b in wc.suite(config, wildcards.dataset).values()]
-    return [r for r in roots if r == "resources/eval/demo_heldout"]
-
-
-# Eval roots that a rule of this workflow builds; they are inputs of dedup_decontaminate, so they exist when it runs.
+# Evaluation sets that a rule of this workflow builds (rule build_demo_evalset); others are user-provided.
 RULE_BUILT_EVAL_ROOTS = {"resources/eval/demo_heldout"}
 
 
+def eval_inputs(wildcards):
+    """Benchmark roots that a rule of this workflow builds become inputs; user-provided ones are checked at run time."""
+    roots = [b.get("root") for b in wc.suite(config, wildcards.dataset).values()]
+    return [r for r in roots if r in RULE_BUILT_EVAL_ROOTS]
+
+
+# Eval roots that a rule of this workflow builds; they are inputs of dedup_decontaminate, so they exist when it runs.
 def dedup_eval_sets(dataset):
     """{benchmark: root} to decontaminate against: datasets.<name>.dedup.eval_sets, default the eval suite."""
     names = ds(dataset).get("dedup", {}).get("eval_sets")

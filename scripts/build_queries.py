@@ -48,9 +48,14 @@ def noun_queries(entities: pd.DataFrame) -> pd.DataFrame:
         extra = [normalise(n) for n in _names(row) if normalise(n) != label]
         nt = row.get("natural_type_label")
         nt = normalise(nt) if isinstance(nt, str) and nt else None
-        or_terms = list(dict.fromkeys(extra + ([nt] if nt and nt != label else [])))
-        rows.append({"text": label, "kind": kind, "qids": [row["qid"]], "attribute": None, "natural_type": nt,
-                     "is_living": living, "or_terms": " ".join(or_terms), "count": 1})
+        # Wikidata: the label is the query (aliases are not queries, PAPER.md §7.1). WordNet: every lemma of the
+        # leaf synset is its own query (the authors' wordnet_livingthings_create_queries.py).
+        texts = [label] + (list(dict.fromkeys(extra)) if kind == "wordnet-noun-living" else [])
+        for text in texts:
+            others = [n for n in [label] + extra if n != text]
+            or_terms = list(dict.fromkeys(others + ([nt] if nt and nt != text else [])))
+            rows.append({"text": text, "kind": kind, "qids": [row["qid"]], "attribute": None, "natural_type": nt,
+                         "is_living": living, "or_terms": " ".join(or_terms), "count": 1})
     return pd.DataFrame(rows)
 
 

@@ -89,8 +89,9 @@ def check(config: dict, repo: Path) -> None:
             if not ds.get("roots") and not ds.get("living_roots"):
                 raise ConfigError(f"{where}: roots and living_roots are both empty")
             backends = ds.get("search", {}).get("backends", {})
-            if not backends:
-                raise ConfigError(f"{where}.search.backends: at least one search backend is required")
+            if not backends and not ds.get("search", {}).get("released_metadata"):
+                raise ConfigError(f"{where}.search.backends: at least one search backend is required "
+                                  "(or search.released_metadata to import the authors' released URL table)")
             pool = backends.get("pool")
             if pool is not None:
                 if "path" not in pool:

@@ -122,3 +122,13 @@ def test_baseline_tag_parsing():
         evaluate.parse_baseline_tag("ViT-B-32")
     assert evaluate.baseline_samples_seen("datacomp_m_s128m_b4k", None) == 128_000_000
     assert evaluate.baseline_samples_seen("openai", None) == 12_800_000_000
+
+
+def test_wordnet_lemmas_are_separate_queries():
+    ents = pd.DataFrame([{"qid": "wn:aardvark.n.01", "label": "aardvark", "aliases": ["ant bear", "Orycteropus afer"],
+                          "common_names": [], "taxon_names": [], "is_living": True, "natural_type_label": "animal",
+                          "natural_type_qid": "wn:animal.n.01", "source": "wordnet"}])
+    q = bq.build_queries(ents, pd.DataFrame(columns=["qid", "category", "attribute", "query", "source"]), bq.KINDS)
+    assert sorted(q["text"]) == ["aardvark", "ant bear", "orycteropus afer"]
+    assert set(q["kind"]) == {"wordnet-noun-living"} and all(list(v) == ["wn:aardvark.n.01"] for v in q["qids"])
+    assert q.set_index("text").at["ant bear", "or_terms"].split()[:1] == ["aardvark"]
