@@ -127,6 +127,7 @@ def test_killed_training_resumes_from_checkpoint(demo):
     proc.wait(timeout=30)
     assert not (demo / f"results/demo/{model}/model.safetensors").exists()
     mtime = first.stat().st_mtime
+    assert snakemake(demo, "--unlock", timeout=120).returncode == 0  # kill -9 leaves Snakemake's lock behind
     r = snakemake(demo, "--cores", "2", "--rerun-incomplete", f"results/demo/{model}/model.safetensors", timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     log = (run_dir / "out.log").read_text()
