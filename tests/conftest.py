@@ -4,5 +4,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+TESTS = REPO / "tests"
+for _p in (SCRIPTS, TESTS):  # scripts/ as top-level modules; tests/ for shared helpers (loopback, workflow_helpers)
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))

@@ -1,52 +1,22 @@
 """The same SPARQL texts over HTTP (SPARQLWrapper -> a real `oxigraph serve-read-only` on 127.0.0.1) and in-process
 (pyoxigraph); the KG dump rule's code path over HTTP gives the same frozen dump as the file path."""
 import gzip
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 import kg_entities as ke
 import kg_queries as kq
-from conftest import REPO
 from kg_dump import dump
+from loopback import DEMO_TTL, free_port, oxigraph_server
 from sparql_client import EmbeddedSparql, HttpSparql, RetryPolicy, SparqlError
 
 pytestmark = pytest.mark.integration
-DEMO_TTL = REPO / "resources/demo/kg/extract.ttl"
-OXIGRAPH = Path(sys.executable).parent / "oxigraph"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
-    db = tmp_path_factory.mktemp("oxigraph") / "db"
-    subprocess.run([str(OXIGRAPH), "load", "--location", str(db), "--file", str(DEMO_TTL)], check=True,
-                   capture_output=True)
-    port = free_port()
-    proc = subprocess.Popen([str(OXIGRAPH), "serve-read-only", "--location", str(db), "--bind", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("oxigraph serve-read-only did not start")
-    yield f"http://127.0.0.1:{port}/query"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with oxigraph_server(tmp_path_factory.mktemp("oxigraph")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-for p in (HERE.parent, HERE):  # tests/ (standins, workflow_helpers) and tests/reliability/ (fault_proxy, loopback)
+for p in (HERE.parent, HERE):  # tests/ (standins, workflow_helpers, loopback) and tests/reliability/ (fault_proxy)
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 

@@ -1,4 +1,5 @@
-"""Real local servers for the reliability suite: a read-only oxigraph SPARQL endpoint and a photo server."""
+"""Real local servers for the integration and reliability tests: a read-only oxigraph SPARQL endpoint and a photo
+server, on free loopback ports."""
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEMO_TTL = REPO / "resources/demo/kg/extract.ttl"
 OXIGRAPH = Path(sys.executable).parent / "oxigraph"
 
