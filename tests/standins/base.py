@@ -185,6 +185,13 @@ class StandinServer:
         self.stop()
 
     # -- request handling -----------------------------------------------------------------------------------------
+    def _next_fault(self) -> "Fault | None":
+        """The fault for this request (call with ``self._lock`` held): skip counts down first, then pop."""
+        if self._faults and self._faults[0].skip > 0:
+            self._faults[0].skip -= 1
+            return None
+        return self._faults.popleft() if self._faults else None
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
         req = Recorded("GET", parts.path, parse_qs(parts.query, keep_blank_values=True),
@@ -193,11 +200,7 @@ class StandinServer:
             self.counts[req.path] += 1
             self.distinct[req.key] += 1
             self.requests.append(req)
-            fault = None
-            if self._faults and self._faults[0].skip > 0:
-                self._faults[0].skip -= 1
-            elif self._faults:
-                fault = self._faults.popleft()
+            fault = self._next_fault()
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
         if fault is not None and fault.kind == "status":

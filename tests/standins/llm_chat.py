@@ -141,11 +141,7 @@ class LLMChatStandin(StandinServer):
         with self._lock:
             self.counts[req.path] += 1
             self.requests.append(req)
-            fault = None
-            if self._faults and self._faults[0].skip > 0:
-                self._faults[0].skip -= 1
-            elif self._faults:
-                fault = self._faults.popleft()
+            fault = self._next_fault()
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
         if fault is not None and fault.kind == "status":
