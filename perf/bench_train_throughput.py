@@ -8,7 +8,8 @@ One command:
    ``--precision``, on device-resident random tensors (a subprocess, so every run starts from a clean device);
 3. runs **upstream** open_clip_train end to end (our wrapper with ``--entitynet-data-path stock`` and no text
    candidates: upstream ``get_data``; the wrapper only registers ``config/models``);
-4. runs **our wrapper** end to end with the paper's text mix and each ``--paths`` data path (stock, lean, gpu);
+4. runs **our wrapper** end to end with the paper's text mix and each ``--paths`` data path (stock, lean, gpu,
+   hybrid = adaptive CPU share, ``hybrid:F`` = a fixed CPU share F);
 
 and prints a markdown table: samples/s, ratio to compute-only, and the share of step time spent waiting for data.
 End-to-end rates come from open_clip_train's own log lines (``Batch (t)`` is the mean step time over each log
@@ -34,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
+SHARE = re.compile(r"hybrid data path: cpu share ([0-9.]+) at the end of the epoch \(mean ([0-9.]+) over")
+PATHS = ("upstream", "stock", "lean", "gpu", "hybrid")
 LINE = re.compile(r"Train Epoch: \d+ \[\s*(\d+)/\d+ .*?Data \(t\): ([0-9.]+) Batch \(t\): ([0-9.]+),.*?"
                   r"Loss: ([0-9.naif]+) ")
 
@@ -49,8 +52,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=None, help="dataloader workers (default: cores - 2, max 14)")
     ap.add_argument("--precision", default=None, help="default amp_bf16 on cuda, fp32 on cpu")
     ap.add_argument("--torchcompile", action="store_true", help="compile in compute-only and end-to-end runs")
-    ap.add_argument("--sizes", default="512,256", help="stored short sides to test")
-    ap.add_argument("--paths", default="upstream,stock,lean,gpu", help="subset of upstream,stock,lean,gpu")
+    ap.add_argument("--sizes", default=None, help="stored short sides to test (default 512,384,256 / 512,256); 384 "
+                    "is what rule resize_shards derives: the smallest round size that keeps every crop >= 224 px")
+    ap.add_argument("--paths", default="upstream,stock,lean,gpu,hybrid",
+                    help="subset of upstream,stock,lean,gpu,hybrid; hybrid:F runs hybrid with a fixed CPU share F")
     ap.add_argument("--shards", type=int, default=None, help="shards per size (default 16 / 2)")
     ap.add_argument("--per-shard", type=int, default=None, help="images per shard (default 256 / 32)")
     ap.add_argument("--compute-steps", type=int, default=20)
@@ -64,14 +69,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                     steps=30 if cuda else 10, skip_steps=10 if cuda else 3, log_every=5 if cuda else 1,
                     workers=max(1, min(14, (os.cpu_count() or 2) - 2)) if cuda else 1,
                     precision="amp_bf16" if cuda else "fp32", shards=16 if cuda else 2,
-                    per_shard=256 if cuda else 32)
+                    per_shard=256 if cuda else 32, sizes="512,384,256" if cuda else "512,256")
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
-    bad = set(a.paths.split(",")) - {"upstream", "stock", "lean", "gpu"}
+    bad = [p for p in a.paths.split(",") if not valid_path(p)]
     if bad:
-        ap.error(f"unknown --paths {sorted(bad)}")
+        ap.error(f"unknown --paths {bad}: use {', '.join(PATHS)} or hybrid:F with F in 0..1")
     return a
+
+
+def valid_path(path: str) -> bool:
+    name, _, share = path.partition(":")
+    if not share:
+        return name in PATHS
+    try:
+        return name == "hybrid" and 0.0 <= float(share) <= 1.0
+    except ValueError:
+        return False
 
 
 def child_env(device: str) -> dict:
@@ -191,7 +206,10 @@ def e2e_command(a, shards: dict, path: str, logs: Path) -> list[str]:
     if path == "upstream":
         cmd += ["--entitynet-data-path", "stock"]
     else:
-        cmd += ["--entitynet-data-path", path, "--entitynet-text-candidates", shards["candidates"]]
+        name, _, share = path.partition(":")
+        cmd += ["--entitynet-data-path", name, "--entitynet-text-candidates", shards["candidates"]]
+        if name == "hybrid":
+            cmd += ["--entitynet-cpu-share", share or "auto"]
     return cmd
 
 
@@ -227,15 +245,21 @@ def run_e2e(a, shards: dict, size: int, path: str) -> dict:
         raise RuntimeError(f"{path} @ {size}px failed (rc {proc.returncode}):\n{log[-3000:]}")
     res = parse_rates(log, a.batch_size, 1, a.skip_steps)
     res["wall_s"] = round(time.time() - t0, 1)
+    shares = SHARE.findall(log)
+    if shares:  # hybrid: the share at the end of the run and its mean over the run
+        res["cpu_share"], res["mean_cpu_share"] = float(shares[-1][0]), float(shares[-1][1])
     return res
 
 
 # ------------------------------------------------------------------------------------------------- table
 
 
-LABELS = {"upstream": "upstream open_clip_train (stock get_data, .txt)",
-          "stock": "wrapper, text mix, `stock`", "lean": "wrapper, text mix, `lean`",
-          "gpu": "wrapper, text mix, `gpu`"}
+def label(path: str) -> str:
+    if path == "upstream":
+        return "upstream open_clip_train (stock get_data, .txt)"
+    name, _, share = path.partition(":")
+    return f"wrapper, text mix, `{name}`" + (f" (cpu share {share} fixed)" if share else
+                                              " (cpu share auto)" if name == "hybrid" else "")
 
 
 def table(a, compute: dict, results: dict, shard_info: dict) -> str:
@@ -243,15 +267,16 @@ def table(a, compute: dict, results: dict, shard_info: dict) -> str:
              f"{a.steps} steps/run ({a.skip_steps} warm-up), torchcompile {a.torchcompile}", "",
              f"compute-only: **{compute['samples_per_s']:,.0f} samples/s** ({compute['step_ms']:.1f} ms/step"
              + (f", peak {compute['peak_gib']:.1f} GiB" if compute.get("peak_gib") else "") + ")", "",
-             "| storage | data path | samples/s | ÷ compute-only | data wait | final loss |",
-             "|---|---|---|---|---|---|"]
+             "| storage | data path | samples/s | ÷ compute-only | data wait | cpu share (mean) | final loss |",
+             "|---|---|---|---|---|---|---|"]
     for (size, path), r in results.items():
         if "error" in r:
-            lines.append(f"| {size} px | {LABELS[path]} | failed: {r['error'][:60]} | | | |")
+            lines.append(f"| {size} px | {label(path)} | failed: {r['error'][:60]} | | | | |")
             continue
-        lines.append(f"| {size} px ({shard_info[size]['mean_jpeg_bytes'] / 1e3:.0f} KB) | {LABELS[path]} | "
+        share = f"{r['cpu_share']:.2f} ({r['mean_cpu_share']:.2f})" if "cpu_share" in r else ""
+        lines.append(f"| {size} px ({shard_info[size]['mean_jpeg_bytes'] / 1e3:.0f} KB) | {label(path)} | "
                      f"{r['samples_per_s']:,.1f} | {r['samples_per_s'] / compute['samples_per_s']:.0%} | "
-                     f"{r['data_wait_share']:.0%} | {r['final_loss']:.3f} |")
+                     f"{r['data_wait_share']:.0%} | {share} | {r['final_loss']:.3f} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Fast training data paths for the open_clip_train wrapper (``--entitynet-data-path {stock,lean,gpu}``).
+"""Fast training data paths for the open_clip_train wrapper (``--entitynet-data-path {stock,lean,gpu,hybrid}``).
 
 Why: with upstream's data path (PIL decode + bicubic RandomResizedCrop + ToTensor + Normalize in the dataloader
 workers) a 16-core H100 box feeds ViT-B/32 at ~0.9k samples/s from the paper's 512-px storage, against a compute
@@ -11,7 +11,7 @@ antialiased bicubic resize (``a = -0.5``), ``x/255``, ``(x - mean) / std``. Any 
 Modes
 -----
 ``stock``  upstream open_clip_train data path (or our text-mix pipeline with upstream's image transform).
-``lean``   workers: PIL header → crop box (:func:`rrc_params`) → JPEG DCT-domain downscale with ``Image.draft`` *only*
+``lean``   workers: PIL header → crop box (:func:`rrc_params`) → JPEG DCT-domain downscale, ``Image.draft``, *only*
            by a factor that keeps the crop at least the output size (so draft never makes a crop that would be
            downscaled be upscaled instead) → PIL bicubic crop+resize → **uint8** ``[3, S, S]`` (4× less IPC than
            float32). Device: cast, ``/255``, normalise (:func:`normalize_batch`).
@@ -21,6 +21,12 @@ Modes
            crop+resize** (:func:`resized_crop_batch`: two batched matmuls with per-sample separable filter
            matrices) and normalise. Non-JPEG or CMYK samples are cropped/resized on the worker (lean path) and
            scattered into the batch.
+``hybrid`` the two split by a shared share (:class:`CpuShare`, :class:`HybridImage`): the workers crop that share of
+           the JPEGs themselves (as ``lean``) and send the rest as bytes (as ``gpu``); the device step is ``gpu``'s.
+           With ``cpu_share: auto`` the main process moves the share by the loader's backlog and waits, so the
+           workers stay about saturated and nvJPEG, which competes with training for the GPU, does only the rest.
+           ``lean`` keeps a 16-core H100 box at ~1.7k img/s from 512-px storage, and nvJPEG decodes ~14.6k img/s
+           there (STACK.md §7); the split spends both.
 
 The crop+resize kernel
 ----------------------
@@ -63,6 +69,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -71,7 +78,7 @@ import torch
 
 log = logging.getLogger("entitynet.fast_data")
 
-DATA_PATHS = ("stock", "lean", "gpu")
+DATA_PATHS = ("stock", "lean", "gpu", "hybrid")
 INTERPOLATIONS = ("bicubic", "bilinear")
 
 
@@ -364,6 +371,179 @@ class GpuImage:
         return ("pre", self._lean(data))
 
 
+class CpuShare:
+    """The share of JPEG samples that the CPU workers crop themselves in the ``hybrid`` path (the rest go to nvJPEG).
+
+    State lives in shared-memory tensors, so dataloader workers (forked, or spawned: torch's reductions pass shared
+    tensors to spawned processes) read the share the main process sets, and count the samples they prepare
+    (:meth:`count`, one slot per worker, so no two processes write the same slot).
+
+    With ``adaptive``, the main process calls :meth:`observe` once per consumed batch (seconds waited on the loader,
+    seconds of the whole cycle). Every ``window`` batches it looks at the **loader's backlog**, the batches prepared
+    by the workers but not yet consumed (samples counted minus batches consumed × ``batch_size``), and at the wait:
+
+    - the training loop waited > ``wait_high`` of the window, or the backlog is below ``low_mark`` × its largest
+      value seen and still falling → the workers cannot keep up: share − ``step_down``;
+    - the backlog is at least ``high_mark`` × its largest value seen (the loader's prefetch buffer is full, so the
+      workers idle) → they have spare time: share + ``step_up``;
+    - otherwise the share holds.
+
+    A change of the share changes the workers' speed at once, but the backlog absorbs it for a while; reading the
+    backlog rather than only the waits is what stops the share from creeping up while the buffer silently drains
+    and then starving the GPU. The share settles where the workers are about saturated, which leaves the GPU the
+    least decode work without making it wait. Without ``batch_size`` only the waits are used (``wait_low`` for up).
+    """
+
+    SLOTS = 256
+
+    def __init__(self, initial: float = 0.5, adaptive: bool = True, batch_size: int | None = None, window: int = 8,
+                 wait_high: float = 0.02, wait_low: float = 0.005, high_mark: float = 0.75, low_mark: float = 0.35,
+                 step_up: float = 0.02, step_down: float = 0.05):
+        if not 0.0 <= float(initial) <= 1.0:
+            raise ValueError(f"cpu share must be within 0..1, got {initial!r}")
+        self._value = torch.full((1,), float(initial), dtype=torch.float64).share_memory_()
+        self._prepared = torch.zeros(self.SLOTS, dtype=torch.int64).share_memory_()
+        self.adaptive = bool(adaptive)
+        self.batch_size = int(batch_size) if batch_size else None
+        self.window, self.wait_high, self.wait_low = int(window), float(wait_high), float(wait_low)
+        self.high_mark, self.low_mark = float(high_mark), float(low_mark)
+        self.step_up, self.step_down = float(step_up), float(step_down)
+        self._wait = self._total = 0.0
+        self._count = self._consumed = 0
+        self._backlog_prev: float | None = None
+        self.backlog_max = 0.0
+        self._logged = float(initial)
+        self.history: list[tuple[float, float | None, float]] = []  # per window: (wait share, backlog, share after)
+        self._epoch = [0, 0.0, 0.0, 0.0]  # batches, sum of shares, seconds waited, seconds in all
+
+    @property
+    def value(self) -> float:
+        return float(self._value[0])
+
+    def set(self, value: float) -> None:
+        self._value[0] = min(1.0, max(0.0, float(value)))
+
+    def count(self, n: int = 1) -> None:
+        """Worker side: ``n`` more samples prepared (slot = the dataloader worker id)."""
+        _count_prepared(self._prepared, n)
+
+    def backlog(self) -> float | None:
+        """Batches prepared by the workers and not yet consumed (None without ``batch_size``)."""
+        if self.batch_size is None:
+            return None
+        return (int(self._prepared.sum()) - self._consumed * self.batch_size) / self.batch_size
+
+    def observe(self, wait_s: float, total_s: float) -> None:
+        """One consumed batch: seconds spent waiting on the loader, seconds of the whole cycle (wait included)."""
+        self._consumed += 1
+        ep = self._epoch
+        ep[0] += 1
+        ep[1] += self.value
+        ep[2] += max(0.0, wait_s)
+        ep[3] += max(wait_s, total_s)
+        if not self.adaptive:
+            return
+        self._wait += max(0.0, wait_s)
+        self._total += max(wait_s, total_s, 0.0)
+        self._count += 1
+        if self._count < self.window:
+            return
+        frac = self._wait / self._total if self._total > 0 else 0.0
+        backlog = self.backlog()
+        if backlog is None:
+            if frac > self.wait_high:
+                self.set(self.value - self.step_down)
+            elif frac < self.wait_low:
+                self.set(self.value + self.step_up)
+        else:
+            self.backlog_max = max(self.backlog_max, backlog)
+            falling = self._backlog_prev is not None and backlog < self._backlog_prev
+            if frac > self.wait_high or (falling and backlog < self.low_mark * self.backlog_max):
+                self.set(self.value - self.step_down)
+            elif self.backlog_max >= 1 and backlog >= self.high_mark * self.backlog_max:
+                self.set(self.value + self.step_up)
+            self._backlog_prev = backlog
+        self.history.append((frac, backlog, self.value))
+        del self.history[:-1000]
+        if abs(self.value - self._logged) >= 0.1 - 1e-9:
+            log.info("hybrid data path: cpu share now %.2f (loader wait %.1f%% of the last %d batches, backlog %s)",
+                     self.value, 100 * frac, self._count, "?" if backlog is None else f"{backlog:.1f} batches")
+            self._logged = self.value
+        self._wait = self._total = 0.0
+        self._count = 0
+
+    def epoch_end(self) -> dict:
+        """Log and return the epoch's figures (the benchmark reads this line), then start the next epoch's."""
+        n, share_sum, waited, total = self._epoch
+        out = {"cpu_share": self.value, "mean_cpu_share": share_sum / n if n else self.value, "batches": n,
+               "loader_wait_share": waited / total if total > 0 else 0.0}
+        log.info("hybrid data path: cpu share %.3f at the end of the epoch (mean %.3f over %d timed batches, loader "
+                 "wait %.1f%%)", out["cpu_share"], out["mean_cpu_share"], n, 100 * out["loader_wait_share"])
+        self._epoch = [0, 0.0, 0.0, 0.0]
+        return out
+
+
+def _count_prepared(prepared: torch.Tensor, n: int) -> None:
+    import torch.utils.data as tud
+
+    info = tud.get_worker_info()
+    prepared[(info.id if info is not None else 0) % len(prepared)] += n
+
+
+class _ShareView:
+    """What a worker holds of a :class:`CpuShare`: the shared share (read) and its sample-count slot (write)."""
+
+    def __init__(self, value: torch.Tensor, prepared: torch.Tensor):
+        self._value, self._prepared = value, prepared
+
+    @property
+    def value(self) -> float:
+        return float(self._value[0])
+
+    def count(self, n: int = 1) -> None:
+        _count_prepared(self._prepared, n)
+
+
+class HybridImage:
+    """Worker step for ``hybrid``: like :class:`GpuImage`, but a :class:`CpuShare` of the JPEGs is cropped here
+    with the ``lean`` step (``("pre", uint8 crop)``), the rest is sent as bytes for nvJPEG.
+
+    Which samples go to the CPU is decided by error diffusion (an accumulator of the share), so over any run of
+    samples the CPU takes the share to within one sample, whatever the order. The box is drawn by the same
+    :func:`rrc_params` call in both branches, so the augmentation does not depend on where a sample is decoded.
+    Every call counts one prepared sample (the controller's backlog).
+    """
+
+    def __init__(self, spec: CropSpec, share: CpuShare):
+        self.spec = spec
+        self.share = share
+        self._lean = LeanImage(spec)
+        self._acc = 0.0
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        share = self.share
+        if isinstance(share, CpuShare):  # workers need the shared tensors only, not the controller
+            state["share"] = _ShareView(share._value, share._prepared)
+        return state
+
+    def __call__(self, data: bytes) -> tuple:
+        img = _open(data)
+        if img.format == "JPEG" and img.mode in ("RGB", "L"):
+            self._acc += self.share.value
+            if self._acc >= 1.0:
+                self._acc -= 1.0
+                item = ("pre", self._lean(data))
+            else:
+                width, height = img.size
+                box = rrc_params(height, width, self.spec.scale, self.spec.ratio)
+                item = ("jpeg", np.frombuffer(data, dtype=np.uint8), box)
+        else:
+            item = ("pre", self._lean(data))
+        self.share.count()
+        return item
+
+
 def collate_gpu(samples: Sequence[tuple]) -> tuple:
     """Batch of ``(image_item, text)`` → one packed tuple (few tensors ⇒ cheap worker→main IPC).
 
@@ -487,11 +667,13 @@ class DeviceBatches:
     """
 
     def __init__(self, loader: Iterable, prepare: Callable[[Any, torch.device], tuple], device: str | torch.device,
-                 prefetch: int = 2):
+                 prefetch: int = 2, monitor: Any = None):
         self.loader = loader
         self.prepare = prepare
         self.device = torch.device(device)
         self.prefetch = max(0, int(prefetch))
+        # monitor.observe(seconds waited on the loader, seconds of the whole cycle) per batch, monitor.epoch_end()
+        self.monitor = monitor
         self.num_batches = getattr(loader, "num_batches", None)
         self.num_samples = getattr(loader, "num_samples", None)
 
@@ -500,18 +682,37 @@ class DeviceBatches:
             raise TypeError("wrapped loader has no num_batches")
         return self.num_batches
 
+    def _timed(self, it):
+        """Iterate ``it``, reporting per batch the time blocked in ``next`` and the time since the last report."""
+        last = None
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            got = time.perf_counter()
+            if last is not None:
+                self.monitor.observe(got - start, got - last)
+            last = got
+            yield batch
+
     def __iter__(self):
         it = iter(self.loader)  # worker processes start here, in the caller's thread
+        if self.monitor is not None:
+            it = self._timed(it)
         if self.device.type != "cuda":
             for batch in it:
                 yield self.prepare(batch, self.device)
-            return
-        stream = torch.cuda.Stream(self.device)
-        if self.prefetch == 0:
-            for batch in it:
-                yield self._consume(self._produce(batch, stream))
-            return
-        yield from self._threaded(it, stream)
+        else:
+            stream = torch.cuda.Stream(self.device)
+            if self.prefetch == 0:
+                for batch in it:
+                    yield self._consume(self._produce(batch, stream))
+            else:
+                yield from self._threaded(it, stream)
+        if self.monitor is not None:
+            self.monitor.epoch_end()
 
     def _produce(self, batch, stream):
         with torch.cuda.stream(stream):

@@ -75,9 +75,11 @@ def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_sa
     if val_spec:
         args += ["--val-data", val_spec, "--val-num-samples", str(val_samples), "--val-frequency", "1"]
     data_path = recipe.get("data_path", "stock")
-    if data_path not in ("stock", "lean", "gpu"):
-        raise ValueError(f"models.*.data_path must be stock, lean or gpu, got {data_path!r}")
+    if data_path not in ("stock", "lean", "gpu", "hybrid"):
+        raise ValueError(f"models.*.data_path must be stock, lean, gpu or hybrid, got {data_path!r}")
     args += ["--entitynet-data-path", data_path]
+    if data_path == "hybrid":
+        args += ["--entitynet-cpu-share", str(recipe.get("cpu_share", "auto"))]
     if text_candidates:
         args += ["--entitynet-text-candidates", text_candidates,
                  "--entitynet-alt-text-chance", str(recipe.get("alt_text_chance", 0.5))]

@@ -15,10 +15,11 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
    (PAPER.md §11) instead of reading ``.txt``. Stable for the 3.3.0 pin: both names are module-level in 3.3.0;
    upstream ``main`` (4.x) changes them, which is why the pin is exact.
 
-3. **Faster data paths** (``--entitynet-data-path lean|gpu``, ``scripts/fast_data.py``): the training split is our
-   webdataset pipeline (with the text mix, or upstream's ``.txt`` text without candidates) whose workers emit uint8
-   crops (``lean``) or raw JPEG bytes + crop boxes (``gpu``), and ``data['train'].dataloader`` is a
-   ``fast_data.DeviceBatches``: an iterable with ``num_batches``/``num_samples`` that yields ``(images, texts)``
+3. **Faster data paths** (``--entitynet-data-path lean|gpu|hybrid``, ``scripts/fast_data.py``): the training split is
+   our webdataset pipeline (with the text mix, or upstream's ``.txt`` text without candidates) whose workers emit
+   uint8 crops (``lean``), raw JPEG bytes + crop boxes (``gpu``), or a mix of both (``hybrid``), and
+   ``data['train'].dataloader`` is a ``fast_data.DeviceBatches``: an iterable with ``num_batches``/``num_samples``
+   that yields ``(images, texts)``
    already decoded/cropped/normalised **on the device**. That is the hook: ``train_one_epoch`` (3.3.0) only iterates
    the dataloader and reads those two attributes, and its ``images.to(device=device, dtype=input_dtype)`` is then a
    no-op, so no upstream function besides ``get_data`` is replaced. Augmentation (RRC scale/ratio, interpolation,
@@ -27,8 +28,12 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
 Extra flags (removed before upstream parses the rest):
   --entitynet-text-candidates PATH   text_candidates.parquet (enables the text mix)
   --entitynet-alt-text-chance F      probability of an alt text (default 0.5)
-  --entitynet-data-path MODE         stock (upstream transform in workers; default) | lean | gpu (see fast_data.py)
-  --entitynet-device-prefetch N      lean/gpu on CUDA: batches prepared ahead on a side stream (default 2; 0 = inline)
+  --entitynet-data-path MODE         stock (upstream transform in workers; default) | lean | gpu | hybrid
+                                     (see fast_data.py)
+  --entitynet-device-prefetch N      lean/gpu/hybrid on CUDA: batches prepared ahead on a side stream (default 2;
+                                     0 = inline)
+  --entitynet-cpu-share S            hybrid: share of JPEGs the CPU workers crop; auto (default: adaptive from 0.5,
+                                     fast_data.CpuShare) or a fixed number in 0..1
 """
 
 import argparse
@@ -56,9 +61,23 @@ def split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--entitynet-text-candidates", default=None)
     ap.add_argument("--entitynet-alt-text-chance", type=float, default=0.5)
-    ap.add_argument("--entitynet-data-path", choices=["stock", "lean", "gpu"], default="stock")
+    ap.add_argument("--entitynet-data-path", choices=["stock", "lean", "gpu", "hybrid"], default="stock")
     ap.add_argument("--entitynet-device-prefetch", type=int, default=2)
+    ap.add_argument("--entitynet-cpu-share", type=parse_cpu_share, default="auto")
     return ap.parse_known_args(argv)
+
+
+def parse_cpu_share(value: str) -> str | float:
+    """``auto`` (adaptive, starting at 0.5) or a fixed share of JPEGs cropped on the CPU workers, 0..1."""
+    if value == "auto":
+        return value
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"--entitynet-cpu-share must be 'auto' or a number in 0..1, got {value!r}")
+    return share
 
 
 class MixedText:
@@ -109,9 +128,11 @@ class PlainText:
 
 
 def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidates: str | None,
-                           alt_text_chance: float, data_path: str = "stock", prefetch: int = 2):
+                           alt_text_chance: float, data_path: str = "stock", prefetch: int = 2,
+                           cpu_share: str | float = "auto"):
     """Training webdataset (mirrors upstream get_wds_dataset's train branch) with the paper's per-step text mix when
-    ``candidates`` is given (else upstream's ``.txt``) and the image step of ``data_path`` (stock|lean|gpu)."""
+    ``candidates`` is given (else upstream's ``.txt``) and the image step of ``data_path`` (stock|lean|gpu|hybrid;
+    ``cpu_share``: the hybrid path's CPU share, ``auto`` = adaptive from 0.5)."""
     import webdataset as wds
 
     import fast_data
@@ -146,7 +167,7 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
                     wds.rename(image="jpg;png;jpeg;webp", text="txt"))
     pipeline.append(wds.map(MixedText(candidates, alt_text_chance, args.seed, tokenizer)) if candidates else
                     wds.map(PlainText(tokenizer)))
-    device_step = None
+    device_step = monitor = None
     if data_path == "stock":
         pipeline += [wds.map_dict(image=preprocess_img), wds.to_tuple("image", "text"),
                      wds.batched(args.batch_size, partial=False)]
@@ -162,6 +183,13 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
                          wds.to_tuple("image", "text"),
                          wds.batched(args.batch_size, collation_fn=fast_data.collate_gpu, partial=False)]
             device_step = fast_data.GpuDevice(spec)
+        elif data_path == "hybrid":
+            auto = cpu_share == "auto"
+            share = fast_data.CpuShare(0.5 if auto else float(cpu_share), adaptive=auto, batch_size=args.batch_size)
+            pipeline += [wds.map_dict(image=fast_data.HybridImage(spec, share), handler=log_and_continue),
+                         wds.to_tuple("image", "text"),
+                         wds.batched(args.batch_size, collation_fn=fast_data.collate_gpu, partial=False)]
+            device_step, monitor = fast_data.GpuDevice(spec), share
         else:
             raise ValueError(f"--entitynet-data-path must be one of {fast_data.DATA_PATHS}, got {data_path!r}")
     dataset = wds.DataPipeline(*pipeline)
@@ -180,7 +208,7 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
     loader.num_batches = num_batches
     loader.num_samples = num_samples
     if device_step is not None:
-        loader = fast_data.DeviceBatches(loader, device_step, args.device, prefetch=prefetch)
+        loader = fast_data.DeviceBatches(loader, device_step, args.device, prefetch=prefetch, monitor=monitor)
     return DataInfo(dataloader=loader, shared_epoch=shared_epoch)
 
 
@@ -194,7 +222,8 @@ class _HasTextAndImage:
         return self.text_key in sample and any(k in sample for k in ("jpg", "png", "jpeg", "webp"))
 
 
-def make_get_data(candidates: str | None, alt_text_chance: float, data_path: str = "stock", prefetch: int = 2):
+def make_get_data(candidates: str | None, alt_text_chance: float, data_path: str = "stock", prefetch: int = 2,
+                  cpu_share: str | float = "auto"):
     from open_clip_train import data as upstream
 
     def entitynet_get_data(args, preprocess_fns, epoch=0, tokenizer=None):
@@ -206,7 +235,7 @@ def make_get_data(candidates: str | None, alt_text_chance: float, data_path: str
         finally:
             args.train_data = train_data
         data["train"] = mixed_text_wds_dataset(args, preprocess_fns[0], epoch, tokenizer, candidates,
-                                               alt_text_chance, data_path, prefetch)
+                                               alt_text_chance, data_path, prefetch, cpu_share)
         return data
 
     return entitynet_get_data
@@ -218,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     import open_clip_train.main as upstream_main
 
     upstream_main.get_data = make_get_data(ours.entitynet_text_candidates, ours.entitynet_alt_text_chance,
-                                           ours.entitynet_data_path, ours.entitynet_device_prefetch)
+                                           ours.entitynet_data_path, ours.entitynet_device_prefetch,
+                                           ours.entitynet_cpu_share)
     logging.getLogger("entitynet").info("open_clip_train args: %s", rest)
     result = upstream_main.main(rest)
     return 0 if result is None else int(result)
