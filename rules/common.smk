@@ -25,6 +25,7 @@ wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     model=r"[a-z][a-z0-9_]*(-alt\d{1,3})?",
     chunk=r"\d{5}",
+    side=r"[1-9]\d*",
     backend=r"[a-z_]+",
 
 
@@ -51,6 +52,15 @@ def recipe(model):
         return wc.model_recipe(config, model)
     except wc.ConfigError as e:
         raise WorkflowError(str(e))
+
+
+def train_shards_dir(wildcards):
+    """Shards the train job reads: results/{dataset}/shards, or shards_s{N} (rule resize_shards) when the recipe
+    sets stored_short_side."""
+    side = recipe(wildcards.model).get("stored_short_side")
+    if side is None:
+        return f"results/{wildcards.dataset}/shards"
+    return f"results/{wildcards.dataset}/shards_s{int(side)}"
 
 
 def chunk_ids(n):

@@ -62,6 +62,29 @@ rule build_shards:
         "../scripts/build_shards.py"
 
 
+# Opt-in (models.<name>.stored_short_side): the shards at a smaller stored short side, same layout and contract.
+rule resize_shards:
+    input:
+        shards_dir="results/{dataset}/shards",
+    output:
+        shards_dir=directory("results/{dataset}/shards_s{side}"),
+    params:
+        short_side=lambda w: int(w.side),
+        quality=lambda w: ds(src(w.dataset)).get("download", {}).get("encode_quality", 95),
+    log:
+        "logs/{dataset}/resize_shards_s{side}.log",
+    benchmark:
+        "benchmarks/{dataset}/resize_shards_s{side}.tsv"
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=1440,
+    conda:
+        "../envs/download.yaml"
+    script:
+        "../scripts/resize_shards.py"
+
+
 rule dataset_card:
     input:
         index="results/{dataset}/shards_index.parquet",

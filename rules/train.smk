@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        shards_dir="results/{dataset}/shards",
+        shards_dir=train_shards_dir,
         text_candidates="results/{dataset}/text_candidates.parquet",
     output:
         model="results/{dataset}/{model}/model.safetensors",

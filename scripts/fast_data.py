@@ -58,10 +58,11 @@ recycling the tensors early. The side stream is synchronised before each ``decod
 allocates outputs on the caller's stream but writes them from a private stream without waiting on the caller's queued
 work (pytorch/vision PR #9606, torchcodec PR #1634); with nothing queued on the caller's stream the hazard is absent.
 
-Storage size: :func:`min_lossless_short_side` gives the smallest stored short side for which every crop is at least
-the output size (no upscaling). For 224-px models with scale 0.4 and ratio 0.9 it is 374 px, so 256-px storage does
-**not** keep the crop semantics (small crops become ~1.4× upscales), which is why no rule derives 256-px shards;
-the benchmark still reports 256-px rates for comparison.
+Storage size: :func:`min_lossless_short_side` (from ``resize_shards``) gives the smallest stored short side for which
+every crop is at least the output size (no upscaling). For 224-px models with scale 0.4 and ratio 0.9 it is 374 px.
+So 384-px storage keeps the crop semantics; rule ``resize_shards`` derives it from the 512-px download when a recipe
+sets ``stored_short_side`` (the config check refuses sizes below the minimum). 256-px storage does **not** (small
+crops become ~1.4× upscales); the benchmark reports 256-px rates only for comparison with STACK.md §7.
 """
 
 import io
@@ -75,6 +76,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+
+from resize_shards import min_lossless_short_side  # noqa: F401  (re-exported: tests, perf)
 
 log = logging.getLogger("entitynet.fast_data")
 
@@ -176,17 +179,6 @@ def rrc_params(height: int, width: int, scale: Sequence[float], ratio: Sequence[
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
-
-
-def min_lossless_short_side(out_size: int, scale: Sequence[float], ratio: Sequence[float]) -> int:
-    """Smallest stored short side S such that every RRC crop of any image with short side S is ≥ ``out_size``.
-
-    The smallest crop side occurs on a square image at the smallest area and the extreme ratio:
-    ``side = sqrt(scale_min · S² · r)`` for ``r = min(ratio, 1/max(ratio))``. Images with a longer long side only
-    enlarge the crops. (Rounding of w/h is ignored: ±0.5 px.)
-    """
-    r = min(min(ratio), 1.0 / max(ratio))
-    return int(math.ceil(out_size / math.sqrt(scale[0] * r)))
 
 
 # ----------------------------------------------------------------------------------------------------------------

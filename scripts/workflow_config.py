@@ -102,12 +102,85 @@ def check(config: dict, repo: Path) -> None:
         suite(config, name)
     for m in config["models"]:
         model_recipe(config, m)
+        check_stored_short_side(config, m, repo)
     dt = config.get("default_target", {})
     if dt:
         _named("default_target.dataset", dataset_config, config, dt.get("dataset", "demo"))
         _named("default_target.model", model_recipe, config, dt.get("model", "tiny"))
     for m in config.get("paper", {}).get("fig1_models", []):
         _named("paper.fig1_models", model_recipe, config, m)
+
+
+def model_image_size(arch: str, repo: Path) -> int:
+    """Input size of an open_clip architecture: ``vision_cfg.image_size`` of ``config/models/<arch>.json``, else of
+    open_clip's own config (imported only then); ``[h, w]`` gives the larger side."""
+    path = Path(repo) / "config" / "models" / f"{arch}.json"
+    if path.exists():
+        import json
+
+        cfg = json.loads(path.read_text())
+    else:
+        import open_clip
+
+        cfg = open_clip.get_model_config(arch)
+        if cfg is None:
+            raise ConfigError(f"arch {arch!r} is neither in config/models/ nor an open_clip model")
+    size = cfg.get("vision_cfg", {}).get("image_size")
+    if isinstance(size, (list, tuple)) and size:
+        return int(max(size))
+    if isinstance(size, int):
+        return size
+    raise ConfigError(f"arch {arch!r}: no vision_cfg.image_size in its config")
+
+
+def check_stored_short_side(config: dict, model: str, repo: Path) -> None:
+    """``models.<model>.stored_short_side`` (train from ``results/{dataset}/shards_s{N}``, rule resize_shards) must
+    keep the crop semantics and have something to derive from.
+
+    Refused when it is below ``min_lossless_short_side`` of the model's input size and the recipe's RandomResizedCrop
+    ``augmentation`` (crops would be upscaled), or when no dataset downloads images with a larger short side
+    (``download.image_size``; ``resize_mode: no`` keeps any size).
+    """
+    from resize_shards import DEFAULT_RATIO, DEFAULT_SCALE
+
+    rec = config["models"][model]
+    side = rec.get("stored_short_side")
+    if side is None:
+        return
+    key = f"models.{model}.stored_short_side"
+    if isinstance(side, bool) or not isinstance(side, int) or side < 1:
+        raise ConfigError(f"{key}: must be a positive integer or null, got {side!r}")
+    out_size = _named(f"models.{model}.arch", model_image_size, rec["arch"], repo)
+    aug = rec.get("augmentation") or {}
+    scale, ratio = aug.get("scale", DEFAULT_SCALE), aug.get("ratio", DEFAULT_RATIO)
+    need = _named(f"models.{model}.augmentation", _checked_min_side, out_size, scale, ratio)
+    if side < need:
+        raise ConfigError(
+            f"{key}: {side} px is below {need} px, the smallest stored short side at which every "
+            f"RandomResizedCrop crop (scale {list(scale)}, ratio {list(ratio)}) of a {out_size}-px {rec['arch']} input "
+            f"is at least {out_size} px; smaller storage would upscale the crops (use >= {need} or null)")
+    bounds = {}
+    for name in config["datasets"]:
+        ds = dataset_config(config, name)
+        if ds.get("subset_of"):
+            continue  # shares its source's download
+        dl = ds.get("download", {})
+        no_resize = dl.get("resize_mode", "keep_ratio") in ("no", False)
+        bounds[name] = float("inf") if no_resize else int(dl.get("image_size", 512))
+    if bounds and side >= max(bounds.values()):
+        raise ConfigError(
+            f"{key}: {side} px is not below any dataset's stored short side (download.image_size: "
+            f"{dict(sorted(bounds.items()))}); there is nothing to derive, leave it null to train from the "
+            "downloaded shards")
+
+
+def _checked_min_side(out_size: int, scale, ratio) -> int:
+    from resize_shards import min_lossless_short_side
+
+    try:
+        return min_lossless_short_side(out_size, scale, ratio)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _named(key: str, fn, *args):

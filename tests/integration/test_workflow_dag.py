@@ -1,4 +1,5 @@
 """Dry-run DAG tests for the documented targets, lint, and config refused before any job starts."""
+import re
 import sys
 
 import pytest
@@ -43,6 +44,7 @@ def test_entitynet_eval_plans_full_chain_offline(wd):
                  "text_candidates", "train", "evaluate"):
         assert counts[rule] == 1, rule
     assert "https://qlever.cs.uni-freiburg.de/api/wikidata" not in r.stderr  # nothing was contacted
+    assert "resize_shards" not in counts  # the paper's storage: train straight from the downloaded shards
 
 
 def test_ablation_and_livingthings_targets(wd):
@@ -64,6 +66,25 @@ def test_paper_targets(wd):
         assert f"results/demo/{m}/eval.csv" in r.stdout
 
 
+def test_stored_short_side_plans_one_resize_job(wd):
+    """models.<name>.stored_short_side: one resize_shards job, and the train job reads its shards_s<N> output."""
+    (wd / "s384.yaml").write_text("models: {vitb32: {stored_short_side: 384}}")
+    r = snakemake(wd, "results/entitynet/vitb32/eval.csv", "results/entitynet/vitb16/eval.csv", "-n", "--cores", "1",
+                  "--configfile", str(wd / "config/config.yaml"), str(wd / "s384.yaml"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    assert counts["resize_shards"] == 1 and counts["train"] == 2 and counts["build_shards"] == 1
+    jobs = re.split(r"\n(?=(?:local)?rule \w+:)", r.stdout)  # one block per planned job
+    resize = [j for j in jobs if j.startswith("rule resize_shards:")]
+    assert len(resize) == 1
+    assert "input: results/entitynet/shards\n" in resize[0] and "output: results/entitynet/shards_s384\n" in resize[0]
+    train = {m: next(j for j in jobs if j.startswith("rule train:") and f"entitynet/{m}/model.safetensors" in j)
+             for m in ("vitb32", "vitb16")}
+    assert "input: results/entitynet/shards_s384, results/entitynet/text_candidates.parquet" in train["vitb32"]
+    # a recipe without stored_short_side (the paper's default) trains from the downloaded shards
+    assert "input: results/entitynet/shards, results/entitynet/text_candidates.parquet" in train["vitb16"]
+
+
 BAD_CONFIGS = [
     ("datasets: {demo: {roots: [Q729, 'Q1 } ; DROP ALL']}}", "roots"),
     ("datasets: {demo: {roots: [q729]}}", "q729"),
@@ -81,6 +102,8 @@ BAD_CONFIGS = [
     ("datasets: {demo: {search: {backends: {pool: {path: resources/demo/pool.csv, max_results: -1}}}}}",
      "max_results"),
     ("datasets: {entitynet: {search: {backends: {serpapi_google: {api_key_env: 'K; rm -rf ~'}}}}}", "api_key_env"),
+    # issue 7: stored shards too small for the training crops
+    ("models: {vitb32: {stored_short_side: 256}}", "models.vitb32.stored_short_side: 256 px is below 374 px"),
 ]
 
 

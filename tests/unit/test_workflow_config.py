@@ -1,0 +1,65 @@
+"""Cross-checks of scripts/workflow_config.py::check (config problems a JSON schema cannot express)."""
+import copy
+import json
+
+import pytest
+import yaml
+
+import workflow_config as wc
+from conftest import REPO
+
+CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def with_side(side, model="vitb32", **recipe):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["models"][model]["stored_short_side"] = side
+    cfg["models"][model].update(recipe)
+    return cfg
+
+
+def test_shipped_config_passes_and_keeps_the_paper_storage():
+    wc.check(CONFIG, REPO)
+    assert all(m.get("stored_short_side") is None for m in CONFIG["models"].values())
+
+
+def test_stored_short_side_keeping_the_crops_is_accepted():
+    wc.check(with_side(384), REPO)
+    wc.check(with_side(374), REPO)  # the exact minimum for 224 px, scale 0.4, ratio 0.9-1.111
+    wc.check(with_side(None), REPO)
+
+
+@pytest.mark.parametrize("side", [300, 256, 373])
+def test_stored_short_side_upscaling_crops_is_refused(side):
+    with pytest.raises(wc.ConfigError) as e:
+        wc.check(with_side(side), REPO)
+    msg = str(e.value)
+    assert "models.vitb32.stored_short_side" in msg and "374" in msg and "upscale" in msg
+
+
+def test_minimum_follows_the_recipe_augmentation_and_arch():
+    # a narrower crop range needs less storage: scale 0.8, ratio 1 -> ceil(224 / sqrt(0.8)) = 251
+    wc.check(with_side(256, augmentation={"scale": [0.8, 1.0], "ratio": [1.0, 1.0]}), REPO)
+    with pytest.raises(wc.ConfigError, match="251"):
+        wc.check(with_side(250, augmentation={"scale": [0.8, 1.0], "ratio": [1.0, 1.0]}), REPO)
+    # the tiny model takes 64-px inputs (config/models/EntityNet-tiny-ctx32.json): 107 px suffice
+    assert json.loads((REPO / "config/models/EntityNet-tiny-ctx32.json").read_text())["vision_cfg"]["image_size"] == 64
+    wc.check(with_side(107, model="tiny"), REPO)
+    with pytest.raises(wc.ConfigError, match="models.tiny.stored_short_side: 106 px is below 107"):
+        wc.check(with_side(106, model="tiny"), REPO)
+
+
+def test_arch_without_a_bundled_config_falls_back_to_open_clip():
+    assert wc.model_image_size("ViT-B-32-ctx32", REPO) == 224
+    assert wc.model_image_size("ViT-L-14-336", REPO) == 336  # open_clip's own config
+    with pytest.raises(wc.ConfigError, match="models.vitb32.arch.*NoSuchArch"):
+        wc.check(with_side(384, arch="NoSuchArch"), REPO)
+
+
+def test_stored_short_side_with_nothing_to_derive_is_refused():
+    for side in (512, 600):
+        with pytest.raises(wc.ConfigError, match="models.vitb32.stored_short_side.*nothing to derive"):
+            wc.check(with_side(side), REPO)
+    cfg = with_side(600)
+    cfg["dataset_defaults"]["download"]["image_size"] = 1024
+    wc.check(cfg, REPO)
