@@ -2,8 +2,9 @@
 
 One command:
 
-1. writes synthetic webdataset shards at each ``--sizes`` short side (JPEG q95; ``.jpg``, ``.txt``, ``.json`` with
-   ``alt_texts``/``query_ids``; ``sizes.json``; a ``text_candidates.parquet`` for the text mix), reused if present;
+1. writes synthetic webdataset shards at the largest ``--sizes`` short side (JPEG q95; ``.jpg``, ``.txt``, ``.json``
+   with ``alt_texts``/``query_ids``; ``sizes.json``; a ``text_candidates.parquet`` for the text mix) and derives the
+   smaller sizes from them with ``resize_shards.resize_shard`` (what rule ``resize_shards`` runs), reused if present;
 2. measures the **compute-only** rate: the same model, AdamW (recipe betas/eps/wd), ClipLoss, autocast per
    ``--precision``, on device-resident random tensors (a subprocess, so every run starts from a clean device);
 3. runs **upstream** open_clip_train end to end (our wrapper with ``--entitynet-data-path stock`` and no text
@@ -56,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "is what rule resize_shards derives: the smallest round size that keeps every crop >= 224 px")
     ap.add_argument("--paths", default="upstream,stock,lean,gpu,hybrid",
                     help="subset of upstream,stock,lean,gpu,hybrid; hybrid:F runs hybrid with a fixed CPU share F")
+    ap.add_argument("--synthesize-all", action="store_true",
+                    help="write every size as fresh synthetic JPEGs instead of deriving the smaller ones from the "
+                         "largest with resize_shards (STACK.md §7 used fresh 256-px sources)")
     ap.add_argument("--shards", type=int, default=None, help="shards per size (default 16 / 2)")
     ap.add_argument("--per-shard", type=int, default=None, help="images per shard (default 256 / 32)")
     ap.add_argument("--compute-steps", type=int, default=20)
@@ -100,24 +104,51 @@ def child_env(device: str) -> dict:
 # ------------------------------------------------------------------------------------------------- shards
 
 
-def ensure_shards(a, size: int) -> dict:
+def ensure_shards(a, size: int, source: dict | None = None) -> dict:
+    """Synthetic shards at short side ``size``; with ``source`` (the largest size's shards) they are derived from it
+    by ``resize_shards.resize_shard``, the function rule ``resize_shards`` runs, as a real pipeline would."""
     import fast_data
 
     out = Path(a.work_dir) / f"shards_{size}"
     stamp = {"n_shards": a.shards, "per_shard": a.per_shard, "short_side": size, "quality": 95, "seed": size,
-             "version": 1}
+             "derived_from": source["stamp"]["short_side"] if source else None, "version": 2}
     info_path = out / "bench_shards.json"
     if info_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("stamp") == stamp:
             return info
     t0 = time.time()
-    info = fast_data.write_synthetic_shards(out, a.shards, a.per_shard, size, seed=size,
-                                            processes=min(a.shards, os.cpu_count() or 1))
+    if source is None:
+        info = fast_data.write_synthetic_shards(out, a.shards, a.per_shard, size, seed=size,
+                                                processes=min(a.shards, os.cpu_count() or 1))
+    else:
+        info = derive_shards(source, out, size, processes=min(a.shards, os.cpu_count() or 1))
     info["stamp"] = stamp
     info["gen_s"] = round(time.time() - t0, 1)
     info_path.write_text(json.dumps(info))
     return info
+
+
+def derive_shards(source: dict, out: Path, size: int, processes: int = 1) -> dict:
+    """Resize every tar of ``source`` to short side ``size`` (img2dataset's resizer, JPEG q95); copy the metadata."""
+    import multiprocessing as mp
+    import shutil
+
+    import resize_shards
+
+    src_dir = Path(source["candidates"]).parent
+    out.mkdir(parents=True, exist_ok=True)
+    tars = sorted(src_dir.glob("*.tar"))
+    jobs = [(str(t), str(out / t.name), size, 95) for t in tars]
+    with mp.get_context("spawn").Pool(max(1, min(processes, len(jobs)))) as pool:
+        stats = pool.starmap(resize_shards.resize_shard, jobs)
+    for name in ("sizes.json", "text_candidates.parquet"):
+        shutil.copyfile(src_dir / name, out / name)
+    jpegs = sum(st["jpegs"] for st in stats)
+    return {"spec": source["spec"].replace(str(src_dir), str(out)), "num_samples": source["num_samples"],
+            "candidates": str(out / "text_candidates.parquet"),
+            "mean_jpeg_bytes": sum(st["jpeg_bytes_out"] for st in stats) / max(1, jpegs),
+            "resized": sum(st["resized"] for st in stats), "derived_from": str(src_dir)}
 
 
 # ------------------------------------------------------------------------------------------------- compute only
@@ -288,7 +319,11 @@ def main(argv=None) -> int:
     Path(a.work_dir).mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in a.sizes.split(",")]
     t0 = time.time()
-    shard_info = {s: ensure_shards(a, s) for s in sizes}
+    largest = max(sizes)
+    shard_info = {largest: ensure_shards(a, largest)}
+    for s in sizes:  # smaller sizes: derived from the largest, as rule resize_shards derives them from the download
+        if s != largest:
+            shard_info[s] = ensure_shards(a, s, None if a.synthesize_all else shard_info[largest])
     print(f"shards ready in {time.time() - t0:.0f}s: " +
           ", ".join(f"{s}px mean {i['mean_jpeg_bytes'] / 1e3:.0f} KB" for s, i in shard_info.items()), flush=True)
     compute = run_compute_only(a)

@@ -33,17 +33,32 @@ def configure_logging(snakemake=None, level: int = logging.INFO) -> logging.Logg
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (never a half file)."""
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (never a half file).
+
+    The finished file gets the mode a plain ``open()`` would give it (``0o666`` less the umask), not ``mkstemp``'s
+    0600: results and shards are shared data on a cluster.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.isfile(tmp):
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:

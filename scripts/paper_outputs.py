@@ -35,7 +35,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,17 +86,10 @@ MISSING_MARK = "–"  # en dash, as in the brief; LaTeX gets "--"
 
 def _atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> None:
     """Call `write(tmp_path)` for a temp file in the target's directory, then move it over `path`."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from _helpers import atomic_path
+
+    with atomic_path(path, suffix=suffix or None) as tmp:
+        write(str(tmp))
 
 
 def _atomic_write_text(path: str | os.PathLike, text: str) -> None:

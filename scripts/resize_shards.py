@@ -112,13 +112,6 @@ def _empty_stats() -> dict:
             "jpeg_bytes_out": 0, "tar_bytes_in": 0, "tar_bytes_out": 0, "unreadable_examples": []}
 
 
-def _umask_mode(path: Path) -> None:
-    """Give a finished temp file the mode a plain ``open()`` would (mkstemp makes it 0600): shards are shared data."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def _sample_key(name: str) -> str:
     """webdataset's sample key of a member name: the path up to the first dot of the basename."""
     d, _, base = name.rpartition("/")
@@ -174,7 +167,6 @@ def resize_shard(src_tar: str | os.PathLike, dst_tar: str | os.PathLike, short_s
                     data = out
                 tout.addfile(_copy_info(m, len(data)), io.BytesIO(data))
         stats["tar_bytes_out"] = tmp.stat().st_size
-        _umask_mode(tmp)
     stats["samples"] = len(keys)
     stats["tar_bytes_in"] = src.stat().st_size
     if stats["unreadable"]:
@@ -202,14 +194,6 @@ def _copy_file(src: Path, dst: Path) -> None:
 
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        _umask_mode(tmp)
-
-
-def _write_json(obj, path: Path) -> None:
-    from _helpers import write_json
-
-    write_json(obj, path)
-    _umask_mode(path)
 
 
 def _list_splits(shards_dir: Path) -> dict[str, tuple[dict[str, int], list[Path]]]:
@@ -301,6 +285,8 @@ def resize_shards(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, sho
     jpeg_bytes_in/out, mean_jpeg_bytes_in/out, bytes_ratio, tar_bytes_in/out, unreadable_examples, reused_tars``),
     ``total`` (the same over all splits) and ``shards`` (the per-tar stats).
     """
+    from _helpers import write_json
+
     src_root, out = Path(shards_dir), Path(out_dir)
     if not src_root.is_dir():
         raise FileNotFoundError(f"shards dir {src_root} does not exist")
@@ -352,7 +338,7 @@ def resize_shards(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, sho
                                    f"{expected}")
             per_tar[split][name] = st
             done_jpegs += st["jpegs"]
-            _write_json({"short_side": short_side, "quality": quality, "stats": st}, state / split / f"{name}.json")
+            write_json({"short_side": short_side, "quality": quality, "stats": st}, state / split / f"{name}.json")
             bar.update(expected)
 
         if processes == 1 or len(jobs) <= 1:
@@ -379,7 +365,7 @@ def resize_shards(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, sho
                "images_per_s": round(done_jpegs / seconds, 2) if seconds > 0 and done_jpegs else None,
                "splits": split_summ, "total": total,
                "shards": {s: dict(sorted(t.items())) for s, t in per_tar.items()}}
-    _write_json(summary, out / SUMMARY_NAME)
+    write_json(summary, out / SUMMARY_NAME)
     shutil.rmtree(state, ignore_errors=True)
     for split, agg in split_summ.items():
         log.info("%s: %d samples, %d resized, %d kept, %d unreadable; JPEG bytes %.0f -> %.0f per image (x%.3f)",

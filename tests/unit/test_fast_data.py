@@ -459,7 +459,11 @@ def test_device_batches_reports_loader_waits():
 def test_cuda_decode_and_prefetch_match_cpu(photos):
     spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
     torch.manual_seed(3)
-    batches = [_batch(photos, spec) for _ in range(4)]
+    batches = [_batch(photos, spec) for _ in range(2)]
+    hybrid = fd.HybridImage(spec, fd.CpuShare(0.5, adaptive=False))  # half the batch cropped on the CPU ("pre")
+    batches += [fd.collate_gpu([(hybrid(jpeg_bytes(p)), torch.full((8,), k)) for k, p in enumerate(photos)])
+                for _ in range(2)]
+    assert all(len(b[5]) == len(photos) // 2 for b in batches[2:])
     cpu = [fd.GpuDevice(spec)(b, torch.device("cpu"))[0] for b in batches]
 
     class Loader(list):
