@@ -25,6 +25,7 @@ def test_vitb32_recipe_matches_paper():
     assert "ratio=(0.9, 1.111)" in args and "scale=(0.4, 1.0)" in args and "use_timm=True" in args
     assert flag(args, "--model") == "ViT-B-32-ctx32" and flag(args, "--resume") == "latest"
     assert flag(args, "--entitynet-alt-text-chance") == "0.5" and "--device" not in args
+    assert flag(args, "--entitynet-data-path") == "hybrid" and flag(args, "--entitynet-cpu-share") == "auto"
 
 
 def test_multinode_world_size_counts_nodes():
