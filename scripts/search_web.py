@@ -640,6 +640,20 @@ class _SerpApiBackend(WebSearchBackend):
             raise SearchApiError(f"{self.name}: SerpAPI error: {self.client.mask(str(err))}")
         return True
 
+    def _paged(self, base: dict, key: str, start: int, advance):
+        """Pages of items: ``base`` plus ``key = start``, then ``advance(value, items)``, until an empty page or
+        SerpAPI's no-results error."""
+        value = start
+        while True:
+            data = self._get(self.PATH, {**base, key: value})
+            if not self._checked(data):
+                return
+            items = self._items(data)
+            yield items
+            if not items:
+                return
+            value = advance(value, items)
+
     @staticmethod
     def _items(data: dict) -> list[dict]:
         items = []
@@ -676,16 +690,7 @@ class SerpApiGoogleBackend(_SerpApiBackend):
             tbs = _mapped(self.name, self.TBS, _image_type(query))
             if tbs:
                 base["tbs"] = tbs
-        ijn = 0
-        while True:
-            data = self._get(self.PATH, {**base, "ijn": ijn})
-            if not self._checked(data):
-                return
-            items = self._items(data)
-            yield items
-            if not items:
-                return
-            ijn += 1
+        yield from self._paged(base, "ijn", 0, lambda ijn, items: ijn + 1)
 
 
 class SerpApiBingBackend(_SerpApiBackend):
@@ -717,16 +722,8 @@ class SerpApiBingBackend(_SerpApiBackend):
                 raise ValueError(f"{self.name}: bing_filter_param must be 'photo' or 'qft', got {mode!r}")
             if value:
                 base.update({"photo": value} if mode == "photo" else {"qft": f"+filterui:photo-{value}"})
-        first = 1
-        while True:
-            data = self._get(self.PATH, {**base, "first": first})
-            if not self._checked(data):
-                return
-            items = self._items(data)
-            yield items
-            if not items:
-                return
-            first += len(items)
+        # ``first`` advances by the number of results actually returned
+        yield from self._paged(base, "first", 1, lambda first, items: first + len(items))
 
 
 def hits_frame(hits: list[dict]):
