@@ -74,7 +74,8 @@ def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_sa
         args += ["--torchcompile"]
     if val_spec:
         args += ["--val-data", val_spec, "--val-num-samples", str(val_samples), "--val-frequency", "1"]
-    data_path = recipe.get("data_path", "stock")
+    on_gpu = not (recipe.get("device") == "cpu" or gpus == 0)
+    data_path = recipe.get("data_path") or ("hybrid" if on_gpu else "stock")  # fast path by default on GPUs
     if data_path not in ("stock", "lean", "gpu", "hybrid"):
         raise ValueError(f"models.*.data_path must be stock, lean, gpu or hybrid, got {data_path!r}")
     args += ["--entitynet-data-path", data_path]

@@ -484,7 +484,11 @@ def test_build_train_args_passes_data_path():
     recipe = {"arch": "EntityNet-tiny-ctx32", "samples_seen": 64, "epochs": 1, "batch_size": 8, "lr": 5e-4,
               "beta1": 0.9, "beta2": 0.98, "eps": 1e-8, "wd": 0.2, "precision": "fp32", "device": "cpu"}
     args = train.build_train_args(recipe, "x.tar", None, 0, "/tmp/l", None, 0)
-    assert args[args.index("--entitynet-data-path") + 1] == "stock"
+    assert args[args.index("--entitynet-data-path") + 1] == "stock"  # no GPU: the stock CPU path by default
+    gpu_recipe = dict(recipe, device="cuda", gpus=1)
+    args = train.build_train_args(gpu_recipe, "x.tar", None, 0, "/tmp/l", None, 1)
+    assert args[args.index("--entitynet-data-path") + 1] == "hybrid"  # on a GPU the fast path is the default
+    assert args[args.index("--entitynet-cpu-share") + 1] == "auto"
     args = train.build_train_args(dict(recipe, data_path="gpu"), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-data-path") + 1] == "gpu" and "--entitynet-cpu-share" not in args
     args = train.build_train_args(dict(recipe, data_path="hybrid"), "x.tar", None, 0, "/tmp/l", None, 0)
