@@ -425,6 +425,29 @@ def test_hybrid_share_reaches_spawned_workers(photos):
     assert proc.exitcode == 0
 
 
+class _JpegStream(torch.utils.data.IterableDataset):
+    def __init__(self, step, data, n):
+        self.step, self.data, self.n = step, data, n
+
+    def __iter__(self):
+        for k in range(self.n):
+            yield self.step(self.data[k % len(self.data)])[0]
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_hybrid_workers_count_prepared_samples_into_shared_memory(photos, context):
+    """In real DataLoader workers (both start methods) every prepared sample lands in the main process's backlog."""
+    spec = fd.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    share = fd.CpuShare(0.5, batch_size=4)
+    data = [jpeg_bytes(p) for p in photos]
+    loader = torch.utils.data.DataLoader(_JpegStream(fd.HybridImage(spec, share), data, 12), batch_size=None,
+                                         num_workers=2, multiprocessing_context=context)
+    kinds = list(loader)  # each worker prepares the whole stream: 2 x 12 samples
+    assert len(kinds) == 24 and kinds.count("pre") == 12
+    assert int(share._prepared.sum()) == 24 and int((share._prepared > 0).sum()) == 2  # one slot per worker
+    assert share.backlog() == 6.0  # 24 samples prepared, nothing consumed: 6 batches of 4
+
+
 def test_device_batches_reports_loader_waits():
     class SlowLoader:
         num_batches, num_samples = 4, 16
