@@ -469,7 +469,7 @@ class CpuShare:
         n, share_sum, waited, total = self._epoch
         out = {"cpu_share": self.value, "mean_cpu_share": share_sum / n if n else self.value, "batches": n,
                "loader_wait_share": waited / total if total > 0 else 0.0}
-        log.info("hybrid data path: cpu share %.3f at the end of the epoch (mean %.3f over %d timed batches, loader "
+        log.info("hybrid data path: cpu share %.3f at the end of the epoch (mean %.3f over %d batches, loader "
                  "wait %.1f%%)", out["cpu_share"], out["mean_cpu_share"], n, 100 * out["loader_wait_share"])
         self._epoch = [0, 0.0, 0.0, 0.0]
         return out
@@ -675,7 +675,8 @@ class DeviceBatches:
         return self.num_batches
 
     def _timed(self, it):
-        """Iterate ``it``, reporting per batch the time blocked in ``next`` and the time since the last report."""
+        """Iterate ``it``, reporting per batch the time blocked in ``next`` and the time since the previous batch
+        (``(0, 0)`` for the first batch)."""
         last = None
         while True:
             start = time.perf_counter()
@@ -684,7 +685,9 @@ class DeviceBatches:
             except StopIteration:
                 return
             got = time.perf_counter()
-            if last is not None:
+            if last is None:  # the first wait is the workers' start-up, not a steady-state signal: counted, not timed
+                self.monitor.observe(0.0, 0.0)
+            else:
                 self.monitor.observe(got - start, got - last)
             last = got
             yield batch

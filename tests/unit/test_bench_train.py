@@ -13,7 +13,7 @@ LOG = """\
 2026-11-27,08:20:46 | INFO | Train Epoch: 0 [ 16/160 (10%)] Data (t): 0.650 Batch (t): 1.007, 15.8822/s, 15.8822/s/gpu LR: 0.000250 Logit Scale: 14.286 Contrastive_loss: 2.9916 (2.9916) Loss: 2.9916 (2.9916)
 2026-11-27,08:20:46 | INFO | Train Epoch: 0 [ 32/160 (20%)] Data (t): 0.100 Batch (t): 0.500, 32.0000/s, 32.0000/s/gpu LR: 0.000500 Logit Scale: 14.282 Contrastive_loss: 2.9556 (2.9736) Loss: 2.9556 (2.9736)
 2026-11-27,08:20:47 | INFO | Train Epoch: 0 [ 64/160 (40%)] Data (t): 0.050 Batch (t): 0.250, 64.0000/s, 64.0000/s/gpu LR: 0.000500 Logit Scale: 14.275 Contrastive_loss: 2.5000 (2.7000) Loss: 2.5000 (2.7000)
-2026-11-27,08:20:48 | INFO | hybrid data path: cpu share 0.420 at the end of the epoch (mean 0.455 over 3 timed batches, loader wait 1.0%)
+2026-11-27,08:20:48 | INFO | hybrid data path: cpu share 0.420 at the end of the epoch (mean 0.455 over 3 batches, loader wait 1.0%)
 """
 
 

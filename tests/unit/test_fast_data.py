@@ -471,8 +471,8 @@ def test_device_batches_reports_loader_waits():
     for _ in fd.DeviceBatches(SlowLoader(), fd.LeanDevice(spec), "cpu", monitor=mon):
         time.sleep(0.01)  # the "training step"
     seen = mon.seen
-    assert len(seen) == 3 and mon.ends == 1  # the first batch (worker start-up) is not reported
-    assert seen[1][0] >= 0.045 and seen[0][0] < 0.01 and all(t >= w for w, t in seen)
+    assert len(seen) == 4 and mon.ends == 1 and seen[0] == (0.0, 0.0)  # first batch: worker start-up, not timed
+    assert seen[2][0] >= 0.045 and seen[1][0] < 0.01 and all(t >= w for w, t in seen)
     share = fd.CpuShare(0.25, adaptive=False)
     list(fd.DeviceBatches(SlowLoader(), fd.LeanDevice(spec), "cpu", monitor=share))
     assert share._epoch == [0, 0.0, 0.0, 0.0]  # reset by epoch_end
@@ -544,7 +544,7 @@ def test_short_training_run_finite_loss(shards, tmp_path, mode, mix):
     assert proc.returncode == 0, log[-3000:]
     assert f"data path {mode} on cpu" in log
     if mode == "hybrid":  # the share's epoch summary reached the log
-        summary = r"hybrid data path: cpu share 0\.\d+ at the end of the epoch \(mean 0\.\d+ over 2 timed"
+        summary = r"hybrid data path: cpu share 0\.\d+ at the end of the epoch \(mean 0\.\d+ over 3 batches"
         assert re.search(summary, log)
     losses = [float(x) for x in re.findall(r"Contrastive_loss: ([0-9.naif]+) ", log)]
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses), log[-3000:]
