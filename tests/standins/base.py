@@ -143,6 +143,15 @@ class StandinServer:
             return Reply(200, {"params": req.params, "ok": True})
         return Reply(404, {"error": f"no route {req.path}"})
 
+    def respond_post(self, req: Recorded, body: bytes) -> Reply:
+        """The reply to a POST (``body``: the raw request body). The search APIs are GET only."""
+        return Reply(405, {"error": f"POST not supported at {req.path}"})
+
+    def fault_reply(self, fault: "Fault") -> Reply:
+        """The error reply of a ``status`` fault, in the API's error shape."""
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        return Reply(fault.status, {"error": f"stand-in fault: HTTP {fault.status}"}, headers)
+
     # -- lifecycle ------------------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
@@ -162,6 +171,9 @@ class StandinServer:
                 pass
 
             def do_GET(self):  # noqa: N802 - http.server API
+                standin._handle(self)
+
+            def do_POST(self):  # noqa: N802 - http.server API
                 standin._handle(self)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -194,7 +206,11 @@ class StandinServer:
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
-        req = Recorded("GET", parts.path, parse_qs(parts.query, keep_blank_values=True),
+        body = None
+        if h.command == "POST":
+            length = int(h.headers.get("Content-Length") or 0)
+            body = h.rfile.read(length) if length else b""
+        req = Recorded(h.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                        {k.lower(): v for k, v in h.headers.items()})
         with self._lock:
             self.counts[req.path] += 1
@@ -204,8 +220,9 @@ class StandinServer:
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
         if fault is not None and fault.kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            reply = Reply(fault.status, {"error": f"stand-in fault: HTTP {fault.status}"}, headers)
+            reply = self.fault_reply(fault)
+        elif body is not None:
+            reply = self.respond_post(req, body)
         else:
             reply = self.check_auth(req) or self.respond(req)
         body = reply.body

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from .base import Recorded, Reply, StandinServer
@@ -83,7 +81,7 @@ class LLMChatStandin(StandinServer):
     def respond(self, req: Recorded) -> Reply:  # GET: nothing here
         return Reply(405, {"error": {"message": "use POST", "type": "invalid_request_error"}})
 
-    def respond_post(self, req: Recorded, body: bytes) -> Reply:
+    def respond_post(self, req: Recorded, body: bytes) -> Reply:  # POST /v1/chat/completions
         if req.path != "/v1/chat/completions":
             return Reply(404, {"error": {"message": f"no route {req.path}", "type": "invalid_request_error"}})
         if self.api_key and req.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -109,65 +107,6 @@ class LLMChatStandin(StandinServer):
             "usage": {"prompt_tokens": len(json.dumps(data)) // 4, "completion_tokens": len(content) // 4,
                       "total_tokens": 0}})
 
-    # -- POST transport (the base class serves GET only) ----------------------------------------------------------
-    def start(self, port: int = 0) -> "LLMChatStandin":
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                standin._handle(self)
-
-            def do_POST(self):  # noqa: N802
-                standin._handle_post(self)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.handle_error = lambda request, client_address: None
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"standin-{self.api_name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _handle_post(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
-        req = Recorded("POST", h.path.split("?", 1)[0], {}, {k.lower(): v for k, v in h.headers.items()})
-        with self._lock:
-            self.counts[req.path] += 1
-            self.requests.append(req)
-            fault = self._next_fault()
-        if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
-        if fault is not None and fault.kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            reply = Reply(fault.status, {"error": {"message": f"stand-in fault: HTTP {fault.status}"}}, headers)
-        else:
-            reply = self.respond_post(req, body)
-        data = json.dumps(reply.body).encode()
-        declared = len(data)
-        if fault is not None and fault.kind == "truncated":
-            data = data[: max(1, len(data) // 2)]
-            declared = len(data)
-        elif fault is not None and fault.kind == "short_body":
-            declared = len(data) + 100
-            data = data[: len(data) // 2]
-        try:
-            h.send_response(reply.status)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(declared))
-            for k, v in reply.headers.items():
-                h.send_header(k, v)
-            if fault is not None and fault.kind == "short_body":
-                h.send_header("Connection", "close")
-                h.close_connection = True
-            h.end_headers()
-            h.wfile.write(data)
-            h.wfile.flush()
-        except OSError:
-            h.close_connection = True
+    def fault_reply(self, fault) -> Reply:  # OpenAI's error shape
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        return Reply(fault.status, {"error": {"message": f"stand-in fault: HTTP {fault.status}"}}, headers)
