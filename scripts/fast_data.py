@@ -417,7 +417,10 @@ class CpuShare:
 
     def count(self, n: int = 1) -> None:
         """Worker side: ``n`` more samples prepared (slot = the dataloader worker id)."""
-        _count_prepared(self._prepared, n)
+        import torch.utils.data as tud
+
+        info = tud.get_worker_info()
+        self._prepared[(info.id if info is not None else 0) % len(self._prepared)] += n
 
     def backlog(self) -> float | None:
         """Batches prepared by the workers and not yet consumed (None without ``batch_size``)."""
@@ -475,27 +478,6 @@ class CpuShare:
         return out
 
 
-def _count_prepared(prepared: torch.Tensor, n: int) -> None:
-    import torch.utils.data as tud
-
-    info = tud.get_worker_info()
-    prepared[(info.id if info is not None else 0) % len(prepared)] += n
-
-
-class _ShareView:
-    """What a worker holds of a :class:`CpuShare`: the shared share (read) and its sample-count slot (write)."""
-
-    def __init__(self, value: torch.Tensor, prepared: torch.Tensor):
-        self._value, self._prepared = value, prepared
-
-    @property
-    def value(self) -> float:
-        return float(self._value[0])
-
-    def count(self, n: int = 1) -> None:
-        _count_prepared(self._prepared, n)
-
-
 class HybridImage:
     """Worker step for ``hybrid``: like :class:`GpuImage`, but a :class:`CpuShare` of the JPEGs is cropped here
     with the ``lean`` step (``("pre", uint8 crop)``), the rest is sent as bytes for nvJPEG.
@@ -511,13 +493,6 @@ class HybridImage:
         self.share = share
         self._lean = LeanImage(spec)
         self._acc = 0.0
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        share = self.share
-        if isinstance(share, CpuShare):  # workers need the shared tensors only, not the controller
-            state["share"] = _ShareView(share._value, share._prepared)
-        return state
 
     def __call__(self, data: bytes) -> tuple:
         img = _open(data)
