@@ -7,7 +7,10 @@
 # (scripts/multinode_env.py; MASTER_ADDR / MASTER_PORT in the environment win) and then execs
 #
 #   $PYTHON -m torch.distributed.run --nnodes N --node-rank R --nproc-per-node G --master-addr A --master-port P \
-#       <script.py> [args...]
+#       <script.py> -- [args...]
+#
+# The "--" ends torchrun's options, so no training flag is ever read as one of torchrun's (its parser accepts
+# abbreviations: "--logs" would be refused as ambiguous); scripts/train_openclip.py drops it again.
 #
 # PYTHON: $ENTITYNET_PYTHON if set, else python3 (else python) from PATH; it must have torch installed.
 set -euo pipefail
@@ -32,4 +35,4 @@ fi
 out=$("$PYTHON" "$here/multinode_env.py" --gpus-per-node "$gpus_per_node" --hostnames "$hosts") || exit $?
 mapfile -t targs <<<"$out"
 echo "launch_multinode: $(hostname -s): torchrun ${targs[*]}" >&2
-exec "$PYTHON" -m torch.distributed.run "${targs[@]}" "$script" "$@"
+exec "$PYTHON" -m torch.distributed.run "${targs[@]}" "$script" -- "$@"

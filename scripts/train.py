@@ -88,15 +88,23 @@ def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_sa
     return args
 
 
+# Ends torchrun's own options: without it, torch.distributed.run's argparse (abbreviations on) rejects script flags
+# that are prefixes of its options ("--logs" is ambiguous with --logs-specs/--logs_specs) before the script is even
+# started. argparse keeps "--" in the REMAINDER it hands the script, so train_openclip.main drops it again.
+SCRIPT_ARGS_SEPARATOR = "--"
+
+
 def launcher(gpus: int, nodes: int) -> list[str]:
-    """Command prefix: plain python, single-node torchrun, or the multi-node srun launcher."""
+    """Command prefix: plain python, single-node torchrun, or the multi-node srun launcher (which puts the
+    separator in itself); the training flags follow it unchanged."""
     wrapper = str(HERE / "train_openclip.py")
     if nodes > 1:
         # the jobstep executor strips SLURM_* variables: state the layout explicitly
         return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1",
                 str(HERE / "launch_multinode.sh"), str(gpus), wrapper]
     if gpus > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", wrapper]
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", wrapper,
+                SCRIPT_ARGS_SEPARATOR]
     return [sys.executable, wrapper]
 
 

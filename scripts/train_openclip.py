@@ -241,8 +241,14 @@ def make_get_data(candidates: str | None, alt_text_chance: float, data_path: str
     return entitynet_get_data
 
 
+def script_args(argv: list[str]) -> list[str]:
+    """The training flags as the launcher gave them: a leading ``--`` (put after the script by the torchrun
+    launchers so that torchrun's parser never reads the flags, see ``train.launcher``) is dropped."""
+    return argv[1:] if argv[:1] == ["--"] else list(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ours, rest = split_args(sys.argv[1:] if argv is None else argv)
+    ours, rest = split_args(script_args(sys.argv[1:] if argv is None else argv))
     register_model_configs()
     import open_clip_train.main as upstream_main
 

@@ -166,7 +166,7 @@ def test_launcher_execs_torchrun_with_derived_args(tmp_path):
     assert argv[:2] == ["-m", "torch.distributed.run"]
     assert as_dict(argv[2:12]) == {"nnodes": "3", "node-rank": "2", "nproc-per-node": "8",
                                    "master-addr": "gpu01", "master-port": str(me.PORT_BASE + 123456 % me.PORT_SPAN)}
-    assert argv[12:] == [str(script), "--epochs", "2"]
+    assert argv[12:] == [str(script), "--", "--epochs", "2"]  # "--": torchrun never reads the script flags
     bad = subprocess.run(["bash", str(SCRIPTS / "launch_multinode.sh"), "0", str(script)], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "gpus_per_node" in bad.stderr
