@@ -1,4 +1,5 @@
-"""Tests of scripts/image_dedup.py on real photos (the 107 PD/CC0 GCompris photos) and on synthetic hashes."""
+"""Tests of scripts/image_dedup.py on real photos (the repository's 107 Public Domain / CC0 GCompris photos in
+``resources/demo/photos``, one sub-folder per GCompris activity and group) and on synthetic hashes."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,8 @@ from PIL import Image, ImageEnhance
 
 import image_dedup as dd
 
-PHOTOS = Path("/work/shared/data/gcompris_pd_cc0_photos")
+REPO = Path(__file__).resolve().parents[2]
+PHOTOS = REPO / "resources" / "demo" / "photos"
 ALL_PHOTOS = sorted(PHOTOS.glob("*/*.webp"))
 PLANTED = ["erase__resource/giraffe.webp", "explore_farm_animals__animals/horse.webp",
            "explore_world_animals__animals/panda.webp", "categorization__tools/hammer6.webp",
@@ -27,7 +29,6 @@ OTHERS = ["explore_farm_animals__animals/cat.webp", "explore_world_animals__anim
           "categorization__tools/plier2.webp", "categorization__fishes/fish3.webp", "clickgame__resource/sea1.webp",
           "categorization__others/pan.webp", "explore_farm_animals__animals/pig.webp"]
 
-pytestmark = pytest.mark.skipif(len(ALL_PHOTOS) != 107, reason="shared photo fixtures not available")
 
 
 def load(rel: str, short_side: int = 512) -> Image.Image:
@@ -83,6 +84,14 @@ def flip(h: int, bits) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ hashing
+
+
+def test_the_photo_set_is_the_manifested_107():
+    """Every test below reads these photos; a missing or extra file fails here instead of thinning the tests."""
+    manifest = pd.read_csv(PHOTOS / "manifest.tsv", sep="\t")
+    assert len(ALL_PHOTOS) == 107
+    assert [p.relative_to(PHOTOS).as_posix() for p in ALL_PHOTOS] == sorted(manifest["local_file"])
+    assert set(PLANTED + EVAL_FOLDER + EVAL_WDS + OTHERS) <= set(manifest["local_file"])
 
 
 def test_hashes_bit_identical_to_imagehash():
