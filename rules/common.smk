@@ -47,17 +47,30 @@ def src(dataset):
     return wc.source_dataset(config, dataset)
 
 
-def recipe(model):
+def recipe(model, dataset=None):
+    """Recipe of a model as trained on a dataset (the dataset's model_overrides merged in); clear error if unknown."""
     try:
-        return wc.model_recipe(config, model)
+        return wc.model_recipe(config, model, dataset)
     except wc.ConfigError as e:
         raise WorkflowError(str(e))
+
+
+def gpus_per_node(model, dataset):
+    """GPUs a train job asks for on each node: the recipe's ``gpus``, or 0 for a CPU recipe (``device: cpu``, whose
+    ``gpus`` counts training processes only)."""
+    r = recipe(model, dataset)
+    return 0 if r.get("device") == "cpu" else int(r.get("gpus", 0))
+
+
+def fig1_models(dataset):
+    """Models drawn in the dataset's Fig. 1 (``datasets.<name>.fig1_models``)."""
+    return list(ds(dataset).get("fig1_models", []))
 
 
 def train_shards_dir(wildcards):
     """Shards the train job reads: results/{dataset}/shards, or shards_s{N} (rule resize_shards) when the recipe
     sets stored_short_side."""
-    side = recipe(wildcards.model).get("stored_short_side")
+    side = recipe(wildcards.model, wildcards.dataset).get("stored_short_side")
     if side is None:
         return f"results/{wildcards.dataset}/shards"
     return f"results/{wildcards.dataset}/shards_s{int(side)}"
@@ -127,7 +140,7 @@ CARD_PLOTS = ["root_classes", "query_kinds", "download_status", "texts_per_image
 
 def ablation_models(wildcards):
     """The paper's alt-text ablation: 0 %, the recipe's default mix (50 %), 100 %."""
-    base = wildcards.recipe if recipe(wildcards.recipe).get("alt_text_chance", 0.5) == 0.5 else f"{wildcards.recipe}-alt50"
+    base = wildcards.recipe if recipe(wildcards.recipe, wildcards.dataset).get("alt_text_chance", 0.5) == 0.5 else f"{wildcards.recipe}-alt50"
     return [f"{wildcards.recipe}-alt0", base, f"{wildcards.recipe}-alt100"]
 
 

@@ -30,7 +30,7 @@ rule evaluate:
         eval_csv="results/{dataset}/{model}/eval.csv",
         details=directory("results/{dataset}/{model}/eval"),
     params:
-        arch=lambda w: recipe(w.model)["arch"],
+        arch=lambda w: recipe(w.model, w.dataset)["arch"],
         suite=lambda w: wc.suite(config, w.dataset),
         fail_on_missing=config["evaluation"].get("fail_on_missing", False),
         batch_size=config["evaluation"].get("batch_size", 64),
@@ -41,7 +41,7 @@ rule evaluate:
         "benchmarks/{dataset}/{model}/evaluate.tsv"
     threads: 2
     resources:
-        gpu=lambda w: 1 if int(recipe(w.model).get("gpus", 0)) > 0 else 0,
+        gpu=lambda w: 1 if gpus_per_node(w.model, w.dataset) > 0 else 0,
         mem_mb=16000,
         runtime=240,
     conda:

@@ -55,7 +55,7 @@ rule ablation_table:
 rule plot_fig1:
     input:
         eval=lambda w: expand(
-            "results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=config["paper"]["fig1_models"]
+            "results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=fig1_models(w.dataset)
         ),
         reference="resources/paper/reference_points.csv",
     output:
@@ -63,7 +63,7 @@ rule plot_fig1:
         points="results/paper/fig1_{dataset}_points.csv",
     params:
         dataset_labels=lambda w: {w.dataset: config["paper"].get("dataset_labels", {}).get(w.dataset, w.dataset)},
-        arch_labels=lambda w: {m: recipe(m)["arch"] for m in config["paper"]["fig1_models"]},
+        arch_labels=lambda w: {m: config["models"][m]["arch"] for m in fig1_models(w.dataset)},
     log:
         "logs/paper/fig1_{dataset}.log",
     threads: 1

@@ -9,24 +9,24 @@ rule train:
         model="results/{dataset}/{model}/model.safetensors",
         summary="results/{dataset}/{model}/train_summary.json",
     params:
-        recipe=lambda w: recipe(w.model),
+        recipe=lambda w: recipe(w.model, w.dataset),
         # resumable state, deliberately not a declared output (Snakemake deletes outputs of failed jobs)
         run_root=lambda w: f"results/{w.dataset}/{w.model}/openclip",
     log:
         "logs/{dataset}/{model}/train.log",
     benchmark:
         "benchmarks/{dataset}/{model}/train.tsv"
-    threads: lambda w: max(1, int(recipe(w.model).get("workers", 1)))
+    threads: lambda w: max(1, int(recipe(w.model, w.dataset).get("workers", 1)))
     resources:
-        # Slurm's --gpus is per job: GPUs per node x nodes (the launcher gets the per-node count)
-        gpu=lambda w: int(recipe(w.model).get("gpus", 0)) * int(recipe(w.model).get("nodes", 1)),
-        nodes=lambda w: int(recipe(w.model).get("nodes", 1)),
+        # Slurm's --gpus is per job: GPUs per node x nodes (the launcher gets the per-node count); 0 for a CPU recipe
+        gpu=lambda w: gpus_per_node(w.model, w.dataset) * int(recipe(w.model, w.dataset).get("nodes", 1)),
+        nodes=lambda w: int(recipe(w.model, w.dataset).get("nodes", 1)),
         # multi-node: one task per node, started by our own srun inside the job (scripts/launch_multinode.sh)
-        tasks=lambda w: int(recipe(w.model)["nodes"]) if int(recipe(w.model).get("nodes", 1)) > 1 else None,
-        tasks_per_gpu=lambda w: 0 if int(recipe(w.model).get("nodes", 1)) > 1 else None,
-        mpi=lambda w: "srun" if int(recipe(w.model).get("nodes", 1)) > 1 else None,
-        mem_mb=lambda w: int(recipe(w.model).get("mem_mb", 8000)),
-        runtime=lambda w: int(recipe(w.model).get("runtime_min", 60)),
+        tasks=lambda w: int(recipe(w.model, w.dataset)["nodes"]) if int(recipe(w.model, w.dataset).get("nodes", 1)) > 1 else None,
+        tasks_per_gpu=lambda w: 0 if int(recipe(w.model, w.dataset).get("nodes", 1)) > 1 else None,
+        mpi=lambda w: "srun" if int(recipe(w.model, w.dataset).get("nodes", 1)) > 1 else None,
+        mem_mb=lambda w: int(recipe(w.model, w.dataset).get("mem_mb", 8000)),
+        runtime=lambda w: int(recipe(w.model, w.dataset).get("runtime_min", 60)),
     conda:
         "../envs/train.yaml"
     script:

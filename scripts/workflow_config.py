@@ -25,10 +25,26 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def dataset_config(config: dict, name: str) -> dict:
-    """The dataset's config with ``dataset_defaults`` merged under it."""
+    """The dataset's config: ``dataset_defaults``, then the chain of ``inherits`` parents (farthest first), then the
+    dataset's own keys, deep-merged in that order (a list or scalar replaces, a mapping merges)."""
+    return deep_merge(config.get("dataset_defaults", {}), _own_config(config, name, ()))
+
+
+def _own_config(config: dict, name: str, seen: tuple) -> dict:
+    """The dataset's keys merged over those of its ``inherits`` chain (without ``dataset_defaults``)."""
     if name not in config["datasets"]:
-        raise ConfigError(f"unknown dataset {name!r}: config.datasets has {sorted(config['datasets'])}")
-    return deep_merge(config.get("dataset_defaults", {}), config["datasets"][name])
+        where = f"datasets.{seen[-1]}.inherits: " if seen else ""
+        raise ConfigError(f"{where}unknown dataset {name!r}: config.datasets has {sorted(config['datasets'])}")
+    if name in seen:
+        raise ConfigError(f"datasets.{seen[0]}.inherits: cycle {' -> '.join(seen + (name,))}")
+    own = config["datasets"][name]
+    parent = own.get("inherits")
+    if not parent:
+        return copy.deepcopy(own)
+    merged = deep_merge(_own_config(config, parent, seen + (name,)), own)
+    if "description" not in own:
+        merged.pop("description", None)  # a parent's description does not describe its child
+    return merged
 
 
 def source_dataset(config: dict, name: str) -> str:
@@ -36,13 +52,17 @@ def source_dataset(config: dict, name: str) -> str:
     return dataset_config(config, name).get("subset_of") or name
 
 
-def model_recipe(config: dict, model: str) -> dict:
-    """Recipe of a model name; ``<recipe>-alt<N>`` sets ``alt_text_chance = N/100`` (ablation by target name)."""
+def model_recipe(config: dict, model: str, dataset: str | None = None) -> dict:
+    """Recipe of a model name, as trained on ``dataset``: ``models.<recipe>`` with the dataset's
+    ``model_overrides.<recipe>`` merged over it (e.g. the rehearsal's miniature sizes); ``<recipe>-alt<N>`` then sets
+    ``alt_text_chance = N/100`` (ablation by target name)."""
     m = MODEL_RE.match(model)
     if not m or m.group("recipe") not in config["models"]:
         raise ConfigError(f"unknown model {model!r}: config.models has {sorted(config['models'])}, optionally "
                           "followed by -alt<N> (0..100), e.g. vitb32-alt0")
     recipe = copy.deepcopy(config["models"][m.group("recipe")])
+    if dataset is not None:
+        recipe = deep_merge(recipe, dataset_config(config, dataset).get("model_overrides", {}).get(m.group("recipe")))
     if m.group("alt") is not None:
         alt = int(m.group("alt"))
         if alt > 100:
@@ -100,6 +120,12 @@ def check(config: dict, repo: Path) -> None:
             if serve and not (repo / serve["directory"]).is_dir():
                 raise ConfigError(f"{where}.download.serve_local.directory: {serve['directory']!r} does not exist")
         suite(config, name)
+        for m in ds.get("model_overrides", {}):
+            if m not in config["models"]:
+                raise ConfigError(f"{where}.model_overrides: {m!r} is not in models ({sorted(config['models'])})")
+            model_recipe(config, m, name)
+        for m in ds.get("fig1_models", []):
+            _named(f"{where}.fig1_models", model_recipe, config, m, name)
     for m in config["models"]:
         model_recipe(config, m)
         check_stored_short_side(config, m, repo)
@@ -107,8 +133,6 @@ def check(config: dict, repo: Path) -> None:
     if dt:
         _named("default_target.dataset", dataset_config, config, dt.get("dataset", "demo"))
         _named("default_target.model", model_recipe, config, dt.get("model", "tiny"))
-    for m in config.get("paper", {}).get("fig1_models", []):
-        _named("paper.fig1_models", model_recipe, config, m)
 
 
 def model_image_size(arch: str, repo: Path) -> int:

@@ -33,14 +33,15 @@ def wait_until(predicate, timeout: float, interval: float = 0.02, what: str = "c
 
 
 @contextlib.contextmanager
-def oxigraph_server(workdir: Path, ttl: Path = DEMO_TTL):
-    """``oxigraph load`` + ``oxigraph serve-read-only`` on a free loopback port; yields the ``/query`` URL."""
+def oxigraph_server(workdir: Path, ttl: Path = DEMO_TTL, port: int = 0):
+    """``oxigraph load`` + ``oxigraph serve-read-only`` on a loopback port (0: a free one); yields the ``/query``
+    URL."""
     db = Path(workdir) / "db"
     load = subprocess.run([str(OXIGRAPH), "load", "--location", str(db), "--file", str(ttl)], capture_output=True,
                           text=True)
     if load.returncode != 0:
         raise RuntimeError(f"oxigraph load {ttl} failed: {load.stderr[-2000:]}")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen([str(OXIGRAPH), "serve-read-only", "--location", str(db), "--bind", f"127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -63,7 +64,7 @@ class PhotoServer:
     GETs, with a brake: after :meth:`hold_after` ``n``, every further request waits unanswered until
     :meth:`release`."""
 
-    def __init__(self, directory: Path, extra: dict[str, bytes] | None = None):
+    def __init__(self, directory: Path, extra: dict[str, bytes] | None = None, port: int = 0):
         self.extra = dict(extra or {})  # URL path -> JPEG bytes served in addition to the directory
         self.count = 0
         self.paths: list[str] = []
@@ -96,7 +97,7 @@ class PhotoServer:
                 self.wfile.write(data)
 
         self._httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+            ("127.0.0.1", port), functools.partial(Handler, directory=str(directory)))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)

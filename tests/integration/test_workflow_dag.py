@@ -98,7 +98,7 @@ BAD_CONFIGS = [
     # per-query budget, shell in a key variable name (a missing key is refused at run start: tests/reliability)
     ("datasets: {demo: {living_roots: ['Q729 } UNION { ?s ?p ?o }']}}", "living_roots"),
     ("default_target: {dataset: demo, model: gpt5}", "default_target.model: unknown model 'gpt5'"),
-    ("paper: {fig1_models: [vitb32, vitb64]}", "paper.fig1_models: unknown model 'vitb64'"),
+    ("datasets: {demo: {fig1_models: [vitb32, vitb64]}}", "datasets.demo.fig1_models: unknown model 'vitb64'"),
     ("datasets: {demo: {search: {backends: {pool: {path: resources/demo/pool.csv, max_results: -1}}}}}",
      "max_results"),
     ("datasets: {entitynet: {search: {backends: {serpapi_google: {api_key_env: 'K; rm -rf ~'}}}}}", "api_key_env"),

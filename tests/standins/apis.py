@@ -42,7 +42,7 @@ class OpenverseStandin(StandinServer):
         page, size = _int(req.param("page"), 1), _int(req.param("page_size"), 20)
         if not q or page < 1 or not 1 <= size <= 500:
             return Reply(400, {"detail": "Invalid parameters."})
-        items = fake_items(q, self.results_for(q))
+        items = self.items(q)
         page_count = max(1, math.ceil(len(items) / size)) if items else 0
         if items and page > page_count:
             return Reply(400, {"detail": "Invalid page."})
@@ -88,7 +88,7 @@ class CommonsStandin(StandinServer):
             return Reply(200, {"error": {"code": "badparams", "info": "stand-in expects generator=search in ns 6"}})
         q = p("gsrsearch", "")
         offset, limit = _int(p("gsroffset"), 0), _int(p("gsrlimit"), 10)
-        items = fake_items(q, self.results_for(q))
+        items = self.items(q)
         chunk = items[offset: offset + limit]
         iicontinue = p("iicontinue")
         pages = []
@@ -149,7 +149,7 @@ class INaturalistStandin(StandinServer):
         wanted = {c for c in (req.param("photo_license") or "").split(",") if c}
         observations = []
         n_photo = 0
-        for it in fake_items(q, self.results_for(q)):
+        for it in self.items(q):
             photos = []
             for j in range(2 if it["i"] % 3 == 0 else 1):
                 lic = self.LICENSES[n_photo % len(self.LICENSES)]
@@ -193,7 +193,7 @@ class BraveStandin(StandinServer):
         if not q or not 1 <= count <= 200:
             return Reply(422, {"type": "ErrorResponse", "error": {"status": 422, "code": "VALIDATION"}})
         results = []
-        for it in fake_items(q, self.results_for(q))[:count]:
+        for it in self.items(q)[:count]:
             props = {"url": it["image_url"], "placeholder": it["image_url"] + "?ph"}
             if it["i"] % 4 != 3:  # width/height only "for most images" (changelog 2025-06-27)
                 props.update(width=it["width"], height=it["height"])
@@ -229,7 +229,7 @@ class SerpApiStandin(StandinServer):
         if req.path != "/search.json":
             return Reply(404, {"error": "Not found"})
         engine, q = req.param("engine"), req.param("q", "")
-        items = fake_items(q, self.results_for(q))
+        items = self.items(q)
         meta = {"id": "abc123", "status": "Success", "json_endpoint": "https://serpapi.com/searches/abc/abc.json",
                 "created_at": "2024-01-01 00:00:00 UTC", "total_time_taken": 1.2}
         params = {k: v[0] for k, v in req.params.items() if k != "api_key" or self.echo_key}

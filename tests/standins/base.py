@@ -121,6 +121,10 @@ class StandinServer:
             return int(self.n_results.get(q, self.n_results.get("*", 0)))
         return int(self.n_results)
 
+    def items(self, q: str) -> list[dict]:
+        """The image records the stand-in has for query ``q`` (:func:`fake_items`; a subclass may serve real ones)."""
+        return fake_items(q, self.results_for(q))
+
     def request_count(self, path: str | None = None) -> int:
         """Requests received (on ``path``, or in total), faults included."""
         with self._lock:
