@@ -103,13 +103,14 @@ def test_run_with_timeout_kills_the_whole_process_group(tmp_path):
     import os
     import time
 
-    pidfile = tmp_path / "grandchild.pid"
-    script = f"sleep 60 & echo $! > {pidfile}; echo started; wait"
-    t0 = time.monotonic()
-    rc, out = download.run_with_timeout(["bash", "-c", script], dict(os.environ), timeout_s=1.5, grace_s=2)
-    assert rc is None and "started" in out and time.monotonic() - t0 < 10
+    pidfile, finished = tmp_path / "grandchild.pid", tmp_path / "grandchild.finished"
+    # the grandchild holds the output pipe open for 60 s; a run_with_timeout that waited for it (or for EOF on the
+    # pipe) would return only after it wrote `finished`, so the file's absence shows the kill, without a clock
+    script = f"(sleep 60; touch {finished}) & echo $! > {pidfile}; echo started; wait"
+    rc, out = download.run_with_timeout(["bash", "-c", script], dict(os.environ), timeout_s=3, grace_s=2)
+    assert rc is None and "started" in out and not finished.exists()
     pid = int(pidfile.read_text())
-    for _ in range(50):                                   # the orphaned sleep is gone too
+    for _ in range(300):                                  # the orphaned sleep is gone too (reaped by init)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -191,9 +191,10 @@ def test_retry_after_http_date_is_honoured(server, tmp_path):
 
 def test_retry_after_is_capped(server, tmp_path):
     server.add_fault("status", status=429, retry_after="3600")
-    t0 = time.monotonic()
-    assert make_client(tmp_path, max_retry_after_s=0.2).get_json(server.url + "/echo", {"q": "a"})["ok"]
-    assert 0.2 <= time.monotonic() - t0 < 3
+    slept = []  # the client's sleeps, recorded instead of slept: the cap is checked without a clock
+    client = make_client(tmp_path, max_retry_after_s=0.2, sleep=slept.append)
+    assert client.get_json(server.url + "/echo", {"q": "a"})["ok"]
+    assert slept == [0.2] and server.request_count() == 2
 
 
 def test_bounded_retries_then_clear_error(server, tmp_path, caplog):
@@ -237,12 +238,12 @@ def test_short_body_connection_cut_is_retried(server, tmp_path):
 
 
 def test_timeout_is_retried(server, tmp_path):
-    server.add_fault("slow", delay=1.5)
-    client = make_client(tmp_path, timeout_s=0.3)
-    t0 = time.monotonic()
+    """The first answer comes after 5 s, the client gives up after 1 s and retries. A client that waited would get
+    that answer with one request, so the request count shows the timeout fired; no wall-clock bound is needed."""
+    server.add_fault("slow", delay=5.0)
+    client = make_client(tmp_path, timeout_s=1.0)
     assert client.get_json(server.url + "/echo", {"q": "a"})["ok"]
-    assert time.monotonic() - t0 < 1.4
-    assert server.request_count() == 2
+    assert server.request_count() == 2 and client.stats["retries"] == 1
 
 
 def test_connection_refused_bounded(tmp_path):
