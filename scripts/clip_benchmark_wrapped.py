@@ -7,10 +7,17 @@
    classification run then fails. We replace it with the same top-k computation using ``.item()``. Upstream:
    LAION-AI/CLIP_benchmark ``metrics/zeroshot_classification.py::accuracy`` (no release with a fix as of 1.6.2).
 
-Usage: ``python scripts/clip_benchmark_wrapped.py eval --model … --pretrained … --dataset wds/NAME …``
+Usage: ``python scripts/clip_benchmark_wrapped.py eval --model … --pretrained … --dataset wds/NAME …``, or
+``python scripts/clip_benchmark_wrapped.py batch JOBS.json`` to run several ``eval`` command lines (a JSON list of
+``{"name": ..., "argv": [...]}``) one after the other in this one process: the imports and the model config
+registration are paid once, not once per prompt variant (the paper's suite has ~30 variants). Each job is exactly
+``clip_benchmark eval`` with its own arguments (``cli.run`` seeds torch per job, so the results equal separate
+processes'); a failed job is reported on stderr and the others still run. Exit status: 0, or 1 if any job failed.
 """
 
+import json
 import sys
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,13 +41,27 @@ def patch() -> None:
     zc.accuracy = accuracy
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     patch()
     from clip_benchmark import cli
 
-    sys.argv = ["clip_benchmark"] + argv
-    cli.main()
+    if argv[:1] != ["batch"]:
+        sys.argv = ["clip_benchmark"] + argv
+        cli.main()
+        return 0
+    failed = []
+    for job in json.loads(Path(argv[1]).read_text()):
+        sys.argv = ["clip_benchmark"] + list(job["argv"])
+        print(f"clip_benchmark job {job['name']}", flush=True)
+        try:
+            cli.main()
+        except (Exception, SystemExit):  # argparse exits; report it and go on with the next job
+            traceback.print_exc()
+            failed.append(job["name"])
+    if failed:
+        print(f"clip_benchmark jobs failed: {failed}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -3,7 +3,8 @@
 For every benchmark the rule runs each prompt variant — class-name style × template set (``openai``: the 80 OpenAI
 ImageNet templates shipped with clip_benchmark; ``none``: the bare class name; ``dataset``: the dataset's own
 templates) — writes each variant's clip_benchmark JSON under ``eval/``, and reports in ``eval.csv`` the **best
-variant** per metric, as the paper does (PAPER.md §13), with the name of that variant. A benchmark whose data is not
+variant** per metric, as the paper does, with the name of that variant. All variants of all benchmarks run in one
+clip_benchmark process (``clip_benchmark_wrapped.py batch``). A benchmark whose data is not
 present is a ``missing`` row (never silently skipped); it fails the run only with ``fail_on_missing: true``.
 """
 
@@ -51,32 +52,44 @@ def benchmark_present(bench: dict) -> bool:
     return bool(root) and Path(root).exists()
 
 
-def run_variant(bench_name: str, bench: dict, variant: dict, arch: str, weights: str, out_json: Path,
-                work: Path, device_batch: int) -> dict:
+def variant_argv(bench: dict, variant: dict, arch: str, weights: str, out_json: Path, work: Path,
+                 device_batch: int) -> list[str]:
+    """The ``clip_benchmark eval`` arguments of one prompt variant (custom template / class-name files under work)."""
     args = ["eval", "--model", arch, "--pretrained", weights, "--dataset", bench["dataset"],
             "--dataset_root", bench["root"], "--task", bench["task"], "--batch_size", str(device_batch),
             "--num_workers", "0", "--output", str(out_json), "--recall_k", "1", "5"]
     short = bench["dataset"].split("/", 1)[-1]
     if variant["templates"] in ("openai", "none"):
         templates = openai_templates() if variant["templates"] == "openai" else ["{c}"]
-        tfile = work / f"templates_{variant['templates']}.json"
+        tfile = work / f"templates_{short}_{variant['templates']}.json"  # one per benchmark: jobs run in one batch
         tfile.write_text(json.dumps({bench["dataset"]: templates, short: templates}))
         args += ["--custom_template_file", str(tfile)]
     if variant["classnames"]:
         names = Path(variant["classnames"]).read_text().splitlines()
-        cfile = work / f"classnames_{variant['name']}.json"
+        cfile = work / f"classnames_{short}_{variant['name']}.json"
         cfile.write_text(json.dumps({bench["dataset"]: names, short: names}))
         args += ["--custom_classname_file", str(cfile)]
+    return args
+
+
+def run_jobs(jobs: list[dict], weights: str, work: Path) -> dict[str, dict]:
+    """Run every ``{"name", "argv", "out"}`` job in one ``clip_benchmark_wrapped.py batch`` process; return
+    ``{name: metrics}``. A job without its output JSON is an error naming it (the process log is in the rule log)."""
+    if not jobs:
+        return {}
+    jobs_file = work / "clip_benchmark_jobs.json"
+    jobs_file.write_text(json.dumps([{"name": j["name"], "argv": j["argv"]} for j in jobs], indent=1))
     env = dict(os.environ, PYTHONPATH=str(HERE))
     if Path(weights).exists():  # our own checkpoint: never touch a model hub
         env["HF_HUB_OFFLINE"] = "1"
-    cmd = [sys.executable, str(HERE / "clip_benchmark_wrapped.py")] + args
-    log.info("%s / %s: %s", bench_name, variant["name"], " ".join(cmd))
+    cmd = [sys.executable, str(HERE / "clip_benchmark_wrapped.py"), "batch", str(jobs_file)]
+    log.info("clip_benchmark: %d jobs in one process: %s", len(jobs), " ".join(cmd))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    log.info("clip_benchmark output:\n%s", (proc.stdout + proc.stderr)[-3000:])
-    if proc.returncode != 0 or not out_json.exists():
-        raise RuntimeError(f"clip_benchmark failed on {bench_name} ({variant['name']}), exit {proc.returncode}")
-    return json.loads(out_json.read_text())["metrics"]
+    log.info("clip_benchmark output:\n%s", (proc.stdout + proc.stderr)[-6000:])
+    missing = [j["name"] for j in jobs if not Path(j["out"]).exists()]
+    if proc.returncode != 0 or missing:
+        raise RuntimeError(f"clip_benchmark failed (exit {proc.returncode}) on {missing or 'a job'}; see the log")
+    return {j["name"]: json.loads(Path(j["out"]).read_text())["metrics"] for j in jobs}
 
 
 def best_rows(bench_name: str, task: str, results: dict[str, dict]) -> list[dict]:
@@ -111,7 +124,7 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
              samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int = 77) -> pd.DataFrame:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, jobs = [], []
     for name, bench in suite.items():
         if not benchmark_present(bench):
             msg = f"benchmark {name}: data not found at {bench.get('root')!r}"
@@ -121,11 +134,16 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
             rows.append({"benchmark": name, "task": bench["task"], "metric": METRICS[bench["task"]][0],
                          "value": None, "variant": None, "n_variants": 0, "status": "missing"})
             continue
-        results = {}
         for v in variants(bench):
-            results[v["name"]] = run_variant(name, bench, v, arch, weights, out / f"{name}__{v['name']}.json",
-                                             out, batch_size)
-        rows += best_rows(name, bench["task"], results)
+            out_json = out / f"{name}__{v['name']}.json"
+            jobs.append({"name": f"{name}/{v['name']}", "bench": name, "variant": v["name"], "out": str(out_json),
+                         "argv": variant_argv(bench, v, arch, weights, out_json, out, batch_size)})
+    metrics = run_jobs(jobs, weights, out)
+    for name, bench in suite.items():
+        results = {j["variant"]: metrics[j["name"]] for j in jobs if j["bench"] == name}
+        if results:
+            rows += best_rows(name, bench["task"], results)
+    rows.sort(key=lambda r: list(suite).index(r["benchmark"]))  # suite order, missing ones in place
     df = pd.DataFrame(rows)
     df.insert(0, "model", model)
     df.insert(0, "dataset", dataset)
