@@ -7,7 +7,7 @@ CORES ?= 2
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv demo test unit lint dag clean-demo
+.PHONY: venv demo rehearsal test unit lint dag clean-demo
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ $(VENV)/.installed: requirements.lock.txt
 demo: venv
 	$(SNAKEMAKE) --cores $(CORES)
 
+# The flagship configuration in miniature against local endpoints (README "Rehearsal"); needs wordnet-base.
+rehearsal: venv
+	$(PY) tests/rehearsal/run.py --cores $(CORES)
+
 test: venv
 	$(PY) -m pytest -q -ra tests
 
@@ -32,3 +36,4 @@ lint: venv
 
 clean-demo:
 	rm -rf results/demo resources/kg/demo resources/eval/demo_heldout logs/demo benchmarks/demo
+	rm -rf results/rehearsal resources/kg/rehearsal resources/rehearsal logs/rehearsal benchmarks/rehearsal
