@@ -1,4 +1,4 @@
-"""The paper's per-sample text mix (PAPER.md §11): KG text candidates per query, and the per-image text sampler.
+"""The paper's per-sample text mix: KG text candidates per query, and the per-image text sampler.
 
 Two halves:
 
@@ -53,6 +53,11 @@ Choices and deviations (each also marked in the code):
 
 Sampler fallback: if none of an image's ``query_ids`` has candidates, an alt text is used if there is one (even when
 the alt-text roll said "KG"), else the empty string with source ``"none"``.
+
+Sources: the candidates table has an optional ``sources`` column (``list[str]``, one per text: the list of
+:data:`NOUN_SOURCES` / :data:`ATTR_SOURCES` its kept weight came from), written by the ``text_candidates`` rule.
+:meth:`TextSampler.sample` returns the drawn text's source: ``"alt"``, ``"none"``, or the KG text's source from that
+column (``"kg"`` for a table without it). Training counts these per epoch (``train_summary.json``, ``text_sources``).
 """
 
 import gc
@@ -85,11 +90,17 @@ LIVING_NATURAL_TYPES = frozenset({"Q729", "Q756", "wn:animal.n.01", "wn:plant.n.
 CANDIDATE_COLUMNS = ["query_id", "texts", "weights"]
 CANDIDATE_SCHEMA = pa.schema([("query_id", pa.string()), ("texts", pa.list_(pa.string())),
                               ("weights", pa.list_(pa.float64()))])
+#: Optional column of the candidates table: ``list[str]``, the source of each text (a name of
+#: :data:`NOUN_SOURCES` / :data:`ATTR_SOURCES`); a null cell or a table without it gives source :data:`KG_SOURCE`.
+SOURCES_COLUMN = "sources"
+#: Sources of a drawn text that are not a KG candidate's own: an alt text, nothing (empty string), and the generic
+#: KG source of a candidates table without ``sources``.
+ALT_SOURCE, NONE_SOURCE, KG_SOURCE = "alt", "none", "kg"
 
 
 @dataclass(frozen=True)
 class TextMixConfig:
-    """Weights of the text mix; defaults are the authors' ViT-B/32 train config (PAPER.md §11)."""
+    """Weights of the text mix; defaults are the authors' ViT-B/32 train config (module docstring)."""
 
     hierarchy_chance_generic: float = 0.2
     hierarchy_chance_living: float = 0.1
@@ -163,7 +174,8 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 
 def hierarchy_chance(natural_type_qid: str | None, config: TextMixConfig) -> float:
-    """``h`` of PAPER.md §11: the living value for animal/plant natural types, else the generic one."""
+    """``h`` of the text mix (module docstring): the living value for animal/plant natural types, else the
+    generic one."""
     if natural_type_qid in LIVING_NATURAL_TYPES:
         return config.hierarchy_chance_living
     return config.hierarchy_chance_generic
@@ -362,6 +374,13 @@ NOUN_SOURCES = ["original_query", "entity_synonym", "parent_synonym", "entity_de
 ATTR_SOURCES = ["original_query", "entity_synonym", "parent_synonym", "attribute_plus_entity_synonym",
                 "attribute_plus_parent_synonym", "swap_entity_synonym", "swap_parent_synonym", "attribute_only",
                 "entity_definition", "parent_definition"]
+#: Every KG source :func:`build_text_candidates` writes (noun and attribute lists, first-seen order).
+KG_SOURCES = list(dict.fromkeys(NOUN_SOURCES + ATTR_SOURCES))
+
+
+def is_kg_source(source: str) -> bool:
+    """True for a drawn text that is a KG text (any source but ``alt`` and ``none``)."""
+    return source not in (ALT_SOURCE, NONE_SOURCE)
 
 
 def _pair(texts: Sequence[str] | tuple) -> tuple[Sequence[str], Sequence[str] | None]:
@@ -441,7 +460,7 @@ def _attribute_lookup(attributes: pd.DataFrame | None) -> dict[str, str]:
 def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | None, queries: pd.DataFrame,
                           hierarchy_chance_generic: float = 0.2, hierarchy_chance_living: float = 0.1, *,
                           config: TextMixConfig | None = None, with_sources: bool = False) -> pd.DataFrame:
-    """Candidate KG texts and normalised weights for every query (PAPER.md §11; rules in the module docstring).
+    """Candidate KG texts and normalised weights for every query (rules in the module docstring).
 
     Args:
         entities: ``entities.parquet`` (docs/CONTRACTS.md).
@@ -450,11 +469,12 @@ def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | Non
         queries: ``queries.parquet``; ``query_id`` must be unique.
         hierarchy_chance_generic, hierarchy_chance_living: ``h`` for generic and animal/plant natural types.
         config: all other weights; if given, its hierarchy chances are replaced by the two arguments above.
-        with_sources: add a ``sources`` column (list[str], which list each kept weight came from).
+        with_sources: add the ``sources`` column (list[str], which list each kept weight came from: a name of
+            :data:`NOUN_SOURCES` / :data:`ATTR_SOURCES`). The ``text_candidates`` rule writes it.
 
     Returns:
-        DataFrame ``query_id, texts (list[str]), weights (list[float], sum 1)`` in the order of ``queries``, texts
-        sorted by weight descending. Every query has at least its own text.
+        DataFrame ``query_id, texts (list[str]), weights (list[float], sum 1)`` (+ ``sources``) in the order of
+        ``queries``, texts sorted by weight descending. Every query has at least its own text.
     """
     base = config or TextMixConfig()
     cfg = TextMixConfig(**{**asdict(base), "hierarchy_chance_generic": hierarchy_chance_generic,
@@ -570,34 +590,92 @@ def candidates_to_table(df: pd.DataFrame) -> pa.Table:
     flat_w = arrays["weights"].flatten().to_numpy(zero_copy_only=False)
     if len(flat_w) and (not np.all(np.isfinite(flat_w)) or flat_w.min() < 0):
         raise ValueError("candidates table has negative or non-finite weights")
+    if SOURCES_COLUMN in df.columns:
+        arrays[SOURCES_COLUMN] = _sources_array(ids.tolist(), texts, df[SOURCES_COLUMN].tolist())
     for c in df.columns:
         if c not in arrays:
             arrays[c] = pa.array(df[c].tolist())
     return pa.table(arrays)
 
 
+def _sources_array(ids: Sequence[str], texts: Sequence[Sequence[str]], sources: Sequence) -> pa.Array:
+    """The optional ``sources`` column as ``list<string>``: one non-empty name per text, or a null cell."""
+    for qid, t, src in zip(ids, texts, sources):
+        if src is None:
+            continue
+        if len(src) != len(t) or not all(isinstance(x, str) and x for x in src):
+            raise ValueError(f"query {qid!r}: sources must name each of its {len(t)} texts, got {list(src)!r}")
+    if any(src is None for src in sources):
+        return pa.array([None if src is None else list(src) for src in sources], pa.list_(pa.string()))
+    return _list_array(sources, pa.string())
+
+
 def save_candidates(df: pd.DataFrame, path) -> None:
-    """Write the candidates table (``query_id, texts, weights`` + extra columns) to parquet atomically."""
+    """Write the candidates table (``query_id, texts, weights``, optional ``sources`` + extra columns) to parquet
+    atomically."""
     table = candidates_to_table(df)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 
 def load_sampler(path, alt_text_chance: float, seed: int | None = 0) -> "TextSampler":
-    """Read ``text_candidates.parquet`` into a :class:`TextSampler`."""
-    table = pq.read_table(path, columns=CANDIDATE_COLUMNS)
+    """Read ``text_candidates.parquet`` into a :class:`TextSampler` (with the ``sources`` column if it has one)."""
+    names = pq.read_schema(path).names
+    table = pq.read_table(path, columns=CANDIDATE_COLUMNS + ([SOURCES_COLUMN] if SOURCES_COLUMN in names else []))
     return TextSampler.from_table(table, alt_text_chance, seed)
+
+
+def candidate_sources(path) -> list[str]:
+    """Every source :meth:`TextSampler.sample` can return for the candidates file at ``path``: ``alt``, ``none``,
+    and the KG sources (the names in its ``sources`` column, or ``kg`` without one; :data:`KG_SOURCES` first)."""
+    names = pq.read_schema(path).names
+    kg = [KG_SOURCE]
+    if SOURCES_COLUMN in names:
+        col = pq.read_table(path, columns=[SOURCES_COLUMN]).column(SOURCES_COLUMN).combine_chunks()
+        flat = col.flatten()
+        found = set(pc.unique(flat).drop_null().to_pylist()) if len(flat) else set()
+        if flat.null_count or col.null_count:
+            found.add(KG_SOURCE)
+        kg = [s for s in KG_SOURCES if s in found] + sorted(found - set(KG_SOURCES))
+    return [ALT_SOURCE, NONE_SOURCE] + kg
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # sampler
 
 
+def _flat_sources(col: pa.Array, n_t: np.ndarray, ids: Sequence[str]) -> pa.Array:
+    """The ``sources`` column flattened to one string (or null) per text, aligned with the flattened ``texts``.
+
+    A null cell stands for ``kg`` for each text of its row; a non-null cell must have one name per text."""
+    n_s = pc.fill_null(pc.list_value_length(col), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    bad = np.flatnonzero((n_s != n_t) & (n_s >= 0))
+    if len(bad):
+        raise ValueError(f"query {ids[bad[0]]!r}: {n_t[bad[0]]} texts but {n_s[bad[0]]} sources")
+    if not col.null_count:
+        return col.flatten()
+    cells = zip(col.to_pylist(), n_t.tolist())
+    return pa.array([x for s, t in cells for x in ([None] * int(t) if s is None else s)], pa.string())
+
+
+def _encode_sources(flat: pa.Array) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Per-text source strings (null or empty = ``kg``) -> (int16 index per text, source names)."""
+    flat = pc.fill_null(flat.cast(pa.string()), KG_SOURCE)
+    flat = pc.if_else(pc.equal(flat, ""), KG_SOURCE, flat)
+    enc = flat.dictionary_encode()
+    names = tuple(enc.dictionary.to_pylist())
+    if len(names) > np.iinfo(np.int16).max:
+        raise ValueError(f"candidates table has {len(names)} distinct sources")
+    idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int16)
+    return idx, names if names else (KG_SOURCE,)
+
+
 class TextSampler:
     """One text per image per step: alt text with probability ``alt_text_chance`` (if any), else a KG text.
 
     Storage is compact and fork/pickle friendly: all candidate texts in one UTF-8 ``bytes`` buffer with int64
-    offsets, per-query cumulative weights in one float64 array, and a dict ``query_id -> row``.
+    offsets, per-query cumulative weights in one float64 array, a dict ``query_id -> row``, and, when the table has
+    a ``sources`` column, one small int per text indexing the source names.
 
     ``rng`` arguments accept anything with a ``random()`` method returning floats in [0, 1)
     (``numpy.random.Generator``, ``random.Random``); None uses the sampler's own generator (seeded by ``seed``).
@@ -605,16 +683,20 @@ class TextSampler:
     worker init function, otherwise every worker draws the same stream.
     """
 
-    def __init__(self, candidates: Mapping[str, tuple[Sequence[str], Sequence[float]]], alt_text_chance: float,
-                 seed: int | None = 0):
-        """``candidates``: ``query_id -> (texts, cumulative weights)``; cumulative weights must be non-decreasing
-        with a positive last value (they are rescaled to end at 1). Queries without texts are skipped."""
-        ids, row_ptr, cum_parts, texts_all = [], [0], [], []
-        for qid, (texts, cum) in candidates.items():
+    def __init__(self, candidates: Mapping[str, tuple], alt_text_chance: float, seed: int | None = 0):
+        """``candidates``: ``query_id -> (texts, cumulative weights)`` or ``(texts, cumulative weights, sources)``;
+        cumulative weights must be non-decreasing with a positive last value (they are rescaled to end at 1).
+        Queries without texts are skipped. Texts without a source (2-tuples, None) have source ``kg``."""
+        ids, row_ptr, cum_parts, texts_all, sources_all = [], [0], [], [], []
+        for qid, value in candidates.items():
+            texts, cum = value[0], value[1]
+            sources = value[2] if len(value) > 2 else None
             cum = np.asarray(cum, dtype=np.float64)
             texts = list(texts)
             if len(texts) != len(cum):
                 raise ValueError(f"query {qid!r}: {len(texts)} texts but {len(cum)} cumulative weights")
+            if sources is not None and len(sources) != len(texts):
+                raise ValueError(f"query {qid!r}: {len(texts)} texts but {len(sources)} sources")
             if not texts:
                 continue
             if not np.all(np.isfinite(cum)) or cum[0] < 0 or np.any(np.diff(cum) < 0) or cum[-1] <= 0:
@@ -622,23 +704,30 @@ class TextSampler:
             ids.append(qid)
             cum_parts.append(cum / cum[-1])
             texts_all.extend(texts)
+            sources_all.extend(sources if sources is not None else [None] * len(texts))
             row_ptr.append(row_ptr[-1] + len(texts))
         encoded = [t.encode("utf-8") for t in texts_all]
         toff = np.zeros(len(encoded) + 1, dtype=np.int64)
         if encoded:
             np.cumsum([len(b) for b in encoded], out=toff[1:])
         cum_all = np.concatenate(cum_parts) if cum_parts else np.zeros(0)
+        src = None
+        if any(x is not None for x in sources_all):
+            src = _encode_sources(pa.array([x or None for x in sources_all], pa.string()))
         self._setup(ids, np.asarray(row_ptr, dtype=np.int64), cum_all, toff, b"".join(encoded),
-                    alt_text_chance, seed)
+                    alt_text_chance, seed, src)
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, alt_text_chance: float, seed: int | None = 0) -> "TextSampler":
-        """From a candidates DataFrame (``query_id, texts, weights``; weights need not be normalised)."""
-        return cls.from_table(candidates_to_table(df[CANDIDATE_COLUMNS]), alt_text_chance, seed)
+        """From a candidates DataFrame (``query_id, texts, weights``, optional ``sources``; weights need not be
+        normalised)."""
+        cols = CANDIDATE_COLUMNS + ([SOURCES_COLUMN] if SOURCES_COLUMN in df.columns else [])
+        return cls.from_table(candidates_to_table(df[cols]), alt_text_chance, seed)
 
     @classmethod
     def from_table(cls, table: pa.Table, alt_text_chance: float, seed: int | None = 0) -> "TextSampler":
-        """From an Arrow table ``query_id, texts, weights`` (vectorised; 500k queries in about a second)."""
+        """From an Arrow table ``query_id, texts, weights`` and optional ``sources`` (vectorised; 500k queries in
+        about a second)."""
         for c in CANDIDATE_COLUMNS:
             if c not in table.column_names:
                 raise ValueError(f"candidates table lacks column {c!r}")
@@ -669,6 +758,9 @@ class TextSampler:
         cum = (cw[1:] - np.repeat(base, n_t)) / np.repeat(safe_total, n_t)
         ends = row_ptr[1:][n_t > 0] - 1
         cum[ends] = 1.0
+        src = None
+        if SOURCES_COLUMN in table.column_names:
+            src = _encode_sources(_flat_sources(table.column(SOURCES_COLUMN).combine_chunks(), n_t, ids))
         bufs = flat_t.buffers()
         offs = np.frombuffer(bufs[1], dtype=np.int64)[flat_t.offset:flat_t.offset + len(flat_t) + 1].copy()
         data = bufs[2].to_pybytes()[offs[0]:offs[-1]] if bufs[2] is not None else b""
@@ -680,13 +772,14 @@ class TextSampler:
             starts, stops = row_ptr[:-1][row_index], row_ptr[1:][row_index]
         else:
             starts, stops = row_ptr[:-1], row_ptr[1:]
-        obj._setup_rows(ids, starts, stops, cum, offs, data, alt_text_chance, seed)
+        obj._setup_rows(ids, starts, stops, cum, offs, data, alt_text_chance, seed, src)
         return obj
 
-    def _setup(self, ids, row_ptr, cum, toff, buf, alt_text_chance, seed) -> None:
-        self._setup_rows(ids, row_ptr[:-1], row_ptr[1:], cum, toff, buf, alt_text_chance, seed)
+    def _setup(self, ids, row_ptr, cum, toff, buf, alt_text_chance, seed, src=None) -> None:
+        self._setup_rows(ids, row_ptr[:-1], row_ptr[1:], cum, toff, buf, alt_text_chance, seed, src)
 
-    def _setup_rows(self, ids, starts, stops, cum, toff, buf, alt_text_chance, seed) -> None:
+    def _setup_rows(self, ids, starts, stops, cum, toff, buf, alt_text_chance, seed, src=None) -> None:
+        """``src``: None (every KG text has source ``kg``) or ``(per-text index array, source names)``."""
         if not (isinstance(alt_text_chance, (int, float)) and 0.0 <= float(alt_text_chance) <= 1.0):
             raise ValueError(f"alt_text_chance must be in [0, 1], got {alt_text_chance!r}")
         self.alt_text_chance = float(alt_text_chance)
@@ -697,6 +790,7 @@ class TextSampler:
         self._cum = np.asarray(cum, dtype=np.float64)
         self._toff = np.asarray(toff, dtype=np.int64)
         self._buf = bytes(buf)
+        self._src, self._src_names = (None, (KG_SOURCE,)) if src is None else src
         self.rng = np.random.default_rng(seed)
 
     # -- info
@@ -717,6 +811,19 @@ class TextSampler:
     def _text(self, j: int) -> str:
         return self._buf[self._toff[j]:self._toff[j + 1]].decode("utf-8")
 
+    def _source(self, j: int) -> str:
+        return KG_SOURCE if self._src is None else self._src_names[self._src[j]]
+
+    @property
+    def sources(self) -> list[str]:
+        """Every source :meth:`sample` can return: ``alt``, ``none`` and the KG sources of the table."""
+        return [ALT_SOURCE, NONE_SOURCE, *self._src_names]
+
+    def candidate_sources(self, query_id: str) -> list[str]:
+        """The source of each text of :meth:`candidates` (``kg`` for a table without ``sources``)."""
+        r = self._index[query_id]
+        return [self._source(j) for j in range(int(self._starts[r]), int(self._stops[r]))]
+
     # -- randomness
     def reseed(self, *keys: int) -> None:
         """Replace the own generator by one derived from ``(seed, *keys)``, e.g. ``reseed(worker_id, epoch)``."""
@@ -730,15 +837,20 @@ class TextSampler:
     # -- sampling
     def sample_kg(self, query_id: str, rng=None) -> str:
         """One KG text of ``query_id`` drawn from its distribution (KeyError if unknown)."""
+        return self.sample_kg_source(query_id, rng)[0]
+
+    def sample_kg_source(self, query_id: str, rng=None) -> tuple[str, str]:
+        """:meth:`sample_kg` with the drawn text's source: ``(text, source)``."""
         rng = self.rng if rng is None else rng
         r = self._index[query_id]
         lo, hi = int(self._starts[r]), int(self._stops[r])
-        j = lo + int(np.searchsorted(self._cum[lo:hi], rng.random(), side="right"))
-        return self._text(min(j, hi - 1))
+        j = min(lo + int(np.searchsorted(self._cum[lo:hi], rng.random(), side="right")), hi - 1)
+        return self._text(j), self._source(j)
 
     def sample(self, alt_texts: Sequence[str] | None, query_ids: Sequence[str] | None, rng=None
                ) -> tuple[str, str]:
-        """One training text for an image: ``(text, source)`` with source ``"alt"``, ``"kg"`` or ``"none"``.
+        """One training text for an image: ``(text, source)`` with source ``"alt"``, ``"none"`` or the KG text's
+        source (its ``sources`` entry, e.g. ``"entity_synonym"``; ``"kg"`` for a table without that column).
 
         With probability ``alt_text_chance``, and only if the image has non-empty alt texts, a uniformly chosen
         alt text. Otherwise one of the image's query ids that has candidates, chosen uniformly, and a KG text from
@@ -752,7 +864,7 @@ class TextSampler:
         known = [q for q in (query_ids or ()) if q in self._index]
         if known:
             q = known[min(int(rng.random() * len(known)), len(known) - 1)]
-            return self.sample_kg(q, rng), "kg"
+            return self.sample_kg_source(q, rng)
         if alts:  # no KG text for this image: fall back to an alt text
             return alts[min(int(rng.random() * len(alts)), len(alts) - 1)], "alt"
         return "", "none"
@@ -780,7 +892,7 @@ def main(snakemake) -> None:
     weights = dict(getattr(p, "weights", None) or {})
     t0 = time.perf_counter()
     df = build_text_candidates(entities, attributes, queries, float(p.hierarchy_chance_generic),
-                               float(p.hierarchy_chance_living), config=TextMixConfig(**weights))
+                               float(p.hierarchy_chance_living), config=TextMixConfig(**weights), with_sources=True)
     n = df["texts"].map(len)
     log.info("text candidates for %d queries in %.1f s: %.2f texts per query (max %d), %d in total",
              len(df), time.perf_counter() - t0, n.mean() if len(df) else 0.0, n.max() if len(df) else 0, n.sum())

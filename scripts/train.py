@@ -7,6 +7,10 @@ a declared output, so Snakemake never deletes it after a failure or a kill: the 
 and continues from the last checkpoint. The declared outputs are the exported ``model.safetensors`` (state dict only,
 ``module.`` prefix stripped: loads under ``weights_only=True``, open_clip#998) and ``train_summary.json``.
 
+With the text mix, ``train_summary.json`` carries ``text_sources``: the texts the training actually drew, counted by
+source per epoch (``alt``, the KG text's source list, ``none``; see :func:`collect_text_sources` and
+docs/CONTRACTS.md), so the alt-text ablation's shares are measured, not assumed.
+
 Launch: one process on CPU or one GPU; ``torchrun --standalone --nproc-per-node=<gpus>`` for several GPUs on one
 node; ``scripts/launch_multinode.sh`` under ``srun`` for several nodes (see README, "Running on a cluster").
 """
@@ -42,7 +46,7 @@ def shard_spec(shard_dir: str | Path) -> tuple[str, int]:
 
 def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_samples: int, logs_dir: str,
                      text_candidates: str | None, gpus: int) -> list[str]:
-    """open_clip_train flags for the recipe (see STACK.md §4.1 for the paper mapping)."""
+    """open_clip_train flags for the recipe (the paper's training setup, as given in ``config.models``)."""
     world = max(1, gpus) * max(1, int(recipe.get("nodes", 1)))
     epochs = int(recipe["epochs"])
     per_epoch = math.ceil(int(recipe["samples_seen"]) / epochs)
@@ -130,6 +134,38 @@ def export_safetensors(checkpoint: Path, out_path: str) -> int:
     return int(ck.get("epoch", 0))
 
 
+TEXT_SOURCES_GLOB = "text_sources_rank*.json"
+
+
+def collect_text_sources(run_dir: str | Path) -> dict | None:
+    """Sum the ranks' ``text_sources_rank<R>.json`` (written by ``train_openclip.TextSourceLog``) into
+    ``{"per_epoch": {"1": {source: n}}, "total": {source: n}, "draws", "alt_share", "ranks"}``; None without files.
+
+    Only ranks below the ``world_size`` the files record are read (a file left by an earlier attempt with more
+    ranks is stale)."""
+    from train_openclip import summarize_sources
+
+    files = {}
+    for path in sorted(Path(run_dir).glob(TEXT_SOURCES_GLOB)):
+        m = re.fullmatch(r"text_sources_rank(\d+)\.json", path.name)
+        if m:
+            files[int(m.group(1))] = json.loads(path.read_text())
+    if not files:
+        return None
+    world = int(files.get(0, next(iter(files.values()))).get("world_size", len(files)))
+    used = {r: f for r, f in files.items() if r < world}
+    if len(used) < world:
+        log.warning("text sources: %d of %d ranks wrote %s", len(used), world, TEXT_SOURCES_GLOB)
+    per_epoch: dict[str, dict[str, int]] = {}
+    for content in used.values():
+        for epoch, counts in content.get("per_epoch", {}).items():
+            row = per_epoch.setdefault(str(epoch), {})
+            for name, n in counts.items():
+                row[name] = row.get(name, 0) + int(n)
+    per_epoch = {e: dict(sorted(per_epoch[e].items())) for e in sorted(per_epoch, key=int)}
+    return {**summarize_sources(per_epoch), "ranks": sorted(used)}
+
+
 def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: str, out_model: str,
         out_summary: str, gpus: int, nodes: int) -> dict:
     train_spec, n_train = shard_spec(Path(shards_dir) / "train")
@@ -148,7 +184,10 @@ def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: st
     summary = {"arch": recipe["arch"], "samples_seen": int(recipe["samples_seen"]), "epochs": epoch,
                "train_samples_in_dataset": n_train, "val_samples": n_val, "checkpoint": str(ck),
                "alt_text_chance": recipe.get("alt_text_chance"), "wall_s": round(time.time() - t0, 1),
-               "gpus": gpus, "nodes": nodes, "args": args, "resumed_from": sorted(glob.glob(str(run_dir / "checkpoints" / "epoch_*.pt")))}
+               "gpus": gpus, "nodes": nodes, "args": args, "resumed_from": sorted(glob.glob(str(run_dir / "checkpoints" / "epoch_*.pt"))),
+               "text_sources": collect_text_sources(run_dir) if text_candidates else None}
+    if text_candidates and summary["text_sources"] is None:
+        log.warning("text mix on, but no %s in %s: the drawn text sources are unknown", TEXT_SOURCES_GLOB, run_dir)
     write_json(summary, out_summary)
     return summary
 

@@ -1,6 +1,6 @@
 """Run the rehearsal: start the local endpoints, then Snakemake on the rehearsal targets with the endpoint overlay.
 
-    python tests/rehearsal/run.py [--workdir DIR] [--cores N] [TARGET ...] [-- SNAKEMAKE_ARGS ...]
+    python tests/rehearsal/run.py [--workdir DIR] [--cores N] [--overlay YAML ...] [TARGET ...] [-- SNAKEMAKE_ARGS ...]
 
 Default targets: ``results/rehearsal/vitb32/eval.csv``, ``results/paper/fig1_rehearsal.png`` and
 ``results/paper/ablation_rehearsal_vitb32.md``. The working directory defaults to the repository (outputs under
@@ -30,15 +30,17 @@ TARGETS = ["results/rehearsal/vitb32/eval.csv", "results/paper/fig1_rehearsal.pn
 STATE = "resources/rehearsal"  # endpoint state and benchmark fixtures, below the working directory
 
 
-def snakemake_cmd(workdir: Path, overlay_path: Path, cores: int, targets: list[str], extra: list[str]) -> list[str]:
-    """The Snakemake command line: the repository's workflow and config, plus the endpoint overlay (deep-merged)."""
+def snakemake_cmd(workdir: Path, overlays: list[Path], cores: int, targets: list[str], extra: list[str]) -> list[str]:
+    """The Snakemake command line: the repository's workflow and config, plus the overlays (deep-merged in order)."""
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(REPO / "config/config.yaml"), str(overlay_path), "--cores", str(cores),
+            "--configfile", str(REPO / "config/config.yaml"), *map(str, overlays), "--cores", str(cores),
             *extra, *targets]
 
 
 def run(workdir: Path, cores: int = 2, targets: list[str] | None = None, extra: list[str] | None = None,
-        timeout: float | None = None) -> subprocess.CompletedProcess:
+        timeout: float | None = None, capture: bool = False, overlays: list[Path] | None = None,
+        unlock: bool = False) -> subprocess.CompletedProcess:
+    """Start the endpoints, run Snakemake (``unlock``: ``--unlock`` first, after a killed run), stop the endpoints."""
     workdir = Path(workdir).resolve()
     if workdir != REPO:
         make_workdir(workdir)  # the config and bundled resources the workflow reads relative to its directory
@@ -48,20 +50,25 @@ def run(workdir: Path, cores: int = 2, targets: list[str] | None = None, extra: 
     with rehearsal_endpoints(workdir, STATE, config) as (overlay, env):
         overlay_path = state / "benchmarks.yaml"
         overlay_path.write_text(yaml.safe_dump(overlay, sort_keys=True))
-        cmd = snakemake_cmd(workdir, overlay_path, cores, targets or TARGETS, extra or [])
+        files = [overlay_path, *(overlays or [])]
         full_env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1", **env)
+        kw = dict(env=full_env, cwd=workdir, timeout=timeout, capture_output=capture, text=True)
+        if unlock:
+            subprocess.run(snakemake_cmd(workdir, files, cores, [], ["--unlock"]), **kw)
+        cmd = snakemake_cmd(workdir, files, cores, targets or TARGETS, extra or [])
         print("rehearsal:", " ".join(cmd), flush=True)
-        return subprocess.run(cmd, env=full_env, cwd=workdir, timeout=timeout)
+        return subprocess.run(cmd, **kw)
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=REPO)
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--overlay", type=Path, action="append", default=[], help="another config overlay (YAML)")
     ap.add_argument("targets", nargs="*")
     cut = argv.index("--") if "--" in argv else len(argv)  # after "--": Snakemake's own flags
     args = ap.parse_args(argv[:cut])
-    return run(args.workdir, args.cores, args.targets, argv[cut + 1:]).returncode
+    return run(args.workdir, args.cores, args.targets, argv[cut + 1:], overlays=args.overlay).returncode
 
 
 if __name__ == "__main__":

@@ -1,0 +1,128 @@
+"""The rehearsal, executed: ``results/rehearsal/vitb32/eval.csv``, ``results/paper/fig1_rehearsal.png`` and
+``results/paper/ablation_rehearsal_vitb32.md`` from a fresh working directory, through the flagship's rules against
+the local endpoints (``tests/rehearsal``): HTTP SPARQL to oxigraph, SerpAPI Google + Bing (stand-in), img2dataset from
+a loopback host, several search and download chunks, two training processes under torchrun (gloo) on the hybrid
+data path with the text mix, the paper's 12 benchmarks (fixtures in their real formats), Fig. 1 and the ablation.
+
+What it cannot show: the real endpoints' answers, GPU speed, NCCL. See README, "Rehearsal".
+"""
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from rehearsal import run as rehearsal
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
+PAPER_SUITE = CONFIG["evaluation"]["suites"]["paper"]
+MODELS = ["vitb32", "vitb32-alt0", "vitb32-alt100", "vitb16"]  # the ablation's three + Fig. 1's second model
+
+
+@pytest.fixture(scope="module")
+def rehearsed(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("rehearsal")
+    t0 = time.monotonic()
+    r = rehearsal.run(wd, cores=2, timeout=1800, capture=True)
+    print(f"rehearsal: {time.monotonic() - t0:.0f} s")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
+    return wd
+
+
+def out_log(wd, model):
+    return (wd / f"results/rehearsal/{model}/openclip/run/out.log").read_text()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_two_training_processes_and_finite_losses(rehearsed, model):
+    log = out_log(rehearsed, model)
+    for rank in (0, 1):
+        assert re.search(rf"Device: cpu\.Process \(global: {rank}, local {rank}\), total 2\.", log), log[:3000]
+    losses = [float(x) for x in re.findall(r" Loss: ([-+0-9.naif]+) ", log)]
+    assert losses and all(math.isfinite(v) for v in losses), losses
+    assert (rehearsed / f"results/rehearsal/{model}/openclip/run/checkpoints/epoch_2.pt").exists()
+    summary = json.loads((rehearsed / f"results/rehearsal/{model}/train_summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["gpus"] == 2
+    train_log = (rehearsed / f"logs/rehearsal/{model}/train.log").read_text()
+    launch = re.search(r"launch: (.*)$", train_log, re.M).group(1).split()
+    i = launch.index("torch.distributed.run")
+    assert launch[i + 1:i + 3] == ["--standalone", "--nproc-per-node=2"]
+    assert launch[i + 3].endswith("train_openclip.py") and launch[i + 4] == "--"
+    assert launch[launch.index("--entitynet-data-path") + 1] == "hybrid"
+
+
+def test_every_paper_benchmark_is_evaluated(rehearsed):
+    for model in MODELS:
+        df = pd.read_csv(rehearsed / f"results/rehearsal/{model}/eval.csv")
+        assert list(dict.fromkeys(df["benchmark"])) == PAPER_SUITE, df
+        assert (df["status"] == "ok").all(), df[df["status"] != "ok"]
+        assert df["value"].between(0, 1).all()
+        inat = df[(df["benchmark"] == "rare_species") & (df["metric"] == "acc1")]
+        assert int(inat["n_variants"].iloc[0]) == 10  # five class-name styles x two template sets
+
+
+def test_paper_outputs(rehearsed):
+    png = rehearsed / "results/paper/fig1_rehearsal.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = pd.read_csv(rehearsed / "results/paper/fig1_rehearsal_points.csv")
+    assert {"vitb32", "vitb16"} <= set(points.astype(str).stack()), points
+    md = (rehearsed / "results/paper/ablation_rehearsal_vitb32.md").read_text()
+    assert "0% alt text" in md and "50% alt text" in md and "100% alt text" in md
+
+
+def test_search_and_download_ran_in_chunks(rehearsed):
+    hits = sorted((rehearsed / "results/rehearsal/search").glob("*/chunk_*.parquet"))
+    assert {p.parent.name for p in hits} == {"serpapi_google", "serpapi_bing"} and len(hits) == 6
+    assert len(list((rehearsed / "results/rehearsal/download").glob("chunk_*"))) == 2
+    status = pd.read_parquet(rehearsed / "results/rehearsal/download_status.parquet")
+    assert status.loc[status["status"] == "success", "count"].sum() > 40, status
+    counts = json.loads((rehearsed / "results/rehearsal/dedup/counts.json").read_text())
+    assert counts["n_kept"] > 0
+
+
+def test_rerun_is_a_noop(rehearsed):
+    r = rehearsal.run(rehearsed, cores=2, extra=["-n"], timeout=600, capture=True)
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+
+
+def test_killed_training_resumes_under_torchrun(rehearsed, tmp_path):
+    """kill -9 the whole two-process training after its first checkpoint; the rerun resumes from it under torchrun.
+
+    A fresh ablation model (vitb32-alt25) with 8 epochs (an overlay of this test), so that seven epochs are left
+    when the kill lands."""
+    model = "vitb32-alt25"
+    overlay = tmp_path / "epochs.yaml"
+    overlay.write_text(yaml.safe_dump({"datasets": {"rehearsal": {"model_overrides": {"vitb32": {"epochs": 8}}}}}))
+    run_dir = rehearsed / f"results/rehearsal/{model}/openclip/run"
+    target = f"results/rehearsal/{model}/model.safetensors"
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests/rehearsal/run.py"), "--workdir", str(rehearsed),
+                             "--overlay", str(overlay), target], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    first = run_dir / "checkpoints/epoch_1.pt"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and not first.exists() and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), "no first checkpoint before the deadline"
+    os.killpg(proc.pid, signal.SIGKILL)  # runner, endpoints, snakemake, torchrun and both training processes
+    proc.wait(timeout=30)
+    subprocess.run(["pkill", "-9", "-f", str(run_dir.parent)], check=False)  # nothing of it may survive
+    assert not (rehearsed / target).exists()
+    mtime = first.stat().st_mtime
+    r = rehearsal.run(rehearsed, cores=2, targets=[target], overlays=[overlay], timeout=900, capture=True,
+                      extra=["--rerun-incomplete"], unlock=True)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    log = (run_dir / "out.log").read_text()
+    resumed = log.split("=> resuming checkpoint", 1)
+    assert len(resumed) == 2 and "(epoch 1)" in resumed[1][:300], log[-3000:]
+    assert first.stat().st_mtime == mtime  # epoch 1 was not trained again
+    assert json.loads((rehearsed / f"results/rehearsal/{model}/train_summary.json").read_text())["epochs"] == 8
