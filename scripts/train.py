@@ -196,7 +196,8 @@ def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
     nodes = int(snakemake.resources.get("nodes", 1))
-    gpus_per_node = int(snakemake.resources.get("gpu", 0)) // max(1, nodes)
+    # training processes per node: the recipe's gpus (a CPU recipe asks Slurm for no GPU but keeps its processes)
+    gpus_per_node = int(p.recipe.get("gpus", 0))
     run(dict(p.recipe), snakemake.input.shards_dir, snakemake.input.get("text_candidates"), p.run_root,
         snakemake.output.model, snakemake.output.summary, gpus_per_node, nodes)
 

@@ -453,9 +453,36 @@ def script_args(argv: list[str]) -> list[str]:
     return argv[1:] if argv[:1] == ["--"] else list(argv)
 
 
+def allow_cpu_ddp() -> None:
+    """Let upstream wrap a CPU model in DistributedDataParallel (several CPU processes under torchrun, gloo).
+
+    open_clip_train 3.3.0 ``main`` always passes ``device_ids=[device]``, which torch refuses for a CPU module
+    ("device_ids ... only work with single-device/multiple-device GPU modules or CPU modules"): every multi-process
+    CPU run dies before its first step. For CPU devices we drop ``device_ids`` (torch's documented form for CPU
+    modules); GPU runs are untouched. Upstream: mlfoundations/open_clip ``src/open_clip_train/main.py``, the DDP
+    wrap (no ``device.type`` check as of 3.3.0).
+    """
+    import torch
+
+    ddp = torch.nn.parallel.DistributedDataParallel
+    if getattr(ddp, "_entitynet_cpu_ok", False):
+        return
+
+    class CpuSafeDDP(ddp):
+        _entitynet_cpu_ok = True
+
+        def __init__(self, module, device_ids=None, *args, **kwargs):
+            if device_ids and all(torch.device(d).type == "cpu" for d in device_ids):
+                device_ids = None
+            super().__init__(module, device_ids, *args, **kwargs)
+
+    torch.nn.parallel.DistributedDataParallel = CpuSafeDDP
+
+
 def main(argv: list[str] | None = None) -> int:
     ours, rest = split_args(script_args(sys.argv[1:] if argv is None else argv))
     register_model_configs()
+    allow_cpu_ddp()
     import open_clip_train.main as upstream_main
 
     upstream_main.get_data = make_get_data(ours.entitynet_text_candidates, ours.entitynet_alt_text_chance,
