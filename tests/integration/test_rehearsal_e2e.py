@@ -126,3 +126,17 @@ def test_killed_training_resumes_under_torchrun(rehearsed, tmp_path):
     assert len(resumed) == 2 and "(epoch 1)" in resumed[1][:300], log[-3000:]
     assert first.stat().st_mtime == mtime  # epoch 1 was not trained again
     assert json.loads((rehearsed / f"results/rehearsal/{model}/train_summary.json").read_text())["epochs"] == 8
+
+
+def test_text_sources_drawn_follow_the_ablation(rehearsed):
+    """Both training processes report the text sources they drew; the alt-text share is exactly 0 and 1 at the ends
+    of the ablation and binomial at 0.5. 96 draws per model (2 epochs x 48): at p = 0.5 the count lies in [25, 71]
+    (mean 48, sd 4.9; outside with probability 2.6e-6 per run)."""
+    shares = {}
+    for model in ("vitb32-alt0", "vitb32", "vitb32-alt100"):
+        ts = json.loads((rehearsed / f"results/rehearsal/{model}/train_summary.json").read_text())["text_sources"]
+        assert ts["ranks"] == [0, 1] and ts["draws"] == 96, ts
+        shares[model] = ts["total"].get("alt", 0)
+        assert sum(ts["total"].values()) == 96
+    assert shares["vitb32-alt0"] == 0 and shares["vitb32-alt100"] == 96
+    assert 25 <= shares["vitb32"] <= 71, shares
