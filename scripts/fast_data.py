@@ -2,16 +2,20 @@
 
 Why: with upstream's data path (PIL decode + bicubic RandomResizedCrop + ToTensor + Normalize in the dataloader
 workers) a 16-core H100 box feeds ViT-B/32 at ~0.9k samples/s from the paper's 512-px storage, against a compute
-ceiling of ~5k/s (STACK.md §7). The three modes keep **the stock augmentation semantics** of open_clip's training
+ceiling of ~5k/s (perf/README.md). The three modes keep **the stock augmentation semantics** of open_clip's training
 transform (which they read from upstream's own transform object, :func:`crop_spec_from_transform`):
 RandomResizedCrop with the configured scale/ratio (paper: 0.4–1.0, 0.9–1.111), no flip, no colour jitter, PIL-style
 antialiased bicubic resize (``a = -0.5``), ``x/255``, ``(x - mean) / std``. Any other transform in the pipeline
-(jitter, grayscale, random erasing, ...) is refused with an error rather than silently dropped.
+(jitter, grayscale, random erasing, ...) is refused with an error rather than silently dropped. The crop boxes are
+drawn by the stock transform's own sampler (:func:`draw_box`: timm's ``RandomResizedCropAndInterpolation`` from
+Python's ``random``, which open_clip's ``use_timm`` transform and so the product use, or torchvision's from torch's
+RNG), draw for draw; the DataLoader seeds both per worker, so a fast path and the stock path whose workers share a
+seed crop the same boxes of the same sample sequence (tests compare their loss curves step by step).
 
 Modes
 -----
 ``stock``  upstream open_clip_train data path (or our text-mix pipeline with upstream's image transform).
-``lean``   workers: PIL header → crop box (:func:`rrc_params`) → JPEG DCT-domain downscale, ``Image.draft``, *only*
+``lean``   workers: PIL header → crop box (:func:`draw_box`) → JPEG DCT-domain downscale, ``Image.draft``, *only*
            by a factor that keeps the crop at least the output size (so draft never makes a crop that would be
            downscaled be upscaled instead) → PIL bicubic crop+resize → **uint8** ``[3, S, S]`` (4× less IPC than
            float32). Device: cast, ``/255``, normalise (:func:`normalize_batch`).
@@ -26,7 +30,7 @@ Modes
            With ``cpu_share: auto`` the main process moves the share by the loader's backlog and waits, so the
            workers stay about saturated and nvJPEG, which competes with training for the GPU, does only the rest.
            ``lean`` keeps a 16-core H100 box at ~1.7k img/s from 512-px storage, and nvJPEG decodes ~14.6k img/s
-           there (STACK.md §7); the split spends both.
+           there (perf/README.md); the split spends both.
 
 The crop+resize kernel
 ----------------------
@@ -62,13 +66,15 @@ Storage size: :func:`min_lossless_short_side` (from ``resize_shards``) gives the
 every crop is at least the output size (no upscaling). For 224-px models with scale 0.4 and ratio 0.9 it is 374 px.
 So 384-px storage keeps the crop semantics; rule ``resize_shards`` derives it from the 512-px download when a recipe
 sets ``stored_short_side`` (the config check refuses sizes below the minimum). 256-px storage does **not** (small
-crops become ~1.4× upscales); the benchmark reports 256-px rates only for comparison with STACK.md §7.
+crops become ~1.4× upscales); the benchmark reports 256-px rates only for comparison
+with earlier measurements.
 """
 
 import io
 import logging
 import math
 import queue
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -83,6 +89,7 @@ log = logging.getLogger("entitynet.fast_data")
 
 DATA_PATHS = ("stock", "lean", "gpu", "hybrid")
 INTERPOLATIONS = ("bicubic", "bilinear")
+SAMPLERS = ("torchvision", "timm")  # whose RandomResizedCrop draws the boxes (see draw_box)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -99,10 +106,13 @@ class CropSpec:
     interpolation: str  # "bicubic" | "bilinear"
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    sampler: str = "torchvision"  # "torchvision" (torch RNG) | "timm" (Python's random), as the stock transform
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {self.interpolation!r} not supported (use one of {INTERPOLATIONS})")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"box sampler {self.sampler!r} not supported (use one of {SAMPLERS})")
         if not (0 < self.scale[0] <= self.scale[1]) or not (0 < self.ratio[0] <= self.ratio[1]):
             raise ValueError(f"bad RandomResizedCrop range scale={self.scale} ratio={self.ratio}")
 
@@ -146,8 +156,9 @@ def crop_spec_from_transform(transform: Any) -> CropSpec:
     std = tuple(float(x) for x in torch.as_tensor(norm.std).flatten().tolist())
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"Normalize must have 3 channels, got mean={mean} std={std}")
+    sampler = "timm" if type(rrc).__name__ == "RandomResizedCropAndInterpolation" else "torchvision"
     return CropSpec(size=(size[0], size[1]), scale=tuple(map(float, rrc.scale)), ratio=tuple(map(float, rrc.ratio)),
-                    interpolation=_interp_name(interp), mean=mean, std=std)
+                    interpolation=_interp_name(interp), mean=mean, std=std, sampler=sampler)
 
 
 def rrc_params(height: int, width: int, scale: Sequence[float], ratio: Sequence[float],
@@ -169,6 +180,28 @@ def rrc_params(height: int, width: int, scale: Sequence[float], ratio: Sequence[
             i = torch.randint(0, height - h + 1, size=(1,), generator=generator).item()
             j = torch.randint(0, width - w + 1, size=(1,), generator=generator).item()
             return int(i), int(j), h, w
+    return _centre_box(height, width, ratio)
+
+
+def timm_rrc_params(height: int, width: int, scale: Sequence[float], ratio: Sequence[float],
+                    rng: Any = random) -> tuple[int, int, int, int]:
+    """The box of timm's ``RandomResizedCropAndInterpolation.get_params`` (timm 1.0.31; open_clip's ``use_timm``
+    transform), draw for draw: the same calls of Python's ``random`` (``rng``; the module by default, which the
+    DataLoader seeds per worker) in the same order, so with the same seed it returns the stock path's boxes."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = rng.uniform(*scale) * area
+        aspect_ratio = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target_area * aspect_ratio)))
+        h = int(round(math.sqrt(target_area / aspect_ratio)))
+        if w <= width and h <= height:
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
+    return _centre_box(height, width, ratio)
+
+
+def _centre_box(height: int, width: int, ratio: Sequence[float]) -> tuple[int, int, int, int]:
+    """Both samplers' fallback after 10 rejected draws: the centre crop clamped to the ratio range."""
     in_ratio = float(width) / float(height)
     if in_ratio < min(ratio):
         w = width
@@ -179,6 +212,14 @@ def rrc_params(height: int, width: int, scale: Sequence[float], ratio: Sequence[
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
+
+
+def draw_box(spec: CropSpec, height: int, width: int) -> tuple[int, int, int, int]:
+    """One crop box ``(top, left, h, w)`` drawn the way the stock transform of ``spec`` draws it (``spec.sampler``),
+    so a fast path and the stock path that share a worker seed crop the same boxes."""
+    if spec.sampler == "timm":
+        return timm_rrc_params(height, width, spec.scale, spec.ratio)
+    return rrc_params(height, width, spec.scale, spec.ratio)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -331,7 +372,7 @@ class LeanImage:
     def __call__(self, data: bytes) -> torch.Tensor:
         img = _open(data)
         width, height = img.size
-        box = rrc_params(height, width, self.spec.scale, self.spec.ratio)
+        box = draw_box(self.spec, height, width)
         s = 1
         if self.use_draft and img.format == "JPEG" and img.mode in ("RGB", "L"):
             s = draft_scale_for(box[2:], self.spec.size)
@@ -346,7 +387,7 @@ class LeanImage:
 class GpuImage:
     """Worker step for ``gpu``: bytes → ``("jpeg", uint8 bytes, box)`` or, for non-JPEG/CMYK, ``("pre", crop)``.
 
-    Only the JPEG header is parsed (size, format, mode); the box is drawn with :func:`rrc_params` here, in the
+    Only the JPEG header is parsed (size, format, mode); the box is drawn with :func:`draw_box` here, in the
     worker, so the device needs no per-image Python work but a copy.
     """
 
@@ -358,7 +399,7 @@ class GpuImage:
         img = _open(data)
         if img.format == "JPEG" and img.mode in ("RGB", "L"):
             width, height = img.size
-            box = rrc_params(height, width, self.spec.scale, self.spec.ratio)
+            box = draw_box(self.spec, height, width)
             return ("jpeg", np.frombuffer(data, dtype=np.uint8), box)
         return ("pre", self._lean(data))
 
@@ -484,7 +525,7 @@ class HybridImage:
 
     Which samples go to the CPU is decided by error diffusion (an accumulator of the share), so over any run of
     samples the CPU takes the share to within one sample, whatever the order. The box is drawn by the same
-    :func:`rrc_params` call in both branches, so the augmentation does not depend on where a sample is decoded.
+    :func:`draw_box` call in both branches, so the augmentation does not depend on where a sample is decoded.
     Every call counts one prepared sample (the controller's backlog).
     """
 
@@ -503,7 +544,7 @@ class HybridImage:
                 item = ("pre", self._lean(data))
             else:
                 width, height = img.size
-                box = rrc_params(height, width, self.spec.scale, self.spec.ratio)
+                box = draw_box(self.spec, height, width)
                 item = ("jpeg", np.frombuffer(data, dtype=np.uint8), box)
         else:
             item = ("pre", self._lean(data))

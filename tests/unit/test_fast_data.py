@@ -1,5 +1,6 @@
 """Tests for scripts/fast_data.py (lean/gpu training data paths) and their wiring in the open_clip_train wrapper."""
 
+import dataclasses
 import io
 import math
 import os
@@ -7,7 +8,6 @@ import random
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +66,9 @@ def test_rrc_params_equals_torchvision_draw_for_draw(hw):
 
 
 def _worker_boxes(data: bytes, spec: fd.CropSpec, n: int) -> np.ndarray:
-    """Boxes exactly as the gpu data path's worker step draws them (header parse + rrc_params)."""
-    step = fd.GpuImage(spec)
+    """Boxes exactly as the gpu data path's worker step draws them with torchvision's sampler (header parse +
+    rrc_params), for a transform whose RandomResizedCrop is torchvision's."""
+    step = fd.GpuImage(dataclasses.replace(spec, sampler="torchvision"))
     torch.manual_seed(7)
     out = []
     for _ in range(n):
@@ -101,7 +102,7 @@ def _ks_fails(a: dict, b: dict, n: int, m: int) -> list[str]:
 
 
 @pytest.mark.parametrize("hw", [(512, 681), (256, 600)])  # the second one rejects often (centre fallback)
-def test_box_distribution_matches_stock_sampler(hw, timm_spec):
+def test_torchvision_box_distribution_matches_timm_sampler(hw, timm_spec):
     _, spec = timm_spec
     h, w = hw
     data = jpeg_bytes(Image.new("RGB", (w, h), (120, 80, 40)))
@@ -114,6 +115,38 @@ def test_box_distribution_matches_stock_sampler(hw, timm_spec):
     if hw == (512, 681):
         wrong_ratio = _features(_timm_boxes(h, w, SCALE, (3 / 4, 4 / 3), N_DRAWS), h, w)
         assert "log_aspect" in _ks_fails(ours, wrong_ratio, N_DRAWS, N_DRAWS)
+
+
+@pytest.mark.parametrize("hw", [(512, 681), (256, 600), (40, 30)])
+def test_timm_sampler_equals_timm_draw_for_draw(hw, timm_spec):
+    """With a timm transform (open_clip's use_timm, the product's), the workers draw timm's boxes from Python's
+    random, so a fast path and the stock path that share a worker seed crop the same boxes."""
+    _, spec = timm_spec
+    assert spec.sampler == "timm"
+    h, w = hw
+    ref = _timm_boxes(h, w, SCALE, RATIO, 2000)
+    random.seed(11)
+    ours = np.asarray([fd.timm_rrc_params(h, w, SCALE, RATIO) for _ in range(2000)], dtype=np.float64)
+    np.testing.assert_array_equal(ours, ref)
+    data = jpeg_bytes(Image.new("RGB", (w, h), (120, 80, 40)))
+    random.seed(11)
+    torch.manual_seed(0)
+    worker = np.asarray([fd.GpuImage(spec)(data)[2] for _ in range(2000)], dtype=np.float64)
+    np.testing.assert_array_equal(worker, ref)
+
+
+def test_lean_equals_the_stock_timm_transform_draw_for_draw(photos, timm_spec):
+    """The lean worker step (no draft) + device normalisation reproduces open_clip's timm training transform
+    pixel for pixel when both start from the same Python random state."""
+    train_tf, spec = timm_spec
+    lean = fd.LeanImage(spec, use_draft=False)
+    for seed, p in enumerate(photos):
+        data = jpeg_bytes(p)
+        random.seed(seed)
+        ref = train_tf(Image.open(io.BytesIO(data)))
+        random.seed(seed)
+        ours = fd.normalize_batch(lean(data).unsqueeze(0), spec.mean, spec.std)[0]
+        assert torch.allclose(ours, ref, atol=1e-5, rtol=0), seed
 
 
 def test_min_lossless_short_side():
@@ -196,7 +229,13 @@ def test_crop_spec_reads_and_refuses(timm_spec):
 
     _, spec = timm_spec
     assert spec.size == (224, 224) and spec.scale == SCALE and spec.ratio == RATIO
-    assert spec.interpolation == "bicubic"
+    assert spec.interpolation == "bicubic" and spec.sampler == "timm"
+    from torchvision import transforms as T
+
+    tv = T.Compose([T.RandomResizedCrop(64, scale=SCALE, ratio=RATIO), T.ToTensor(), T.Normalize((0.5,) * 3, (1,) * 3)])
+    assert fd.crop_spec_from_transform(tv).sampler == "torchvision"
+    with pytest.raises(ValueError, match="sampler"):
+        dataclasses.replace(spec, sampler="numpy")
     _, jitter_tf, _ = open_clip.create_model_and_transforms(
         "ViT-B-32", aug_cfg=dict(use_timm=True, scale=SCALE, ratio=RATIO, color_jitter=0.4))
     with pytest.raises(ValueError, match="ColorJitter"):
@@ -419,7 +458,7 @@ def test_hybrid_share_reaches_spawned_workers(photos):
     try:
         share.set(0.125)
         ready.set()
-        assert result.get(timeout=60) == pytest.approx(0.125)
+        assert result.get(timeout=300) == pytest.approx(0.125)  # a hang guard: spawning imports torch anew
     finally:
         proc.join(30)
     assert proc.exitcode == 0
@@ -448,13 +487,26 @@ def test_hybrid_workers_count_prepared_samples_into_shared_memory(photos, contex
     assert share.backlog() == 6.0  # 24 samples prepared, nothing consumed: 6 batches of 4
 
 
-def test_device_batches_reports_loader_waits():
+class FakeClock:
+    """Stands in for the ``time`` module of fast_data: ``perf_counter`` moves only when the test advances it."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_device_batches_reports_loader_waits(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(fd, "time", clock)  # waits measured on a clock the test drives: no real sleeps to race
+
     class SlowLoader:
         num_batches, num_samples = 4, 16
 
         def __iter__(self):
             for k in range(4):
-                time.sleep(0.05 if k == 2 else 0.0)
+                clock.now += 0.05 if k == 2 else 0.0  # the loader makes the consumer wait 50 ms for batch 2
                 yield torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, 5, dtype=torch.long)
 
     class Monitor:
@@ -469,16 +521,15 @@ def test_device_batches_reports_loader_waits():
     spec = fd.CropSpec((4, 4), SCALE, RATIO, "bicubic", (0.0,) * 3, (1.0,) * 3)
     mon = Monitor()
     for _ in fd.DeviceBatches(SlowLoader(), fd.LeanDevice(spec), "cpu", monitor=mon):
-        time.sleep(0.01)  # the "training step"
-    seen = mon.seen
-    assert len(seen) == 4 and mon.ends == 1 and seen[0] == (0.0, 0.0)  # first batch: worker start-up, not timed
-    assert seen[2][0] >= 0.045 and seen[1][0] < 0.01 and all(t >= w for w, t in seen)
+        clock.now += 0.01  # the "training step"
+    assert mon.ends == 1 and mon.seen[0] == (0.0, 0.0)  # first batch: worker start-up, not timed
+    np.testing.assert_allclose(mon.seen[1:], [(0.0, 0.01), (0.05, 0.06), (0.0, 0.01)], rtol=0, atol=1e-9)
     share = fd.CpuShare(0.25, adaptive=False)
     list(fd.DeviceBatches(SlowLoader(), fd.LeanDevice(spec), "cpu", monitor=share))
     assert share._epoch == [0, 0.0, 0.0, 0.0]  # reset by epoch_end
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_decode_and_prefetch_match_cpu(photos):
     spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
     torch.manual_seed(3)
@@ -550,40 +601,80 @@ def test_short_training_run_finite_loss(shards, tmp_path, mode, mix):
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses), log[-3000:]
 
 
-def _train_losses(shards, logs, mode, seed, steps, extra=()):
-    cmd = [PY, str(REPO / "scripts" / "train_openclip.py"), "--model", "EntityNet-tiny-ctx32",
+LOSS_STEPS, LOSS_SEED = 100, 0
+FIXED_SHARE = ("--entitynet-cpu-share", "0.5")  # half the JPEGs take the lean CPU crop, half the batched kernel
+#: name: (data path, steps, sample shuffle seeded by tests/train_seeded_shuffle.py, extra flags)
+LOSS_RUNS = {"stock": ("stock", LOSS_STEPS, True, ()), "hybrid": ("hybrid", LOSS_STEPS, True, FIXED_SHARE),
+             "hybrid-again": ("hybrid", LOSS_STEPS, True, FIXED_SHARE),
+             "unseeded-a": ("stock", 8, False, ()), "unseeded-b": ("stock", 8, False, ())}
+
+
+def _train_losses(shards, logs, mode, steps, seeded_shuffle, extra=()):
+    entry = REPO / "tests" / "train_seeded_shuffle.py" if seeded_shuffle else REPO / "scripts" / "train_openclip.py"
+    cmd = [PY, str(entry), "--model", "EntityNet-tiny-ctx32",
            "--train-data", shards["spec"], "--dataset-type", "webdataset", "--dataset-resampled",
            "--train-num-samples", str(steps * 16), "--epochs", "1", "--batch-size", "16", "--lr", "1e-3",
-           "--warmup", "5", "--precision", "fp32", "--workers", "1", "--device", "cpu", "--seed", str(seed),
+           "--warmup", "5", "--precision", "fp32", "--workers", "1", "--device", "cpu", "--seed", str(LOSS_SEED),
            "--aug-cfg", "use_timm=True", "scale=(0.4, 1.0)", "ratio=(0.9, 1.111)", "--logs", str(logs),
            "--name", "run", "--save-frequency", "0", "--zeroshot-frequency", "0", "--report-to", "none",
            "--log-every-n-steps", "1", "--entitynet-data-path", mode, *extra]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # one intra-op thread: no thread-count-dependent reductions
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def test_loss_curves_of_stock_and_hybrid_are_comparable(shards, tmp_path):
-    """Issue 7's check that a short training run's loss curve is comparable. The tiny model learns the 32 synthetic
-    pairs (``.txt`` captions) for 100 steps of 16, with the stock transform and with ``hybrid`` at a fixed share of
-    0.5 (so half the images take the lean CPU crop, half the batched kernel), two seeds each.
+@pytest.fixture(scope="module")
+def loss_runs(shards, tmp_path_factory):
+    """The step losses of every run in LOSS_RUNS, started together (one process each; the results do not depend
+    on how they share the CPU)."""
+    logs = tmp_path_factory.mktemp("loss_runs")
+    procs = {name: _train_losses(shards, logs / name, mode, steps, seeded, extra)
+             for name, (mode, steps, seeded, extra) in LOSS_RUNS.items()}
+    out = {}
+    for name, proc in procs.items():
+        text, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, (name, text[-3000:])
+        losses = [float(x) for x in re.findall(r"Contrastive_loss: ([0-9.naif]+) ", text)]
+        assert len(losses) == LOSS_RUNS[name][1] and all(map(math.isfinite, losses)), (name, text[-2000:])
+        out[name] = losses
+    return out
 
-    Measured here (2026-11-27, mean of the last 30 step losses; chance is ln 16 = 2.77): stock 0.74 / 0.98 / 1.22
-    (seeds 0-2), hybrid 1.09 / 1.05 / 1.12, gpu 1.34 / 1.06. The seed-to-seed spread is ~0.25, so the test asks that
-    every run learns (< 60 % of chance) and that the two paths' means differ by less than 0.45: a path that broke
-    the image-text pairing or the pixels would stay near chance."""
-    runs = {}
-    for mode, extra in (("stock", ()), ("hybrid", ("--entitynet-cpu-share", "0.5"))):
-        for seed in (0, 1):
-            runs[(mode, seed)] = _train_losses(shards, tmp_path / f"{mode}{seed}", mode, seed, 100, extra)
+
+def test_same_seed_gives_the_same_loss_curve(loss_runs):
+    """With the sample shuffle seeded, a CPU training run is a function of ``--seed``: equal to the last digit."""
+    assert loss_runs["hybrid-again"] == loss_runs["hybrid"]
+
+
+def test_loss_curves_of_stock_and_hybrid_agree(loss_runs):
+    """Issue 7's check that a short training run's loss curve is comparable, made exact by determinism. The tiny
+    model learns the 32 synthetic pairs (``.txt`` captions) for 100 steps of 16, once with the stock transform
+    (timm's RandomResizedCrop) and once with ``hybrid`` at a fixed share of 0.5 (half the images take the lean CPU
+    crop with JPEG draft, half the batched crop kernel). Same seed, so both see the same samples in the same order
+    and, since the fast paths draw their boxes with the stock transform's own sampler (``fast_data.draw_box``),
+    the same crop boxes; the curves differ only by the pixels of the resize (PIL vs the kernel: ≤ 3 levels; draft).
+
+    Measured here (2026-12-03, seeds 0-4, 100 steps; chance is ln 16 = 2.77): the largest per-step difference
+    0.011 / 0.014 / 0.025 / 0.009 / 0.015, the mean of the last 30 steps stock 0.974 / 0.945 / 1.153 / 1.312 / 0.967
+    against hybrid 0.974 / 0.947 / 1.154 / 1.313 / 0.966 (differences ≤ 0.0017). A repeated run is identical to the
+    last digit, so these bounds are not about noise: ≤ 0.1 per step and ≤ 0.01 on the last-30 mean leave ~4× and
+    ~6× the measured worst case for other CPUs' float rounding. Mispaired images and texts (the hybrid run stays
+    near chance) or broken pixels (the curves part by far more than 0.1) fail it."""
+    stock, hybrid = np.asarray(loss_runs["stock"]), np.asarray(loss_runs["hybrid"])
     chance = math.log(16)
-    last = {}
-    for key, proc in runs.items():
-        out, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 0, out[-3000:]
-        losses = [float(x) for x in re.findall(r"Contrastive_loss: ([0-9.naif]+) ", out)]
-        assert len(losses) == 100 and all(math.isfinite(v) for v in losses), out[-2000:]
-        last[key] = float(np.mean(losses[-30:]))
-        assert np.mean(losses[:10]) > 0.8 * chance and last[key] < 0.6 * chance, (key, losses)
-    stock = np.mean([last[("stock", s)] for s in (0, 1)])
-    hybrid = np.mean([last[("hybrid", s)] for s in (0, 1)])
-    assert abs(hybrid - stock) < 0.45, last
+    for name, losses in (("stock", stock), ("hybrid", hybrid)):  # both learn
+        assert losses[:10].mean() > 0.8 * chance and losses[-30:].mean() < 0.6 * chance, (name, losses.tolist())
+    step = np.abs(hybrid - stock)
+    assert step.max() < 0.1, (int(step.argmax()), stock.tolist(), hybrid.tolist())
+    assert abs(hybrid[-30:].mean() - stock[-30:].mean()) < 0.01, (stock[-30:].mean(), hybrid[-30:].mean())
+
+
+class UnseededOrder(Exception):
+    """Two runs with one ``--seed`` saw their samples in different orders."""
+
+
+@pytest.mark.xfail(raises=UnseededOrder, strict=True, reason=(
+    "known bug: open_clip_train 3.3.0's get_data and scripts/train_openclip.py shuffle samples with wds.shuffle() "
+    "without an rng, which webdataset seeds from pid + time, so one --seed gives different sample orders; "
+    "tests/train_seeded_shuffle.py seeds it for the tests above"))
+def test_sample_order_follows_the_seed_without_the_test_launcher(loss_runs):
+    if loss_runs["unseeded-a"] != loss_runs["unseeded-b"]:
+        raise UnseededOrder(f"{loss_runs['unseeded-a']} != {loss_runs['unseeded-b']}")
