@@ -88,9 +88,9 @@ def dryrun(tmp_path_factory):
 def test_dryrun_is_quick(dryrun):
     """Planning the full chain (~4.2k jobs, both targets) costs <= 30 s. Measured as the dry run's CPU time:
     Snakemake plans on one core, so on an idle machine that is its wall time, while the wall time on a shared
-    machine mostly measures the neighbours (the same run took 24 s wall at load 1.8 and 35 s at load 3.6)."""
+    machine mostly measures the neighbours (the same run took 24 s wall at load 1.8, 35 s at load 3.6 and 51 s at
+    load 8 with 21.7 s CPU), so the wall time is only printed."""
     assert dryrun["cpu"] <= MAX_DRYRUN_S, f"dry run used {dryrun['cpu']:.1f}s CPU (> {MAX_DRYRUN_S}s)"
-    assert dryrun["wall"] <= 4 * MAX_DRYRUN_S, f"dry run took {dryrun['wall']:.1f}s wall"
     assert "This was a dry-run" in dryrun["text"]
 
 

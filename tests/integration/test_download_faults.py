@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 PIL_BOMB_LIMIT = 89_478_485          # PIL.Image.MAX_IMAGE_PIXELS
 DRIP_CLOSE_S = 6
-JOB_TIMEOUT_S = 60
+JOB_TIMEOUT_S = 300  # a hang is killed here (and fails the test); a slow machine never gets near it
 
 # uid -> (first URL path, other duplicate URL paths, expected final status, expected reason, retried?)
 CASES = {
@@ -65,14 +65,24 @@ def crawl(tmp_path_factory):
         urls = pd.DataFrame(rows)
         opts = {"thread_count": 16, "request_timeout_s": 3, "retries": 0, "samples_per_shard": 1000,
                 "image_size": 512, "max_image_area": PIL_BOMB_LIMIT, "user_agent_token": "entitynet-test"}
+        exits = []  # img2dataset's exit codes; None when run_with_timeout had to kill it (a hang)
+        real_run = download.run_with_timeout
+
+        def recording_run(*args, **kwargs):
+            rc, output = real_run(*args, **kwargs)
+            exits.append(rc)
+            return rc, output
+
         t0 = time.monotonic()
-        summary = download.run_download(urls, 0, 1, str(root / "download" / "chunk_00000"), opts, processes=1,
-                                        timeout_s=JOB_TIMEOUT_S)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(download, "run_with_timeout", recording_run)
+            summary = download.run_download(urls, 0, 1, str(root / "download" / "chunk_00000"), opts, processes=1,
+                                            timeout_s=JOB_TIMEOUT_S)
         elapsed = time.monotonic() - t0
         counts = {p: srv.count(p) for p in ("/good/n-mirror.jpg", "/good/dup.jpg", "/good/never-third.jpg",
                                             "/missing/dup2-mirror.jpg", "/noai/n.jpg")}
     urls.to_parquet(root / "urls.parquet")
-    return {"root": root, "urls": urls, "summary": summary, "elapsed": elapsed, "counts": counts}
+    return {"root": root, "urls": urls, "summary": summary, "elapsed": elapsed, "counts": counts, "exits": exits}
 
 
 def test_every_row_ends_as_exactly_one_counted_status(crawl):
@@ -89,8 +99,11 @@ def test_every_row_ends_as_exactly_one_counted_status(crawl):
 
 
 def test_no_hang_and_the_drip_is_bounded_by_the_server_close(crawl):
-    # img2dataset's timeout is per socket read: the 1 byte/s drip holds a thread until the server closes (6 s here)
-    assert crawl["elapsed"] < JOB_TIMEOUT_S, crawl["elapsed"]
+    """img2dataset's timeout is per socket read: the 1 byte/s drip holds a thread until the server closes (6 s
+    here). No hang: every img2dataset run (first URLs, then the retry at duplicates) exited by itself, none was
+    killed at the job timeout. That, not a wall-clock bound, is the check; the wall time is only printed."""
+    print(f"crawl of {len(CASES)} rows: {crawl['elapsed']:.1f} s")
+    assert crawl["exits"] == [0, 0], crawl["exits"]
     assert crawl["elapsed"] >= DRIP_CLOSE_S
 
 

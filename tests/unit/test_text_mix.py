@@ -445,9 +445,9 @@ def synthetic(n_entities: int, n_queries: int, seed: int = 0):
 
 def test_perf_smoke_50k_queries(tmp_path, capsys):
     ents, queries = synthetic(15_000, 50_000)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     df = tm.build_text_candidates(ents, None, queries)
-    t_build = time.perf_counter() - t0
+    t_build, cpu_build = time.perf_counter() - t0, time.process_time() - c0
     path = tmp_path / "c.parquet"
     t0 = time.perf_counter()
     tm.save_candidates(df, path)
@@ -465,4 +465,4 @@ def test_perf_smoke_50k_queries(tmp_path, capsys):
               f" {n.mean():.1f} texts/query); save+load {t_io:.2f} s; sample {t_sample * 1e6:.1f} us/draw")
     assert len(df) == 50_000 and (n >= 1).all()
     assert np.allclose(df["weights"].map(sum), 1.0)
-    assert t_build < 60.0  # loose: measured ~1.5 s on a shared 2-core machine
+    assert cpu_build < 60.0  # CPU time, not wall (a loaded machine slows the wall clock); measured ~1.5 s
