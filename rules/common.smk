@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 import workflow_config as wc  # noqa: E402
 
 try:
+    wc.validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
     wc.check(config, Path(workflow.basedir))
 except wc.ConfigError as _e:
     raise WorkflowError(f"Invalid configuration: {_e}")

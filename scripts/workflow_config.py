@@ -119,6 +119,11 @@ def check(config: dict, repo: Path) -> None:
             serve = ds.get("download", {}).get("serve_local")
             if serve and not (repo / serve["directory"]).is_dir():
                 raise ConfigError(f"{where}.download.serve_local.directory: {serve['directory']!r} does not exist")
+            if serve and not 1 <= int(serve["bind"].rsplit(":", 1)[1]) <= 65535:
+                raise ConfigError(f"{where}.download.serve_local.bind: port must be 1..65535, got {serve['bind']!r}")
+            check_backends(where, backends)
+            check_llm(where, ds)
+        check_query_kinds(where, ds)
         suite(config, name)
         for m in ds.get("model_overrides", {}):
             if m not in config["models"]:
@@ -129,10 +134,64 @@ def check(config: dict, repo: Path) -> None:
     for m in config["models"]:
         model_recipe(config, m)
         check_stored_short_side(config, m, repo)
+    archs = {(f"models.{m}.arch", r["arch"]) for m, r in config["models"].items()}
+    archs |= {(f"datasets.{d}.model_overrides.{m}.arch", o["arch"]) for d in config["datasets"]
+              for m, o in (config["datasets"][d].get("model_overrides") or {}).items() if "arch" in o}
+    for key, arch in sorted(archs):
+        _named(key, model_image_size, arch, repo)
     dt = config.get("default_target", {})
     if dt:
         _named("default_target.dataset", dataset_config, config, dt.get("dataset", "demo"))
         _named("default_target.model", model_recipe, config, dt.get("model", "tiny"))
+
+
+def _did_you_mean(word: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(choices), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def check_backends(where: str, backends: dict) -> None:
+    """Every key of a search backend's block is one that backend reads (a typo such as ``max_result`` would
+    otherwise be ignored for days of searching)."""
+    import search_web
+
+    for name, params in backends.items():
+        if name == "pool":
+            known = {"path", "max_results", "match"}
+            unknown = sorted(set(params or {}) - known)
+        else:
+            unknown = search_web.unknown_params(name, params)
+            known = search_web.COMMON_PARAMS | search_web.CALLER_PARAMS | search_web.BACKENDS[name].EXTRA_PARAMS
+        if unknown:
+            hints = "; ".join(f"{k!r}{_did_you_mean(k, known)}" for k in unknown)
+            raise ConfigError(f"{where}.search.backends.{name}: unknown key(s) {hints}; known: {sorted(known)}")
+
+
+def check_query_kinds(where: str, ds: dict) -> None:
+    """``queries.kinds`` and the keys of ``queries.max_per_kind`` are query kinds of build_queries."""
+    from build_queries import KINDS
+
+    q = ds.get("queries", {})
+    for key, names in (("kinds", q.get("kinds", [])), ("max_per_kind", list(q.get("max_per_kind") or {}))):
+        bad = [k for k in names if k not in KINDS]
+        if bad:
+            raise ConfigError(f"{where}.queries.{key}: unknown kind(s) "
+                              f"{', '.join(repr(k) + _did_you_mean(k, KINDS) for k in bad)}; kinds: {KINDS}")
+
+
+def check_llm(where: str, ds: dict) -> None:
+    """The LLM mode needs an endpoint and a model (checked now, not when the first KG job asks)."""
+    modes = {k: (ds.get(k) or {}).get("mode") for k in ("natural_types", "attributes")}
+    users = [k for k, m in modes.items() if m == "llm"]
+    if not users:
+        return
+    llm = ds.get("llm") or {}
+    missing = [k for k in ("base_url", "model") if not llm.get(k)]
+    if missing:
+        raise ConfigError(f"{where}.llm.{missing[0]}: required when {where}.{users[0]}.mode is llm "
+                          f"(set llm.base_url, llm.model and, for a keyed API, llm.api_key_env)")
 
 
 def model_image_size(arch: str, repo: Path) -> int:
@@ -148,7 +207,9 @@ def model_image_size(arch: str, repo: Path) -> int:
 
         cfg = open_clip.get_model_config(arch)
         if cfg is None:
-            raise ConfigError(f"arch {arch!r} is neither in config/models/ nor an open_clip model")
+            ours = sorted(p.stem for p in (Path(repo) / "config" / "models").glob("*.json"))
+            raise ConfigError(f"arch {arch!r} is neither in config/models/ ({', '.join(ours)}) nor an open_clip "
+                              f"model{_did_you_mean(arch, ours + list(open_clip.list_models()))}")
     size = cfg.get("vision_cfg", {}).get("image_size")
     if isinstance(size, (list, tuple)) and size:
         return int(max(size))
@@ -249,3 +310,66 @@ def check_api_keys(config: dict, search_jobs, env=None) -> None:
         lines = "; ".join(f"{var} (needed by {', '.join(where)})" for var, where in sorted(missing.items()))
         raise ConfigError(f"API key environment variable(s) not set: {lines}. Export them before running "
                           "(keys are read from the environment only, never from the config)")
+
+
+def schema_errors(config: dict, schema: dict, limit: int = 8) -> list[str]:
+    """Every JSON-schema violation of ``config`` as one short line each: the key path, what was expected, and for
+    an unknown key the closest allowed names ("did you mean ..."); at most ``limit`` lines, deepest errors first."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), list(map(str, e.path))))
+    lines = []
+    for e in errors:
+        leaves = _leaf_errors(e)
+        for leaf in leaves:
+            line = _describe(leaf)
+            if line not in lines:
+                lines.append(line)
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
+    return lines
+
+
+def _leaf_errors(error) -> list:
+    """The most specific errors under a ``oneOf``/``anyOf``/``allOf`` error (its context), else the error itself."""
+    if not error.context:
+        return [error]
+    deepest = max(len(c.absolute_path) for c in error.context)
+    return [c for c in error.context if len(c.absolute_path) == deepest] or [error]
+
+
+def _describe(error) -> str:
+    import difflib
+
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        extra = sorted(set(error.instance) - set(allowed))
+        parts = []
+        for key in extra:
+            close = difflib.get_close_matches(key, allowed, n=2, cutoff=0.6)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            parts.append(f"unknown key {key!r}{hint}")
+        return f"{where}: {'; '.join(parts)}. Allowed: {', '.join(allowed)}"
+    if error.validator == "propertyNames":
+        return f"{where}: key {error.instance!r} is not allowed ({_short(error.message)})"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {error.validator_value}"
+    return f"{where}: {_short(error.message)}"
+
+
+def _short(message: str, width: int = 160) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= width else message[:width - 3] + "..."
+
+
+def validate_config(config: dict, schema_path: Path) -> None:
+    """Schema validation with short messages (:func:`schema_errors`), then :func:`check`'s cross-checks."""
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    lines = schema_errors(config, schema)
+    if lines:
+        raise ConfigError(f"{len(lines)} problem(s) in the configuration (see config/README.md):\n  "
+                          + "\n  ".join(lines))

@@ -104,7 +104,27 @@ BAD_CONFIGS = [
     ("datasets: {entitynet: {search: {backends: {serpapi_google: {api_key_env: 'K; rm -rf ~'}}}}}", "api_key_env"),
     # issue 7: stored shards too small for the training crops
     ("models: {vitb32: {stored_short_side: 256}}", "models.vitb32.stored_short_side: 256 px is below 374 px"),
+    # accepted by the plan and refused by a job hours later, until they were checked at plan time
+    ("models: {tiny: {arch: NoSuchArch}}", "models.tiny.arch: arch 'NoSuchArch' is neither"),
+    ("datasets: {entitynet: {search: {backends: {serpapi_bing: {max_result: 5}}}}}",
+     "unknown key(s) 'max_result' (did you mean 'max_results'"),
+    ("datasets: {demo: {queries: {max_per_kind: {wd-noun-wrld: 3}}}}", "unknown kind(s) 'wd-noun-wrld'"),
+    ("datasets: {demo: {download: {serve_local: {directory: resources/demo/photos, bind: '127.0.0.1:99999'}}}}",
+     "port must be 1..65535"),
+    ("datasets: {demo: {natural_types: {mode: llm}}}", "datasets.demo.llm.base_url: required"),
+    ("datasets: {rehearsal: {inherits: nosuch}}", "datasets.rehearsal.inherits: unknown dataset 'nosuch'"),
 ]
+
+
+def test_schema_error_is_short_and_suggests_the_key(wd):
+    """A key typo gives one short paragraph naming the key path and the closest allowed key, not the schema."""
+    (wd / "typo.yaml").write_text("dataset_defaults: {min_sitelink: 3}")
+    r = snakemake(wd, "-n", "--cores", "1", "--configfile", str(wd / "config/config.yaml"), str(wd / "typo.yaml"),
+                  timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "dataset_defaults: unknown key 'min_sitelink' (did you mean 'min_sitelinks'?)" in out, out[-2000:]
+    assert len(out.splitlines()) < 25 and "$defs" not in out, out
 
 
 @pytest.mark.parametrize("override,needle", BAD_CONFIGS)
