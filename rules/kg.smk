@@ -65,6 +65,7 @@ rule kg_entities:
     params:
         roots=lambda w: ds(w.dataset).get("roots", []),
         living_roots=lambda w: ds(w.dataset).get("living_roots", []),
+        allow_empty_roots=lambda w: ds(w.dataset)["kg"].get("allow_empty_roots", []),
         language=lambda w: ds(w.dataset)["kg"]["language"],
         min_sitelinks=lambda w: ds(w.dataset)["min_sitelinks"],
         living_exclude=lambda w: ds(w.dataset)["living"]["exclude"],

@@ -673,14 +673,48 @@ def _timed(timings: dict | None, name: str):
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
 
 
+class EmptyRootError(RuntimeError):
+    """A configured root selects no entity from the dump (a mistyped QID, or a dump without that part)."""
+
+
+def check_empty_roots(info: pd.DataFrame, world: pd.DataFrame, living: pd.DataFrame, roots: list[str],
+                      living_roots: list[str], allowed=()) -> list[str]:
+    """The roots that select nothing; an error naming each (with its label, or the dump's nearest QIDs and their
+    labels) unless it is in ``allowed`` (``kg.allow_empty_roots``). Returns the allowed empty ones."""
+    import difflib
+
+    def empty(frame, qids):
+        have = set(frame["root"]) if not frame.empty else set()
+        return [q for q in qids if q not in have]
+
+    found = empty(world, roots) + empty(living, living_roots)
+    bad = [q for q in found if q not in set(allowed)]
+    if not bad:
+        return found
+    labels = info["label"] if "label" in info else pd.Series(dtype=object)
+    lines = []
+    for q in bad:
+        if q in labels.index and isinstance(labels[q], str):
+            lines.append(f"{q} ({labels[q]!r}) is in the dump but selects no entity (too few sitelinks or images?)")
+            continue
+        near = [c for c in labels.index if isinstance(c, str) and abs(len(c) - len(q)) <= 1]
+        close = difflib.get_close_matches(q, near, n=3, cutoff=0.7)
+        hint = ", ".join(f"{c} ({labels[c]!r})" for c in close) or "none"
+        lines.append(f"{q} is not in the dump; nearest QIDs in it: {hint}")
+    raise EmptyRootError("root(s) that select no entity: " + "; ".join(lines)
+                         + ". Fix the QID, or list it in kg.allow_empty_roots when the dump rightly lacks it")
+
+
 def build_entities(source, roots: list[str], living_roots: list[str], lang: str, min_sitelinks: int,
                    living_exclude: list[str], require_image: bool, max_living_per_root: int | None,
-                   generic_classes: list[str], llm=None, timings: dict | None = None) -> pd.DataFrame:
+                   generic_classes: list[str], llm=None, timings: dict | None = None,
+                   allow_empty_roots=None) -> pd.DataFrame:
     """The entities table (``docs/CONTRACTS.md``).
 
     ``source``: the dump path (read directly, :func:`read_dump_tables`), a loaded store (SPARQL scans,
     :func:`fetch_tables`) or a :class:`KGTables`. ``llm``: a ``kg_llm.KGLLM`` for ``natural_types.mode: llm``
-    (None: the KG heuristic only). ``timings``: filled with seconds per step when given.
+    (None: the KG heuristic only). ``timings``: filled with seconds per step when given. ``allow_empty_roots``:
+    None (no check) or the QIDs that may select nothing; any other empty root raises :class:`EmptyRootError`.
     """
     for q in list(roots) + list(living_roots) + list(living_exclude) + list(generic_classes):
         check_qid(q, "roots / living roots / exclude / generic classes")
@@ -698,6 +732,8 @@ def build_entities(source, roots: list[str], living_roots: list[str], lang: str,
         living = cap_per_root(living, max_living_per_root)
         for root, n in living.groupby("root", sort=False).size().items():
             log.info("living root %s: %d entities", root, n)
+    if allow_empty_roots is not None:
+        check_empty_roots(tables.info, world, living, list(roots), list(living_roots), allow_empty_roots)
     ents = combine(living, world)
     if ents.empty:
         raise RuntimeError(f"no entity selected for roots {roots} / living roots {living_roots}")
@@ -735,7 +771,8 @@ def main(snakemake) -> None:
     timings: dict = {}
     ents = build_entities(snakemake.input.extract, list(p.roots), list(p.living_roots), p.language,
                           int(p.min_sitelinks), list(p.living_exclude), bool(p.require_image), p.max_living_per_root,
-                          list(p.generic_classes), llm=llm, timings=timings)
+                          list(p.generic_classes), llm=llm, timings=timings,
+                          allow_empty_roots=list(p.allow_empty_roots))
     wn = snakemake.input.get("wordnet") if hasattr(snakemake.input, "get") else None
     if wn:
         ents = add_wordnet(ents, pd.read_parquet(wn if isinstance(wn, str) else wn[0]))

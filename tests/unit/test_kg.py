@@ -132,3 +132,15 @@ def test_dump_refuses_empty_result(tmp_path):
         dump(f"file:{DEMO_TTL}", ["Q999999999"], [], "en", 100, str(tmp_path / "x.nt.gz"),
              str(tmp_path / "p.json"), "test")
     assert not (tmp_path / "x.nt.gz").exists()
+
+
+def test_a_mistyped_root_stops_with_the_nearest_qids():
+    """Q1 typed as Q100 (a QID not in the dump): an error naming it and the dump's nearest QIDs with labels."""
+    s = store_from(SYNTH)
+    with pytest.raises(ke.EmptyRootError, match=r"Q100 is not in the dump; nearest QIDs in it: .*Q10 \('animal'\)"):
+        ke.build_entities(s, ["Q1", "Q100"], ["Q10"], "en", 0, [], False, None, GENERIC, allow_empty_roots=[])
+    with pytest.raises(ke.EmptyRootError, match=r"Q2 \('hammer'\) is in the dump but selects no entity"):
+        ke.build_entities(s, ["Q1", "Q2"], [], "en", 50, [], False, None, GENERIC, allow_empty_roots=["Q1"])
+    ents = ke.build_entities(s, ["Q1", "Q100"], ["Q10"], "en", 0, [], False, None, GENERIC,
+                             allow_empty_roots=["Q100"])  # a root the dump rightly lacks
+    assert "Q3" in set(ents["qid"])
