@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import image_dedup as dd  # noqa: E402
 
-PHOTOS = Path("/work/shared/data/gcompris_pd_cc0_photos")
+#: the 107 real demo photos (WebP, public domain / CC0), see resources/demo/README.md
+PHOTOS = REPO / "resources" / "demo" / "photos"
 
 
 def rss_mib() -> float:

@@ -59,7 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="subset of upstream,stock,lean,gpu,hybrid; hybrid:F runs hybrid with a fixed CPU share F")
     ap.add_argument("--synthesize-all", action="store_true",
                     help="write every size as fresh synthetic JPEGs instead of deriving the smaller ones from the "
-                         "largest with resize_shards (STACK.md §7 used fresh 256-px sources)")
+                         "largest with resize_shards (the reference measurements in perf/README.md used fresh "
+                         "256-px sources)")
     ap.add_argument("--shards", type=int, default=None, help="shards per size (default 16 / 2)")
     ap.add_argument("--per-shard", type=int, default=None, help="images per shard (default 256 / 32)")
     ap.add_argument("--compute-steps", type=int, default=20)

@@ -1,4 +1,5 @@
-"""Search queries from entities and attributes, with the paper's query kinds and per-engine syntax (PAPER.md §7).
+"""Search queries from entities and attributes, with the paper's query kinds and per-engine syntax
+(docs/PAPER_NOTES.md §7).
 
 Kinds: ``wd-noun-world`` / ``wd-noun-living`` (entity label; aliases are not queries), ``wd-attrnoun-*`` (the
 attribute's search query), ``wd-attr-*`` ("{attribute} {natural type}", aggregated over entities and sorted by
@@ -48,8 +49,8 @@ def noun_queries(entities: pd.DataFrame) -> pd.DataFrame:
         extra = [normalise(n) for n in _names(row) if normalise(n) != label]
         nt = row.get("natural_type_label")
         nt = normalise(nt) if isinstance(nt, str) and nt else None
-        # Wikidata: the label is the query (aliases are not queries, PAPER.md §7.1). WordNet: every lemma of the
-        # leaf synset is its own query (the authors' wordnet_livingthings_create_queries.py).
+        # Wikidata: the label is the query (aliases are not queries, docs/PAPER_NOTES.md §7.1). WordNet: every lemma
+        # of the leaf synset is its own query (the authors' wordnet_livingthings_create_queries.py).
         texts = [label] + (list(dict.fromkeys(extra)) if kind == "wordnet-noun-living" else [])
         for text in texts:
             others = [n for n in [label] + extra if n != text]

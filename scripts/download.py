@@ -7,13 +7,13 @@
 - **Storage** (paper by default): ``image_size=512, resize_mode=keep_ratio, resize_only_if_bigger=True``, JPEG q95.
   ``max_image_area`` (optional) makes img2dataset refuse larger sources (``failed_to_resize``, "image area too
   large"); unset, any size is decoded and downscaled (img2dataset decodes with OpenCV, whose own limit is 2^30 px).
-- **Retry at the next duplicate URL.** The paper tried each duplicate URL of an image in turn (PAPER.md §8). Here a
-  row that failed at its first URL (``url``) is retried **once** at its next duplicate URL (the first entry of the
-  ``urls`` list that differs from ``url``): after the first img2dataset pass, the failed rows that have such a URL
-  are collected (:func:`retry_rows`) and downloaded by a second, small img2dataset pass into ``<chunk>/retry/``
-  (same options; its own ``_stats.json`` and parquet). Rows refused by an ``X-Robots-Tag`` opt-out are never
-  retried elsewhere (the publisher said no). ``build_shards`` and ``dedup_decontaminate`` read both folders
-  (:func:`download_dirs`); :func:`row_outcomes` gives every input row exactly one final status.
+- **Retry at the next duplicate URL.** The paper tried each duplicate URL of an image in turn (docs/PAPER_NOTES.md §8).
+  Here a row that failed at its first URL (``url``) is retried **once** at its next duplicate URL (the first entry of
+  the ``urls`` list that differs from ``url``): after the first img2dataset pass, the failed rows that have such a URL
+  are collected (:func:`retry_rows`) and downloaded by a second, small img2dataset pass into ``<chunk>/retry/`` (same
+  options; its own ``_stats.json`` and parquet). Rows refused by an ``X-Robots-Tag`` opt-out are never retried elsewhere
+  (the publisher said no). ``build_shards`` and ``dedup_decontaminate`` read both folders (:func:`download_dirs`);
+  :func:`row_outcomes` gives every input row exactly one final status.
 - **Opt-outs.** ``X-Robots-Tag`` directives ``noai, noimageai, noindex, noimageindex`` drop an image
   (``failed_to_download``, "Use of image disallowed by X-Robots-Tag directive"): img2dataset's default, kept unless
   ``disallowed_header_directives`` is set (the offline demo sets ``[]``; its loopback server sends none anyway).

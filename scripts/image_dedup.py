@@ -1,4 +1,4 @@
-"""Image deduplication and evaluation-set decontamination with perceptual hashes (docs/PAPER.md §9).
+"""Image deduplication and evaluation-set decontamination with perceptual hashes (docs/PAPER_NOTES.md §9).
 
 The authors' dedup code is unreleased ("dedup within the training set ... and dedup against downstream evaluation
 sets"; method and thresholds unknown). This module is our documented choice:
@@ -22,7 +22,7 @@ sets"; method and thresholds unknown). This module is our documented choice:
 * **Decontamination** (:func:`decontaminate`): the same band keys built on the (smaller) eval side; training hashes
   are streamed through them in chunks (``searchsorted``).
 * **Merge** (:func:`merge_duplicates`): one row per group, the way the paper merges images found by several queries
-  (PAPER.md §8): a representative's scalar columns, the union of the list columns, ``is_living`` = any.
+  (docs/PAPER_NOTES.md §8): a representative's scalar columns, the union of the list columns, ``is_living`` = any.
 
 Entry point for the Snakemake rule ``dedup_decontaminate``: see :func:`main`.
 """
@@ -674,7 +674,8 @@ def merge_duplicates(df: pd.DataFrame, group_ids: pd.Series | np.ndarray, *, key
                      representative: Literal["largest", "first"] | np.ndarray = "largest",
                      list_columns: Sequence[str] = LIST_COLUMNS, any_columns: Sequence[str] = ANY_COLUMNS,
                      ) -> pd.DataFrame:
-    """Merge each duplicate group into one row, as the paper merges images found by several queries (§8).
+    """Merge each duplicate group into one row, as the paper merges images found by several queries
+    (docs/PAPER_NOTES.md §8).
 
     The representative (:func:`select_representatives`, or a boolean mask marking one row per group) keeps its scalar columns (``uid``, ``url``, ``licence``,
     sizes...). Each of ``list_columns`` present becomes the ordered union (first occurrence wins, nulls and empty

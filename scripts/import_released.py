@@ -1,13 +1,13 @@
 """Rebuild ``urls.parquet`` and ``queries.parquet`` from the authors' released EntityNet metadata (rule
 ``import_released_metadata``), instead of running the search.
 
-Inputs (PAPER.md §16; read from the authors' loader code, not checked against the files — every column is
-validated here and a mismatch names the file and the columns it has):
+Inputs (docs/PAPER_NOTES.md §16; read from the authors' loader code, not checked against the files — every
+column is validated here and a mismatch names the file and the columns it has):
 
-* ``images_metadata/<split>-000NN-of-000MM.parquet``: one row per image as the authors merged it (PAPER.md §8):
-  ``key`` (e.g. ``val000000000``), ``qh`` (every query hash that found it), ``texts`` (every unique alt text),
-  ``images_link`` (every duplicate URL), ``images_contextlink`` (their page URLs), ``images_width``,
-  ``images_height`` (lists; a scalar is read as a one-element list).
+* ``images_metadata/<split>-000NN-of-000MM.parquet``: one row per image as the authors merged it
+  (docs/PAPER_NOTES.md §8): ``key`` (e.g. ``val000000000``), ``qh`` (every query hash that found it), ``texts``
+  (every unique alt text), ``images_link`` (every duplicate URL), ``images_contextlink`` (their page URLs),
+  ``images_width``, ``images_height`` (lists; a scalar is read as a one-element list).
 * ``entitynet-queries.parquet``: ``query_hash, query, query_type, entity, attribute, api``.
 
 Mapping (docs/CONTRACTS.md):

@@ -1,6 +1,6 @@
 """Entities from the frozen KG dump: world classes under the roots, living things, natural types.
 
-Selection follows the authors' code (PAPER.md §3–§5):
+Selection follows the authors' code (docs/PAPER_NOTES.md §3–§5):
 - world: ``?ent wdt:P279* wd:<root>`` (root included), label in the configured language required, sitelinks ≥
   ``min_sitelinks`` (a missing count counts as 0), no instances; P18 optional.
 - living: ``(P31/P279*)|P279+`` or ``P171+`` under each living root (or the root itself), minus humans, mythical
@@ -13,8 +13,8 @@ Selection follows the authors' code (PAPER.md §3–§5):
   of the living root (living), take the candidate with the most sitelinks, ties broken by fewer hops then by QID
   number. Candidates need a label. Living things default to their root (animal / plant / fungus), world entities
   to their first root. P279 cycles are harmless (breadth-first search with a visited set).
-- ``natural_types.mode: llm`` asks an OpenAI-compatible chat model instead (``kg_llm``, PAPER.md §5): the world
-  prompt picks among the top-10 candidates by sitelinks and classes the entity visual / non-visual (non-visual
+- ``natural_types.mode: llm`` asks an OpenAI-compatible chat model instead (``kg_llm``, docs/PAPER_NOTES.md §5):
+  the world prompt picks among the top-10 candidates by sitelinks and classes the entity visual / non-visual (non-visual
   world entities are dropped, as only visual entities became queries in the paper); the living prompt picks among
   the living candidates, and a true/false prompt drops non-living items (products, colour variants, named
   individuals) before the per-root cap. Any answer the model could not give validly keeps the KG result.

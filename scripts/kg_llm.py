@@ -1,5 +1,5 @@
-"""The paper's LLM steps (PAPER.md §4–§6) over an OpenAI-compatible chat API: natural types, the visuality filter,
-the living-things clean-up and attribute generation. Optional: ``natural_types.mode: llm`` /
+"""The paper's LLM steps (docs/PAPER_NOTES.md §4–§6) over an OpenAI-compatible chat API: natural types, the
+visuality filter, the living-things clean-up and attribute generation. Optional: ``natural_types.mode: llm`` /
 ``attributes.mode: llm``; the default workflow never calls an LLM.
 
 Every call is one JSON-schema-constrained chat request through :class:`llm_client.ChatClient` (disk cache, so a
@@ -19,8 +19,8 @@ at most 10 per category. Whenever the model gives no valid answer the KG result 
   few-shot with the paper's kinds of negatives (products, colour variants, named individuals).
 - **Attributes** (``world_generate_attributes.py``, ``living_generate_attributes.py``): 6 world categories, 7 for
   animals, 6 for plants (fungi use the plant set), ≤ 10 per category, each with a search query; the entity's KG
-  hints (PAPER.md §6 properties) are in the prompt; worked examples for apple, elephant and laptop. Living search
-  queries must contain the entity's name or one of its names (others are dropped).
+  hints (docs/PAPER_NOTES.md §6 properties) are in the prompt; worked examples for apple, elephant and laptop.
+  Living search queries must contain the entity's name or one of its names (others are dropped).
 """
 
 import logging

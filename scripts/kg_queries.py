@@ -13,7 +13,7 @@ import re
 
 from sparql_client import PREFIXES, check_lang, check_qid
 
-# Wikidata properties the paper used as attribute hints (PAPER.md §6), direct ones.
+# Wikidata properties the paper used as attribute hints (docs/PAPER_NOTES.md §6), direct ones.
 ATTRIBUTE_HINT_PROPERTIES = [
     "P462", "P1672", "P1552", "P1535", "P4733", "P1034", "P3095", "P361", "P527", "P1542", "P1963",
     "P136", "P793", "P1056", "P186", "P2079", "P137", "P2283", "P366", "P5869",
@@ -122,7 +122,7 @@ def living_entities_query(root: str, lang: str, exclude: list[str], require_imag
 
 
 def fruits_query(root: str, lang: str, require_image: bool) -> str:
-    """Fruits linked to a plant taxon under ``root`` via P1582 / P1672 (PAPER.md §4)."""
+    """Fruits linked to a plant taxon under ``root`` via P1582 / P1672 (docs/PAPER_NOTES.md §4.1)."""
     lang = check_lang(lang)
     image = "?ent wdt:P18 ?image ." if require_image else "OPTIONAL { ?ent wdt:P18 ?image }"
     return PREFIXES + f"""SELECT ?ent ?label ?desc ?links ?image WHERE {{

@@ -1,4 +1,4 @@
-"""WordNet living things: the paper's ``wordnet-noun-living`` entities (PAPER.md §4), read offline.
+"""WordNet living things: the paper's ``wordnet-noun-living`` entities (docs/PAPER_NOTES.md §4.2), read offline.
 
 Source: a local WordNet 3.0 database directory (``datasets.<name>.wordnet.dir``; Debian's ``wordnet-base``
 installs one at ``/usr/share/wordnet``), read with nltk's ``WordNetCorpusReader`` — no download.
@@ -46,7 +46,7 @@ from _helpers import configure_logging, write_parquet
 log = logging.getLogger("entitynet.kg_wordnet")
 
 ROOT = "living_thing.n.01"
-#: the authors' blacklist (their file lists these synsets; PAPER.md §4 summarises it)
+#: the authors' blacklist (their file lists these synsets; docs/PAPER_NOTES.md §4.2 summarises it)
 BLACKLIST = frozenset({
     "person.n.01", "parent.n.02", "individual.n.02", "mutant.n.01", "stander.n.01", "utterer.n.01",
     "microorganism.n.01", "cell.n.02", "wildlife.n.01", "biont.n.01", "dihybrid.n.01", "world.n.08",

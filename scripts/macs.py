@@ -1,6 +1,6 @@
 """Analytic multiply-accumulate (MAC) counts for open_clip ViT image towers and text transformers.
 
-The paper (PAPER.md §15) measures training cost as
+The paper (docs/PAPER_NOTES.md §15) measures training cost as
 
     MACs = 3 x samples_seen x (image-tower forward MACs + text-tower forward MACs)
 
@@ -53,7 +53,7 @@ TEXT_DEFAULTS: dict[str, Any] = {
     "proj_type": "linear",
 }
 
-#: Samples seen by OpenAI's CLIP models (32 epochs x 400M pairs = 12.8B; PAPER.md §14.3 and §15).
+#: Samples seen by OpenAI's CLIP models (32 epochs x 400M pairs = 12.8B; docs/PAPER_NOTES.md §14.3 and §15).
 OPENAI_SAMPLES_SEEN = 12.8e9
 
 #: Training-cost rule of thumb: one forward plus a backward costing two forwards.
@@ -184,7 +184,7 @@ def forward_macs(model_cfg: Mapping[str, Any], text_context: int | None = 77) ->
 
 
 def training_macs(model_cfg: Mapping[str, Any], samples_seen: float, text_context: int | None = 77) -> float:
-    """Training cost in MACs: 3 x samples_seen x per-sample forward MACs (PAPER.md §15).
+    """Training cost in MACs: 3 x samples_seen x per-sample forward MACs (docs/PAPER_NOTES.md §15).
 
     Args:
         model_cfg: open_clip model config dict.

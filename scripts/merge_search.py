@@ -1,7 +1,7 @@
 """Merge raw search hits of all backends into one row per unique (normalised) image URL (rule ``merge_search``).
 
-As the paper stores them (PAPER.md §8): every query that found the image, every distinct alt text, every raw URL and
-page URL, the entity QIDs and ``is_living`` (any living query). The result is shuffled with a seed so that one
+As the paper stores them (docs/PAPER_NOTES.md §8): every query that found the image, every distinct alt text, every raw
+URL and page URL, the entity QIDs and ``is_living`` (any living query). The result is shuffled with a seed so that one
 entity's images do not cluster in one download shard. Output contract: ``docs/CONTRACTS.md`` (urls.parquet).
 
 Scale (tens of millions of hits on one core, bounded memory) comes from an external hash partition:

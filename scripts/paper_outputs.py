@@ -6,9 +6,9 @@ Input is the `eval.csv` contract (docs/CONTRACTS.md), one row per (benchmark, me
 
 `value` is a fraction in [0, 1]; `status` is `ok` or `missing` (then `value` is empty). Where a benchmark was run
 with several prompt variants (templates / no template, Latin / common names for iNat), the row already holds the best
-variant (PAPER.md §13), named in `variant`.
+variant (docs/PAPER_NOTES.md §13), named in `variant`.
 
-Aggregates (the ablation table's columns, PAPER.md §13-§14.1):
+Aggregates (the ablation table's columns, docs/PAPER_NOTES.md §13, §14.1):
 
 | key                | column        | definition                                                                       |
 |--------------------|---------------|----------------------------------------------------------------------------------|
@@ -20,10 +20,10 @@ Aggregates (the ablation table's columns, PAPER.md §13-§14.1):
 | cub                | CUB           | cub200 acc1                                                                      |
 | rare_species       | Rare Species  | rare_species acc1 (best over label styles and templates: the row's value)        |
 
-Choices of ours, since the paper body is unavailable (PAPER.md §13, §19.7): Retrieval averages i2t and t2i R@1 per
-dataset, then the three datasets with equal weight. **An aggregate with any input missing (no row, status
-`missing`) is NaN**, shown as "–" in tables: it is never averaged over fewer inputs, because a mean over a subset
-is not comparable with the paper's column. The `missing` column of `aggregate` names the absent inputs.
+Choices of ours, since the paper body is unavailable (docs/PAPER_NOTES.md §13, §19 item 7): Retrieval averages i2t and
+t2i R@1 per dataset, then the three datasets with equal weight. **An aggregate with any input missing (no row, status
+`missing`) is NaN**, shown as "–" in tables: it is never averaged over fewer inputs, because a mean over a subset is not
+comparable with the paper's column. The `missing` column of `aggregate` names the absent inputs.
 
 Tables show percent with one decimal; per metric column the best value is bold and the second best italic, as in
 the paper (ranked on the displayed, rounded value, so ties share the mark).

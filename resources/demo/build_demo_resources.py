@@ -1,8 +1,16 @@
-"""Build the embedded demo's frozen inputs from the real offline data in ../shared/data.
+"""Build the embedded demo's frozen inputs from the project's offline data collection.
 
-Run once by a maintainer (the outputs are committed; the workflow never runs this):
+Run once by a maintainer (the outputs are committed; the workflow never runs this, and users do not need it):
 
-    .venv/bin/python resources/demo/build_demo_resources.py --shared ../shared/data
+    .venv/bin/python resources/demo/build_demo_resources.py --shared <collection folder>
+
+``--shared`` is a folder with that collection's layout (README.md beside this file names the upstream source and
+commit of each file):
+- ``entitynet/manual_entities.csv``                  the authors' root classes (``wikidata,name,include``)
+- ``molrn_imagenet_wikidata/synset_mapping.json``     ImageNet class -> Wikidata QID records
+- ``molrn_imagenet_wikidata/graph_arcs.csv``          animal hierarchy arcs under Q729
+- ``wikidata/entity_facts_razrfly.json``              real statements of Q107411 and Q257102
+- ``gcompris_pd_cc0_photos/``                         the photos, ``manifest.tsv`` and ``zero_shot_labels.tsv``
 
 Writes, next to this file:
 - ``kg/extract.ttl``          a small real Wikidata extract (Turtle, Wikidata RDF dump shape)
@@ -27,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 WD = "http://www.wikidata.org/entity/"
 POOL_BASE_URL = "http://127.0.0.1:18765/"  # the demo's loopback image server (config: datasets.demo.download.serve_local)
 
-# The 21 included EntityNet roots (shared/data/entitynet/manual_entities.csv, include=1) are read from the file.
+# The 21 included EntityNet roots (entitynet/manual_entities.csv of the collection, include=1) are read from the file.
 # Hand-added subclass edges connecting the demo's object photos (QIDs from the Molrn ImageNet→Wikidata mapping) to
 # an EntityNet root. These edges are NOT Wikidata statements; they shortcut the real (longer) P279 chains.
 HAND_EDGES = [
@@ -130,7 +138,7 @@ def build(shared: Path) -> None:
                 triples.append(f'wd:{q} skos:altLabel "{turtle_literal(alias)}"@en .')
 
     header = """# EntityNet embedded demo: a small real Wikidata extract in the Wikidata RDF dump shape.
-# Built by resources/demo/build_demo_resources.py from ../shared/data (see README.md beside this folder).
+# Built by resources/demo/build_demo_resources.py from the project's offline data collection (see resources/demo/README.md).
 # Lines marked HAND-ADDED are not Wikidata statements; kg/hand_added.tsv lists them with the reason.
 # No sitelink counts are included (the sources carry none): the demo config sets min_sitelinks: 0.
 @prefix wd: <http://www.wikidata.org/entity/> .
@@ -184,5 +192,6 @@ def build(shared: Path) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared" / "data")
+    ap.add_argument("--shared", type=Path, required=True,
+                    help="folder with the offline data collection's layout (see this script's docstring)")
     build(ap.parse_args().shared)

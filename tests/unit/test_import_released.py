@@ -1,7 +1,7 @@
 """Rebuild from the authors' released metadata (scripts/import_released.py, rule import_released_metadata).
 
-The fixture is written here in the release's schema (PAPER.md §16): two image-metadata files of 20 rows in all,
-with list columns, duplicate images (the same first link, spelled differently), misaligned list lengths, an image
+The fixture is written here in the release's schema (docs/PAPER_NOTES.md §16): two image-metadata files of 20 rows in
+all, with list columns, duplicate images (the same first link, spelled differently), misaligned list lengths, an image
 without links and a query hash missing from the query table.
 """
 import base64

@@ -16,7 +16,7 @@ VIT_B_32 = {
 }
 
 # open_clip docs/model_profile.csv (mlfoundations/open_clip): image_gflops, text_gflops. Its "gflops" are 2 x MACs
-# (PAPER.md §15: halving them is what makes the paper's totals match).
+# (docs/PAPER_NOTES.md §15: halving them is what makes the paper's totals match).
 PROFILE_GFLOPS = {
     "ViT-B-32": (8.82, 5.96),
     "ViT-B-16": (35.13, 5.96),
@@ -24,7 +24,7 @@ PROFILE_GFLOPS = {
     "ViT-H-14": (334.59, 47.09),
 }
 
-# EntityNet B/32 recipe: 18 epochs over 32.7M images (PAPER.md §12).
+# EntityNet B/32 recipe: 18 epochs over 32.7M images (docs/PAPER_NOTES.md §12).
 ENTITYNET_SAMPLES_SEEN = 18 * 32.7e6
 
 
@@ -46,9 +46,9 @@ def test_vit_b32_text_tower_hand_computed_at_77_and_32():
 
 
 def test_vit_b32_forward_matches_paper_per_sample_gmacs():
-    # PAPER.md §15: 7.39 GMACs = 4.41 image + 2.98 text at context 77. Our analytic count gives 4.4088 + 2.9798 =
-    # 7.3886; the 0.02 % gap is the profile's rounding to two decimals of GFLOPs (LayerNorms, softmax, biases and
-    # GELU are not counted by either).
+    # docs/PAPER_NOTES.md §15: 7.39 GMACs = 4.41 image + 2.98 text at context 77. Our analytic count gives 4.4088 +
+    # 2.9798 = 7.3886; the 0.02 % gap is the profile's rounding to two decimals of GFLOPs (LayerNorms, softmax, biases
+    # and GELU are not counted by either).
     fwd = macs.forward_macs(VIT_B_32)
     assert fwd["total"] == fwd["image"] + fwd["text"]
     assert fwd["image"] / 1e9 == pytest.approx(4.41, rel=1e-3)
@@ -66,7 +66,7 @@ def test_text_context_defaults_to_77_even_for_a_context_32_config():
 
 
 def test_training_macs_b32_matches_paper_table():
-    # Ablation table (PAPER.md §14.1): 13.1e18 MACs for B/32 at 32.7M images x 18 epochs.
+    # Ablation table (docs/PAPER_NOTES.md §14.1): 13.1e18 MACs for B/32 at 32.7M images x 18 epochs.
     total = macs.training_macs(VIT_B_32, ENTITYNET_SAMPLES_SEEN)
     assert total == pytest.approx(3 * ENTITYNET_SAMPLES_SEEN * macs.forward_macs(VIT_B_32)["total"])
     assert total / 1e18 == pytest.approx(13.1, rel=0.02)
@@ -83,11 +83,11 @@ def test_builtin_configs_match_open_clip_profile(name):
 
 def test_training_macs_b16_and_baselines_match_fig1():
     b16 = macs.load_model_config("ViT-B-16")
-    # Fig. 1 reads EntityNet B-16 at ~36e18 (assumed 18 epochs, PAPER.md §15).
+    # Fig. 1 reads EntityNet B-16 at ~36e18 (assumed 18 epochs, docs/PAPER_NOTES.md §15).
     assert macs.training_macs(b16, ENTITYNET_SAMPLES_SEEN) / 1e18 == pytest.approx(36.0, rel=0.02)
-    # DataComp-L B-16 at 1.28B samples: ~78.9e18 (derived, §15), Fig. 1 reads ~78.
+    # DataComp-L B-16 at 1.28B samples: ~78.9e18 (derived, docs/PAPER_NOTES.md §15), Fig. 1 reads ~78.
     assert macs.training_macs(b16, 1.28e9) / 1e18 == pytest.approx(78.9, rel=0.01)
-    # OpenAI B-32 at 12.8B samples: 284e18 (derived, §15).
+    # OpenAI B-32 at 12.8B samples: 284e18 (derived, docs/PAPER_NOTES.md §15).
     assert macs.training_macs(VIT_B_32, macs.OPENAI_SAMPLES_SEEN) / 1e18 == pytest.approx(284, rel=0.01)
 
 

@@ -171,7 +171,7 @@ def test_highlight_ties_at_displayed_precision_share_the_mark():
 def test_paper_ablation_reference_reproduces_the_papers_marks():
     table = po.reference_ablation_table(ABLATION_REFERENCE)
     marks = po.highlight_ranks(table)
-    # PAPER.md §14.1: bold = best, italic = second best, per column
+    # docs/PAPER_NOTES.md §14.1: bold = best, italic = second best, per column
     expected = {
         "B-32, 50% alt text": ["best", "second", "best", "best", "best", "best"],
         "B-32, 100% alt text": ["second", "best", "second", "", "second", "second"],

@@ -1,6 +1,7 @@
-"""Tests of scripts/text_mix.py: the paper's per-sample text mix (PAPER.md §11).
+"""Tests of scripts/text_mix.py: the paper's per-sample text mix (docs/PAPER_NOTES.md §11).
 
-Expected weights are written out by hand from the §11 tables, never recomputed with the module's own helpers.
+Expected weights are written out by hand from the tables of docs/PAPER_NOTES.md §11, never recomputed with the
+module's own helpers.
 """
 from __future__ import annotations
 

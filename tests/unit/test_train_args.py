@@ -18,7 +18,7 @@ def test_vitb32_recipe_matches_paper():
     args = train.build_train_args(r, "s/{00000..02047}.tar", None, 0, "logs", "cands.parquet", gpus=8)
     assert flag(args, "--batch-size") == "1024" and flag(args, "--epochs") == "18"
     assert flag(args, "--train-num-samples") == "32700000"  # 588.6M samples seen / 18 epochs
-    assert flag(args, "--warmup") == "7984"  # 2 x ceil(32.7M / 8192): PAPER.md §12
+    assert flag(args, "--warmup") == "7984"  # 2 x ceil(32.7M / 8192): docs/PAPER_NOTES.md §12
     assert (flag(args, "--lr"), flag(args, "--beta2"), flag(args, "--eps"), flag(args, "--wd")) == (
         "0.0005", "0.98", "1e-08", "0.2")
     assert flag(args, "--precision") == "amp_bf16" and "--local-loss" in args and "--gather-with-grad" in args
