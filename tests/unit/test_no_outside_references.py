@@ -24,7 +24,7 @@ FORBIDDEN = [
     "shared" + "/data",
 ]
 FORBIDDEN_RE = re.compile("|".join(re.escape(p) for p in FORBIDDEN))
-# "docs/PAPER_NOTES.md" contains "PAPER" but not "PAPER.md": it is not matched by the list above.
+# The notes file, docs/PAPER_NOTES.md, does not match any of these patterns.
 
 # A citation: the notes' file name followed by one or more section numbers ("§3–§5", "§13, §14.1", "§19 item 7").
 CITATION_RE = re.compile(re.escape(NOTES) + r"`?((?:[\s,;–\-]*(?:and\s+)?§\d+(?:\.\d+)*)+)")
