@@ -967,6 +967,11 @@ def main(snakemake) -> None:
     threads = max(int(snakemake.threads), 1)
     train = hash_webdataset_shards(tars, processes=threads,
                                    on_bad_shard=getattr(p, "on_bad_shard", "raise") or "raise")
+    # img2dataset writes a tar's members in the order its downloads finish: sort by (shard, key), which follow the
+    # URL list, so that groups, representatives and every output are the same on every run
+    attrs = dict(train.attrs)
+    train = train.sort_values(["shard", "key"], kind="stable").reset_index(drop=True)
+    train.attrs.update(attrs)
     eval_paths = _eval_set_paths(snakemake)
     if not eval_paths:
         log.warning("no evaluation set given: decontamination is skipped, only deduplication runs")

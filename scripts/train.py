@@ -167,7 +167,9 @@ def collect_text_sources(run_dir: str | Path) -> dict | None:
 
 
 def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: str, out_model: str,
-        out_summary: str, gpus: int, nodes: int) -> dict:
+        out_summary: str, gpus: int, nodes: int, log_file: str | None = None) -> dict:
+    """Launch the training (its output, every rank's, appended to ``log_file`` when given), then export the final
+    checkpoint and write the summary."""
     train_spec, n_train = shard_spec(Path(shards_dir) / "train")
     val_dir = Path(shards_dir) / "val"
     val_spec, n_val = shard_spec(val_dir) if (val_dir / "sizes.json").exists() else (None, 0)
@@ -177,7 +179,13 @@ def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: st
     env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ENTITYNET_PYTHON=sys.executable)
     t0 = time.time()
-    subprocess.run(cmd, check=True, env=env)
+    if log_file:
+        for h in logging.getLogger().handlers:
+            h.flush()
+        with open(log_file, "a") as fh:  # the launcher's and every rank's output, beside our own lines
+            subprocess.run(cmd, check=True, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    else:
+        subprocess.run(cmd, check=True, env=env)
     run_dir = Path(run_root) / "run"
     ck = final_checkpoint(run_dir, int(recipe["epochs"]))
     epoch = export_safetensors(ck, out_model)
@@ -199,7 +207,8 @@ def main(snakemake) -> None:
     # training processes per node: the recipe's gpus (a CPU recipe asks Slurm for no GPU but keeps its processes)
     gpus_per_node = int(p.recipe.get("gpus", 0))
     run(dict(p.recipe), snakemake.input.shards_dir, snakemake.input.get("text_candidates"), p.run_root,
-        snakemake.output.model, snakemake.output.summary, gpus_per_node, nodes)
+        snakemake.output.model, snakemake.output.summary, gpus_per_node, nodes,
+        log_file=str(snakemake.log[0]) if len(snakemake.log) else None)
 
 
 if __name__ == "__main__" and "snakemake" in globals():
