@@ -117,12 +117,15 @@ def test_killed_training_resumes_from_checkpoint(demo):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(demo), "--cores", "2",
            f"results/demo/{model}/model.safetensors"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    first = run_dir / "checkpoints/epoch_1.pt"
-    deadline = time.time() + 600
-    while time.time() < deadline and not first.exists() and proc.poll() is None:
-        time.sleep(0.5)
-    assert first.exists(), "no first checkpoint before the deadline"
-    time.sleep(1.0)
+    first, out_log = run_dir / "checkpoints/epoch_1.pt", run_dir / "out.log"
+
+    def second_epoch_started() -> bool:  # open_clip_train logs it after epoch_1.pt and epoch_latest.pt are written
+        return out_log.exists() and "Start epoch 1" in out_log.read_text(errors="replace")
+
+    deadline = time.monotonic() + 600  # a deadline for a hang only; the kill waits for the log line, not a clock
+    while time.monotonic() < deadline and not second_epoch_started() and proc.poll() is None:
+        time.sleep(0.2)
+    assert second_epoch_started() and first.exists(), "no first checkpoint before the deadline"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (demo / f"results/demo/{model}/model.safetensors").exists()
