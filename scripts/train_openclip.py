@@ -335,7 +335,9 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
         counts = TextSourceCounts(text_mix.candidate_sources(candidates), slots=max(1, args.workers))
     pipeline += [
         tarfile_to_samples_nothrow,
-        wds.shuffle(bufsize=_SAMPLE_SHUFFLE_SIZE, initial=_SAMPLE_SHUFFLE_INITIAL),
+        # seeded from the worker seed and the epoch (upstream's wds.shuffle() here is seeded from pid + time, so one
+        # --seed gave different sample orders and different models from run to run)
+        detshuffle2(bufsize=_SAMPLE_SHUFFLE_SIZE, initial=_SAMPLE_SHUFFLE_INITIAL, seed=-1, epoch=shared_epoch),
         wds.select(_HasTextAndImage(text_key)),
     ]
     if data_path == "stock":
@@ -433,7 +435,9 @@ def make_get_data(candidates: str | None, alt_text_chance: float, data_path: str
     from open_clip_train import data as upstream
 
     def entitynet_get_data(args, preprocess_fns, epoch=0, tokenizer=None):
-        if candidates is None and data_path == "stock":
+        # every webdataset training split is ours, the stock path too: its sample shuffle is seeded (see
+        # mixed_text_wds_dataset); other dataset types stay upstream's
+        if not args.train_data or getattr(args, "dataset_type", "auto") != "webdataset":
             return upstream.get_data(args, preprocess_fns, epoch=epoch, tokenizer=tokenizer)
         train_data, args.train_data = args.train_data, None  # let upstream build everything but the train split
         try:

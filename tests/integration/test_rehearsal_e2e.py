@@ -21,6 +21,7 @@ import yaml
 
 from conftest import REPO
 from rehearsal import run as rehearsal
+from rehearsal.servers import check_free
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -29,11 +30,31 @@ PAPER_SUITE = CONFIG["evaluation"]["suites"]["paper"]
 MODELS = ["vitb32", "vitb32-alt0", "vitb32-alt100", "vitb16"]  # the ablation's three + Fig. 1's second model
 
 
+def free_port_base() -> int:
+    """Three consecutive free loopback ports (the test must not collide with a rehearsal running beside it)."""
+    import socket
+
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + 2 < 65536:
+            try:
+                check_free({"sparql": base, "search": base + 1, "photos": base + 2})
+                return base
+            except RuntimeError:
+                continue
+    raise RuntimeError("no three consecutive free ports")
+
+
+PORT_BASE = free_port_base()
+
+
 @pytest.fixture(scope="module")
 def rehearsed(tmp_path_factory):
     wd = tmp_path_factory.mktemp("rehearsal")
     t0 = time.monotonic()
-    r = rehearsal.run(wd, cores=2, timeout=1800, capture=True)
+    r = rehearsal.run(wd, cores=2, timeout=1800, capture=True, port_base=PORT_BASE)
     print(f"rehearsal: {time.monotonic() - t0:.0f} s")
     assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
     return wd
@@ -92,7 +113,7 @@ def test_search_and_download_ran_in_chunks(rehearsed):
 
 
 def test_rerun_is_a_noop(rehearsed):
-    r = rehearsal.run(rehearsed, cores=2, extra=["-n"], timeout=600, capture=True)
+    r = rehearsal.run(rehearsed, cores=2, extra=["-n"], timeout=600, capture=True, port_base=PORT_BASE)
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
 
 
@@ -107,8 +128,8 @@ def test_killed_training_resumes_under_torchrun(rehearsed, tmp_path):
     run_dir = rehearsed / f"results/rehearsal/{model}/openclip/run"
     target = f"results/rehearsal/{model}/model.safetensors"
     proc = subprocess.Popen([sys.executable, str(REPO / "tests/rehearsal/run.py"), "--workdir", str(rehearsed),
-                             "--overlay", str(overlay), target], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                             "--overlay", str(overlay), "--port-base", str(PORT_BASE), target],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     first = run_dir / "checkpoints/epoch_1.pt"
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and not first.exists() and proc.poll() is None:
@@ -120,7 +141,7 @@ def test_killed_training_resumes_under_torchrun(rehearsed, tmp_path):
     assert not (rehearsed / target).exists()
     mtime = first.stat().st_mtime
     r = rehearsal.run(rehearsed, cores=2, targets=[target], overlays=[overlay], timeout=900, capture=True,
-                      extra=["--rerun-incomplete"], unlock=True)
+                      extra=["--rerun-incomplete"], unlock=True, port_base=PORT_BASE)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     log = (run_dir / "out.log").read_text()
     resumed = log.split("=> resuming checkpoint", 1)

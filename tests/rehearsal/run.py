@@ -1,6 +1,7 @@
 """Run the rehearsal: start the local endpoints, then Snakemake on the rehearsal targets with the endpoint overlay.
 
-    python tests/rehearsal/run.py [--workdir DIR] [--cores N] [--overlay YAML ...] [TARGET ...] [-- SNAKEMAKE_ARGS ...]
+    python tests/rehearsal/run.py [--workdir DIR] [--cores N] [--overlay YAML ...] [--port-base N] [TARGET ...]
+                                  [-- SNAKEMAKE_ARGS ...]
 
 Default targets: ``results/rehearsal/vitb32/eval.csv``, ``results/paper/fig1_rehearsal.png`` and
 ``results/paper/ablation_rehearsal_vitb32.md``. The working directory defaults to the repository (outputs under
@@ -39,15 +40,16 @@ def snakemake_cmd(workdir: Path, overlays: list[Path], cores: int, targets: list
 
 def run(workdir: Path, cores: int = 2, targets: list[str] | None = None, extra: list[str] | None = None,
         timeout: float | None = None, capture: bool = False, overlays: list[Path] | None = None,
-        unlock: bool = False) -> subprocess.CompletedProcess:
-    """Start the endpoints, run Snakemake (``unlock``: ``--unlock`` first, after a killed run), stop the endpoints."""
+        unlock: bool = False, port_base: int | None = None) -> subprocess.CompletedProcess:
+    """Start the endpoints (on the config's ports, or ``port_base`` + 0..2), run Snakemake (``unlock``: ``--unlock``
+    first, after a killed run), stop the endpoints."""
     workdir = Path(workdir).resolve()
     if workdir != REPO:
         make_workdir(workdir)  # the config and bundled resources the workflow reads relative to its directory
     state = workdir / STATE
     shutil.rmtree(state / "oxigraph", ignore_errors=True)
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    with rehearsal_endpoints(workdir, STATE, config) as (overlay, env):
+    with rehearsal_endpoints(workdir, STATE, config, port_base) as (overlay, env):
         overlay_path = state / "benchmarks.yaml"
         overlay_path.write_text(yaml.safe_dump(overlay, sort_keys=True))
         files = [overlay_path, *(overlays or [])]
@@ -65,10 +67,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workdir", type=Path, default=REPO)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--overlay", type=Path, action="append", default=[], help="another config overlay (YAML)")
+    ap.add_argument("--port-base", type=int, default=None,
+                    help="serve the endpoints on N, N+1, N+2 instead of the config's ports (a second rehearsal)")
     ap.add_argument("targets", nargs="*")
     cut = argv.index("--") if "--" in argv else len(argv)  # after "--": Snakemake's own flags
     args = ap.parse_args(argv[:cut])
-    return run(args.workdir, args.cores, args.targets, argv[cut + 1:], overlays=args.overlay).returncode
+    return run(args.workdir, args.cores, args.targets, argv[cut + 1:], overlays=args.overlay,
+               port_base=args.port_base).returncode
 
 
 if __name__ == "__main__":

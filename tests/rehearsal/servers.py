@@ -62,16 +62,42 @@ class PhotoSerpApi(SerpApiStandin):
         return out
 
 
-PHOTO_PORT = 18892  # the loopback image host (the "internet" of the rehearsal; not a config key)
-
-
 def port_of(url: str) -> int:
     return int(urlsplit(url).port)
 
 
-def overlay(benchmark_roots: dict[str, str], benchmarks: dict) -> dict:
+def endpoint_ports(ds: dict, port_base: int | None) -> dict[str, int]:
+    """``{"sparql", "search", "photos"}`` ports: the rehearsal dataset's config (SPARQL ``kg.endpoint``, the SerpAPI
+    backends' shared ``base_url``; the image host one above the search port), or ``port_base`` + 0, 1, 2."""
+    if port_base:
+        return {"sparql": port_base, "search": port_base + 1, "photos": port_base + 2}
+    search = {port_of(b["base_url"]) for b in ds["search"]["backends"].values()}
+    if len(search) != 1:
+        raise ValueError(f"datasets.{DATASET}: the SerpAPI backends must share one stand-in port, got {search}")
+    port = search.pop()
+    return {"sparql": port_of(ds["kg"]["endpoint"]), "search": port, "photos": port + 1}
+
+
+def check_free(ports: dict[str, int]) -> None:
+    import socket
+
+    for name, port in ports.items():
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise RuntimeError(f"rehearsal: port {port} ({name}) on 127.0.0.1 is in use: another rehearsal "
+                                   "running? Give this one other ports with --port-base N") from None
+
+
+def overlay(benchmark_roots: dict[str, str], benchmarks: dict, ports: dict[str, int] | None = None) -> dict:
     """The config overlay: the benchmarks' roots (relative to the working directory, so that two runs in two
-    directories plan identical jobs). The endpoints themselves are the rehearsal dataset's config."""
+    directories plan identical jobs) and, only when the ports are not the config's, the endpoints."""
+    out: dict = {}
+    if ports:
+        backends = {b: {"base_url": f"http://127.0.0.1:{ports['search']}"} for b in ("serpapi_google", "serpapi_bing")}
+        out["datasets"] = {DATASET: {"kg": {"endpoint": f"http://127.0.0.1:{ports['sparql']}/query"},
+                                     "search": {"backends": backends}}}
     bench = {}
     for name, root in benchmark_roots.items():
         b = {"root": str(root)}
@@ -79,34 +105,33 @@ def overlay(benchmark_roots: dict[str, str], benchmarks: dict) -> dict:
         if variants:
             b["classname_variants"] = {k: f"{root}/{Path(v).name}" for k, v in variants.items()}
         bench[name] = b
-    return {"benchmarks": bench}
+    out["benchmarks"] = bench
+    return out
 
 
 @contextlib.contextmanager
-def rehearsal_endpoints(workdir: Path, state: str, config: dict):
-    """Start every endpoint on the ports of the ``rehearsal`` dataset's config (SPARQL ``kg.endpoint``, SerpAPI
-    ``base_url``) and :data:`PHOTO_PORT`; write the benchmark fixtures under ``workdir/state``. Yields
-    ``(overlay, env)``: the config overlay and the environment (the stand-in's API key). Everything stops on exit."""
+def rehearsal_endpoints(workdir: Path, state: str, config: dict, port_base: int | None = None):
+    """Start every endpoint on its port (:func:`endpoint_ports`); write the benchmark fixtures under
+    ``workdir/state``. Yields ``(overlay, env)``: the config overlay and the environment (the stand-in's API key).
+    Everything stops on exit."""
     from benchmark_fixtures import write_benchmark_fixtures
 
     import workflow_config as wc
 
-    ds = wc.dataset_config(config, DATASET)
-    search_ports = {port_of(b["base_url"]) for b in ds["search"]["backends"].values()}
-    if len(search_ports) != 1:
-        raise ValueError(f"datasets.{DATASET}: the SerpAPI backends must share one stand-in port, got {search_ports}")
+    ports = endpoint_ports(wc.dataset_config(config, DATASET), port_base)
+    check_free(ports)
     state_dir = Path(workdir) / state
     state_dir.mkdir(parents=True, exist_ok=True)
     suite = config["evaluation"]["suites"]["paper"]
     written = write_benchmark_fixtures(state_dir / "benchmarks", PHOTOS, suite)
     roots = {b: f"{state}/benchmarks/{Path(p).name}" for b, p in written.items()}
     (state_dir / "oxigraph").mkdir(exist_ok=True)
-    photos = PhotoServer(PHOTOS, port=PHOTO_PORT)
+    photos = PhotoServer(PHOTOS, port=ports["photos"])
     search = PhotoSerpApi(photos.url, api_key=API_KEY)
     try:
-        search.start(search_ports.pop())
-        with oxigraph_server(state_dir / "oxigraph", port=port_of(ds["kg"]["endpoint"])):
-            yield overlay(roots, config["benchmarks"]), {API_KEY_ENV: API_KEY}
+        search.start(ports["search"])
+        with oxigraph_server(state_dir / "oxigraph", port=ports["sparql"]):
+            yield (overlay(roots, config["benchmarks"], ports if port_base else None), {API_KEY_ENV: API_KEY})
     finally:
         search.stop()
         photos.close()
