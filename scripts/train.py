@@ -85,6 +85,8 @@ def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_sa
     args += ["--entitynet-data-path", data_path]
     if data_path == "hybrid":
         args += ["--entitynet-cpu-share", str(recipe.get("cpu_share", "auto"))]
+    if recipe.get("deterministic"):
+        args += ["--entitynet-deterministic"]
     if text_candidates:
         args += ["--entitynet-text-candidates", text_candidates,
                  "--entitynet-alt-text-chance", str(recipe.get("alt_text_chance", 0.5))]

@@ -40,6 +40,16 @@ Extra flags (removed before upstream parses the rest):
                                      0 = inline)
   --entitynet-cpu-share S            hybrid: share of JPEGs the CPU workers crop; auto (default: adaptive from 0.5,
                                      fast_data.CpuShare) or a fixed number in 0..1
+  --entitynet-deterministic          as deterministic as torch allows on GPUs (see :func:`make_deterministic`)
+
+Determinism: on CPU a run is a function of ``--seed`` (data order, crops, text draws, weights; tested). On GPUs some
+kernels stay nondeterministic unless told otherwise: cuDNN picks algorithms by timing (``cudnn.benchmark``) and some
+of them, and cuBLAS split-K / atomics in backward passes (scatter/index_add, embedding backward), add in varying
+order; and the hybrid path's adaptive share decides *by timing* which images the CPU decodes (PIL) and which nvJPEG
+decodes (pixels differ by a few levels). ``--entitynet-deterministic`` (recipe key ``deterministic: true``) sets
+``torch.use_deterministic_algorithms(True, warn_only=True)``, ``cudnn.deterministic``, no ``cudnn.benchmark``,
+``CUBLAS_WORKSPACE_CONFIG=:4096:8``, and fixes an ``auto`` CPU share at 0.5. It costs speed; ops without a
+deterministic kernel still run and warn. NCCL all-reduce order can still differ across world sizes.
 """
 
 import argparse
@@ -70,7 +80,21 @@ def split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--entitynet-data-path", choices=["stock", "lean", "gpu", "hybrid"], default="stock")
     ap.add_argument("--entitynet-device-prefetch", type=int, default=2)
     ap.add_argument("--entitynet-cpu-share", type=parse_cpu_share, default="auto")
+    ap.add_argument("--entitynet-deterministic", action="store_true")
     return ap.parse_known_args(argv)
+
+
+def make_deterministic(cpu_share: str | float) -> str | float:
+    """Torch's determinism switches (module docstring); returns the CPU share to use (``auto`` becomes 0.5)."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before the first cuBLAS call
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    logging.getLogger("entitynet").info("deterministic mode: deterministic algorithms, cuDNN deterministic, "
+                                        "hybrid CPU share %s", 0.5 if cpu_share == "auto" else cpu_share)
+    return 0.5 if cpu_share == "auto" else cpu_share
 
 
 def parse_cpu_share(value: str) -> str | float:
@@ -487,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     ours, rest = split_args(script_args(sys.argv[1:] if argv is None else argv))
     register_model_configs()
     allow_cpu_ddp()
+    if ours.entitynet_deterministic:
+        ours.entitynet_cpu_share = make_deterministic(ours.entitynet_cpu_share)
     import open_clip_train.main as upstream_main
 
     upstream_main.get_data = make_get_data(ours.entitynet_text_candidates, ours.entitynet_alt_text_chance,

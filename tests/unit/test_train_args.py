@@ -51,3 +51,23 @@ def test_tiny_runs_on_cpu():
     args = train.build_train_args(wc.model_recipe(CONFIG, "tiny"), "s.tar", "v.tar", 4, "logs", None, gpus=0)
     assert flag(args, "--device") == "cpu" and flag(args, "--val-num-samples") == "4"
     assert "--local-loss" not in args
+
+
+def test_deterministic_switch():
+    """models.<name>.deterministic reaches the wrapper, which turns on torch's switches and fixes the hybrid share."""
+    import torch
+
+    import train_openclip
+
+    rec = dict(wc.model_recipe(CONFIG, "vitb32"), deterministic=True)
+    args = train.build_train_args(rec, "s.tar", None, 0, "logs", None, gpus=8)
+    ours, rest = train_openclip.split_args(args)
+    assert ours.entitynet_deterministic and "--entitynet-deterministic" not in rest
+    assert "--entitynet-deterministic" not in train.build_train_args(wc.model_recipe(CONFIG, "vitb32"), "s.tar", None,
+                                                                     0, "logs", None, gpus=8)
+    try:
+        assert train_openclip.make_deterministic("auto") == 0.5
+        assert train_openclip.make_deterministic(0.3) == 0.3
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+    finally:
+        torch.use_deterministic_algorithms(False)
