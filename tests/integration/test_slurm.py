@@ -8,11 +8,14 @@ environment variables, so the env-driven site overrides are exercised too: kg_du
 "net", the other rules in "main".
 
 Skipped (with the reason) only when not root or without apt/dpkg; a cluster that fails to start is a failure.
-Runs the KG chain kg_dump -> kg_entities -> kg_attributes -> build_queries (~1 min), and the multi-node recipe of
-slurm/README.md on both nodes: sbatch --nodes=2, srun, scripts/launch_multinode.sh on each node, torchrun
-rendezvous and a gloo all-reduce across the nodes (~25 s).
+Runs the KG chain kg_dump -> kg_entities -> kg_attributes -> build_queries (~1 min), and the rehearsal's train rule
+on both nodes (~2.5 min): its inputs are built locally first, then the train job is one Slurm job with --nodes=2 whose
+srun starts scripts/launch_multinode.sh on each node, and each node's torchrun runs the real
+scripts/train_openclip.py with the real flags (2 x 2 CPU processes, gloo), as on a GPU cluster.
 """
 
+import json
+import math
 import os
 import re
 import shutil
@@ -183,76 +186,131 @@ def test_kg_chain_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     # the bundled demo extract carries no attribute facts: readable with its schema, possibly empty
     assert "query" in pd.read_parquet(wd / "results" / "demo" / "attributes.parquet").columns
     assert (wd / "resources" / "kg" / "demo" / "extract.nt.gz").stat().st_size > 0
-    assert wall < 180, f"took {wall:.0f}s"
 
 
-DDP_PROBE = """
-import os, torch, torch.distributed as dist
-dist.init_process_group("gloo")
-t = torch.tensor([float(dist.get_rank() + 1)])
-dist.all_reduce(t)
-print(f"PROBE rank={dist.get_rank()} world={dist.get_world_size()} sum={t.item():.0f} "
-      f"node={os.environ.get('SLURMD_NODENAME')} master={os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}",
-      flush=True)
-dist.destroy_process_group()
-"""
-
-# The multi-node recipe of slurm/README.md in a one-rule workflow: `mpi` + `tasks` make the plugin request
-# --nodes=2 --ntasks=2 and run the rule in the batch script itself (no `srun -n1` wrapper that would confine it to
-# one node); the rule then starts one launcher per node with an explicit srun geometry (the jobstep strips SLURM_*
-# from the rule's environment, so srun cannot inherit it).
-MULTINODE_SNAKEFILE = """
-rule multinode_probe:
-    output:
-        "ranks.txt",
-    resources:
-        nodes=2,
-        tasks=2,
-        tasks_per_gpu=0,
-        mpi="srun",
-        mem_mb=1000,
-        runtime=5,
-    shell:
-        "{{resources.mpi}} --nodes={{resources.nodes}} --ntasks={{resources.tasks}} --ntasks-per-node=1 "
-        "{launcher} 1 {probe} > {{output}}.tmp 2>&1 && mv {{output}}.tmp {{output}}"
-"""
+# The rehearsal's training job on two Slurm nodes: datasets.rehearsal.model_overrides.vitb32 (a CPU recipe) gets
+# nodes: 2 and two training processes per node. Two per node, not one: with one, SLURM_PROCID equals the global rank
+# and SLURM_NTASKS the world size, so a launch in which open_clip took its ranks from Slurm instead of torchrun would
+# look the same. With two, only torchrun's RANK / LOCAL_RANK / WORLD_SIZE give global ranks 0-3 and "total 4".
+MULTINODE_MODEL = "vitb32"
+NODES, PROCS_PER_NODE = 2, 2
+WORLD = NODES * PROCS_PER_NODE
+REHEARSAL_INPUTS = ["results/rehearsal/shards", "results/rehearsal/text_candidates.parquet"]
+DEVICE_LINE = re.compile(r"Device: cpu\.Process \(global: (\d+), local (\d+)\), total (\d+)\.")
+LOSS = re.compile(r" Loss: (\S+) ")
 
 
-def test_multinode_torchrun_through_the_plugin(slurm_cluster, tmp_path):
-    """Two Slurm nodes (two slurmd on this host): snakemake -> sbatch --nodes=2 -> srun -> launch_multinode.sh on
-    each node -> torchrun static rendezvous -> gloo all-reduce over both nodes."""
-    nodes = sorted(set(subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True,
-                                      timeout=30).stdout.split()))
-    if len(nodes) < 2:
-        pytest.skip(f"the running test cluster has one node ({nodes}); start it with ENTITYNET_SLURM_NODES=2")
+def _hostnames(nodelist: str) -> list[str]:
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def _slurmd_logs(nodes: list[str]) -> dict[str, Path]:
+    """Each node's slurmd log, from the running cluster's SlurmdLogFile (%n: the node name)."""
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"^SlurmdLogFile\s*=\s*(\S+)", out, re.M)
+    assert m, "no SlurmdLogFile in 'scontrol show config'"
+    return {n: Path(m.group(1).replace("%n", n)) for n in nodes}
+
+
+def test_multinode_training_through_the_plugin(slurm_cluster, tmp_path):
+    """The rehearsal's train rule on two Slurm nodes with the real training script and flags: snakemake --profile ->
+    sbatch --nodes=2 -> the rule's srun -> scripts/launch_multinode.sh on each node -> torchrun static rendezvous ->
+    scripts/train_openclip.py (open_clip_train, gloo) in 2 x 2 CPU processes -> checkpoint -> model.safetensors."""
+    import workflow_config as wc
+    from rehearsal import run as rehearsal
+
+    epochs = int(wc.model_recipe(yaml.safe_load((REPO / "config/config.yaml").read_text()), MULTINODE_MODEL,
+                                 "rehearsal")["epochs"])
     wd = tmp_path / "wf"
-    wd.mkdir()
-    probe = tmp_path / "probe.py"
-    probe.write_text(DDP_PROBE)
-    (wd / "Snakefile").write_text(MULTINODE_SNAKEFILE.format(
-        launcher=REPO / "scripts" / "launch_multinode.sh", probe=probe))
+    # 1. the training inputs, locally (no Slurm): the rehearsal's endpoints, KG, search, download, shards, text mix
+    t0 = time.monotonic()
+    r = rehearsal.run(wd, cores=2, targets=REHEARSAL_INPUTS, timeout=900, capture=True)
+    print(f"rehearsal training inputs (local): {time.monotonic() - t0:.1f}s")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
+
+    # 2. the train job through the test profile: the runner's config files plus the multi-node overlay
+    overlay = tmp_path / "multinode.yaml"
+    overlay.write_text(yaml.safe_dump({"datasets": {"rehearsal": {"model_overrides": {
+        MULTINODE_MODEL: {"nodes": NODES, "gpus": PROCS_PER_NODE}}}}}))
     profile = tmp_path / "profile"
     write_test_profile(profile)
-    env = _clean_env(ENTITYNET_SLURM_PARTITION="main", ENTITYNET_PYTHON=PYTHON, OMP_NUM_THREADS="1")
+    target = f"results/rehearsal/{MULTINODE_MODEL}/model.safetensors"
+    env = _clean_env(ENTITYNET_SLURM_PARTITION="main", NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1",
+                     OMP_NUM_THREADS="1")
+    cluster_nodes = sorted(set(subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True,
+                                              timeout=30).stdout.split()))
+    assert len(cluster_nodes) >= NODES, cluster_nodes
+    slurmd_logs = _slurmd_logs(cluster_nodes)
+    log_start = {n: p.stat().st_size if p.exists() else 0 for n, p in slurmd_logs.items()}  # read only this run's
     t0 = time.monotonic()
-    rc, log = run_snakemake(wd, ["ranks.txt", "--profile", str(profile)], env, 180)
-    print(f"multi-node probe through the plugin: {time.monotonic() - t0:.1f}s")
-    assert rc == 0, f"snakemake exited {rc}; log tail:\n{log[-4000:]}\n{(wd / 'ranks.txt.tmp').read_text()[-3000:] if (wd / 'ranks.txt.tmp').exists() else ''}"
-    [(_, slurm_id, _)] = SUBMITTED.findall(log)
-    job = _scontrol_job(slurm_id)
-    assert job["NumNodes"] == "2" and job["JobState"] == "COMPLETED", job
+    rc, log = run_snakemake(
+        wd, ["-s", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile", str(REPO / "config/config.yaml"),
+             str(wd / rehearsal.STATE / "benchmarks.yaml"), str(overlay), "--profile", str(profile), target],
+        env, 600)
+    print(f"multi-node training through the plugin: {time.monotonic() - t0:.1f}s")
+    job_logs = [Path(m.group(3)) for m in SUBMITTED.finditer(log)]
+    assert rc == 0, (f"snakemake exited {rc}; log tail:\n{log[-4000:]}\n" + "".join(
+        f"--- {p}\n{p.read_text()[-4000:]}" for p in job_logs if p.exists()))
 
-    out = (wd / "ranks.txt").read_text()
-    launches = re.findall(r"launch_multinode: \S+: torchrun (.*)$", out, re.M)
-    assert len(launches) == 2, out
+    # 3a. one Slurm job, the train rule's: two nodes, two tasks, no GPU asked for (a CPU recipe), completed
+    [(_, slurm_id, slurm_log)] = SUBMITTED.findall(log)  # the inputs were complete: nothing else was submitted
+    assert f"/rule_train/rehearsal_{MULTINODE_MODEL}/" in slurm_log, slurm_log
+    job = _scontrol_job(slurm_id)
+    assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", job
+    assert job["NumNodes"] == str(NODES) and job["NumTasks"] == str(NODES), job
+    assert job["Partition"] == "main" and Path(job["WorkDir"]).resolve() == wd.resolve(), job
+    assert "gpu" not in job["TRES"] and not [k for k in job if k.startswith("TresPer")], job
+    nodes = _hostnames(job["NodeList"])
+    assert len(set(nodes)) == NODES, nodes
+    # the rule's srun started one task on each node: both slurmd launched the same step of this job
+    steps = {}
+    for node in nodes:
+        with open(slurmd_logs[node], errors="replace") as fh:
+            fh.seek(log_start[node])
+            steps[node] = re.findall(rf"launch task StepId={slurm_id}\.(\d+) ", fh.read())
+        assert len(steps[node]) == 1, (node, slurmd_logs[node], steps)
+    assert len({s[0] for s in steps.values()}) == 1, steps
+
+    # 3b. the launch: train.py's srun line, then one launcher per node with the torchrun rendezvous flags
+    train_log = (wd / f"logs/rehearsal/{MULTINODE_MODEL}/train.log").read_text()
+    # the launchers' and every rank's console output: in the rule's log when train.py sends it there, else in the
+    # job's stdout/stderr (the Slurm log)
+    text = next((t for t in (train_log, Path(slurm_log).read_text()) if "launch_multinode: " in t), "")
+    launch = re.search(r"launch: (.*)$", train_log, re.M).group(1).split()
+    assert launch[:4] == ["srun", f"--nodes={NODES}", f"--ntasks={NODES}", "--ntasks-per-node=1"], launch
+    assert launch[4].endswith("scripts/launch_multinode.sh") and launch[5] == str(PROCS_PER_NODE), launch
+    assert launch[6].endswith("scripts/train_openclip.py") and launch[7] == "--model", launch
+    assert "--logs" in launch and "--device" in launch, launch  # the real flags (torchrun once refused --logs)
+    launches = re.findall(r"launch_multinode: \S+: torchrun (.*)$", text, re.M)
+    assert len(launches) == NODES, f"{train_log[-3000:]}\n--- {slurm_log}\n{Path(slurm_log).read_text()[-3000:]}"
     args = [dict(zip(a.split()[::2], a.split()[1::2])) for a in launches]
-    assert sorted(a["--node-rank"] for a in args) == ["0", "1"], args
-    assert {a["--nnodes"] for a in args} == {"2"} and {a["--nproc-per-node"] for a in args} == {"1"}
+    assert sorted(a["--node-rank"] for a in args) == [str(i) for i in range(NODES)], args
+    assert {a["--nnodes"] for a in args} == {str(NODES)}, args
+    assert {a["--nproc-per-node"] for a in args} == {str(PROCS_PER_NODE)}, args
     assert len({(a["--master-addr"], a["--master-port"]) for a in args}) == 1, args  # every node agrees
-    master = f"{args[0]['--master-addr']}:{args[0]['--master-port']}"
-    assert args[0]["--master-addr"] == nodes[0], (args, nodes)  # first host of the job's node list
-    probes = sorted(line for line in out.splitlines() if line.startswith("PROBE"))
-    assert len(probes) == 2, out
-    assert {re.search(r"node=(\S+)", p).group(1) for p in probes} == set(nodes), probes  # one rank per node
-    for rank, line in enumerate(probes):
-        assert line.startswith(f"PROBE rank={rank} world=2 sum=3 ") and line.endswith(f"master={master}"), line
+    assert args[0]["--master-addr"] == nodes[0], (args, nodes)  # the first host of the job's node list
+
+    # 3c. open_clip_train in WORLD processes: torchrun's ranks (not Slurm's), gloo, finite losses, two epochs
+    ranks = sorted((int(g), int(loc), int(t)) for g, loc, t in DEVICE_LINE.findall(text))
+    assert ranks == [(g, g % PROCS_PER_NODE, WORLD) for g in range(WORLD)], ranks
+    run_dir = wd / f"results/rehearsal/{MULTINODE_MODEL}/openclip/run"
+    out_log = (run_dir / "out.log").read_text()  # open_clip writes it from the global master only
+    assert DEVICE_LINE.findall(out_log) == [("0", "0", str(WORLD))], out_log[:3000]
+    params = dict(line.split(": ", 1) for line in (run_dir / "params.txt").read_text().splitlines() if ": " in line)
+    assert params["world_size"] == str(WORLD) and params["distributed"] == "True", params
+    assert params["logs"] == f"results/rehearsal/{MULTINODE_MODEL}/openclip", params["logs"]
+    losses = [float(x) for x in LOSS.findall(out_log)]
+    assert losses and all(math.isfinite(v) for v in losses), losses
+    assert f"Train Epoch: {epochs - 1} " in out_log, out_log[-3000:]
+
+    # 3d. the outputs: the final checkpoint, the exported weights, the summary of a 2-node run
+    assert (run_dir / "checkpoints" / f"epoch_{epochs}.pt").exists()
+    from safetensors import safe_open
+
+    with safe_open(str(wd / target), "pt") as f:
+        assert any(k.startswith("visual.") for k in f.keys())
+    summary = json.loads((wd / f"results/rehearsal/{MULTINODE_MODEL}/train_summary.json").read_text())
+    assert summary["nodes"] == NODES and summary["gpus"] == PROCS_PER_NODE and summary["epochs"] == epochs, summary
+    assert summary["text_sources"]["ranks"] == list(range(WORLD)), summary["text_sources"]
