@@ -21,30 +21,13 @@ import yaml
 
 from conftest import REPO
 from rehearsal import run as rehearsal
-from rehearsal.servers import check_free
+from rehearsal.servers import free_port_base
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
 PAPER_SUITE = CONFIG["evaluation"]["suites"]["paper"]
 MODELS = ["vitb32", "vitb32-alt0", "vitb32-alt100", "vitb16"]  # the ablation's three + Fig. 1's second model
-
-
-def free_port_base() -> int:
-    """Three consecutive free loopback ports (the test must not collide with a rehearsal running beside it)."""
-    import socket
-
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + 2 < 65536:
-            try:
-                check_free({"sparql": base, "search": base + 1, "photos": base + 2})
-                return base
-            except RuntimeError:
-                continue
-    raise RuntimeError("no three consecutive free ports")
 
 
 PORT_BASE = free_port_base()

@@ -226,7 +226,9 @@ def test_multinode_training_through_the_plugin(slurm_cluster, tmp_path):
     wd = tmp_path / "wf"
     # 1. the training inputs, locally (no Slurm): the rehearsal's endpoints, KG, search, download, shards, text mix
     t0 = time.monotonic()
-    r = rehearsal.run(wd, cores=2, targets=REHEARSAL_INPUTS, timeout=900, capture=True)
+    from rehearsal.servers import free_port_base
+
+    r = rehearsal.run(wd, cores=2, targets=REHEARSAL_INPUTS, timeout=900, capture=True, port_base=free_port_base())
     print(f"rehearsal training inputs (local): {time.monotonic() - t0:.1f}s")
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
 

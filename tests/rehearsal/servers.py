@@ -90,6 +90,23 @@ def check_free(ports: dict[str, int]) -> None:
                                    "running? Give this one other ports with --port-base N") from None
 
 
+def free_port_base() -> int:
+    """A base N with N, N+1, N+2 free on 127.0.0.1 (for a rehearsal beside another one, e.g. in a test)."""
+    import socket
+
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = sock.getsockname()[1]
+        if base + 2 < 65536:
+            try:
+                check_free({"sparql": base, "search": base + 1, "photos": base + 2})
+                return base
+            except RuntimeError:
+                continue
+    raise RuntimeError("no three consecutive free loopback ports")
+
+
 def overlay(benchmark_roots: dict[str, str], benchmarks: dict, ports: dict[str, int] | None = None) -> dict:
     """The config overlay: the benchmarks' roots (relative to the working directory, so that two runs in two
     directories plan identical jobs) and, only when the ports are not the config's, the endpoints."""
