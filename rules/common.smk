@@ -14,10 +14,15 @@ except wc.ConfigError as _e:
 
 
 onstart:
-    # API keys of the web search backends about to run, checked before the first job (a dry run needs none)
+    # Checked before the first job of a real run (a dry run plans offline and needs neither): the API keys of the
+    # web search backends about to run, and the data of the benchmarks the evaluate jobs will read.
     try:
-        wc.check_api_keys(config, [(j.wildcards.dataset, j.wildcards.backend)
-                                   for j in workflow.dag.needrun_jobs() if j.rule.name == "search"])
+        _jobs = list(workflow.dag.needrun_jobs())
+        _suites = sorted({ds(j.wildcards.dataset).get("eval_suite", "paper") for j in _jobs if j.rule.name == "evaluate"}
+                         | {config["evaluation"].get("baseline_suite", "paper") for j in _jobs
+                            if j.rule.name == "evaluate_baseline"})
+        wc.check_benchmarks_present(config, _suites, RULE_BUILT_EVAL_ROOTS)
+        wc.check_api_keys(config, [(j.wildcards.dataset, j.wildcards.backend) for j in _jobs if j.rule.name == "search"])
     except wc.ConfigError as _e:
         raise WorkflowError(f"Invalid configuration: {_e}")
 

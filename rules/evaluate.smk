@@ -33,6 +33,7 @@ rule evaluate:
         arch=lambda w: recipe(w.model, w.dataset)["arch"],
         suite=lambda w: wc.suite(config, w.dataset),
         fail_on_missing=config["evaluation"].get("fail_on_missing", False),
+        skip=config["evaluation"].get("skip", []),
         batch_size=config["evaluation"].get("batch_size", 64),
         mac_text_context=config["evaluation"].get("mac_text_context", 77),
     log:
@@ -59,6 +60,7 @@ rule evaluate_baseline:
         suite=lambda w: wc.suite_by_name(config, config["evaluation"].get("baseline_suite", "paper")),
         samples_seen=lambda w: config["evaluation"].get("baseline_samples_seen", {}).get(w.tag),
         fail_on_missing=config["evaluation"].get("fail_on_missing", False),
+        skip=config["evaluation"].get("skip", []),
         batch_size=config["evaluation"].get("batch_size", 64),
         mac_text_context=config["evaluation"].get("mac_text_context", 77),
     log:

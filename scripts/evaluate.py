@@ -121,11 +121,18 @@ def model_macs(arch: str, samples_seen: int, text_context: int) -> float | None:
 
 
 def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str, dict], out_dir: str,
-             samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int = 77) -> pd.DataFrame:
+             samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int = 77,
+             skip=()) -> pd.DataFrame:
+    """``eval.csv`` rows of a model on a suite; benchmarks in ``skip`` (``evaluation.skip``) are ``skipped`` rows."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, jobs = [], []
     for name, bench in suite.items():
+        if name in set(skip):
+            log.warning("benchmark %s: skipped (evaluation.skip)", name)
+            rows.append({"benchmark": name, "task": bench["task"], "metric": METRICS[bench["task"]][0],
+                         "value": None, "variant": None, "n_variants": 0, "status": "skipped"})
+            continue
         if not benchmark_present(bench):
             msg = f"benchmark {name}: data not found at {bench.get('root')!r}"
             if fail_on_missing:
@@ -178,12 +185,12 @@ def main(snakemake) -> None:
         arch, pretrained = parse_baseline_tag(snakemake.wildcards.tag)
         df = evaluate("baselines", snakemake.wildcards.tag, arch, pretrained, suite, snakemake.output.details,
                       baseline_samples_seen(pretrained, p.samples_seen), bool(p.fail_on_missing),
-                      int(p.batch_size), int(p.mac_text_context))
+                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []))
     else:
         summary = json.loads(Path(snakemake.input.summary).read_text())
         df = evaluate(snakemake.wildcards.dataset, snakemake.wildcards.model, p.arch, snakemake.input.model, suite,
                       snakemake.output.details, int(summary["samples_seen"]), bool(p.fail_on_missing),
-                      int(p.batch_size), int(p.mac_text_context))
+                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []))
     write_text(df.to_csv(index=False), snakemake.output.eval_csv)
 
 

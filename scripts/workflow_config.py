@@ -93,6 +93,9 @@ def check(config: dict, repo: Path) -> None:
         for b in benches:
             if b not in config["benchmarks"]:
                 raise ConfigError(f"evaluation.suites.{sname}: benchmark {b!r} is not defined in benchmarks")
+    for b in config["evaluation"].get("skip") or []:
+        if b not in config["benchmarks"]:
+            raise ConfigError(f"evaluation.skip: {b!r} is not in benchmarks{_did_you_mean(b, config['benchmarks'])}")
     for name in config["datasets"]:
         ds = dataset_config(config, name)
         where = f"datasets.{name}"
@@ -373,3 +376,35 @@ def validate_config(config: dict, schema_path: Path) -> None:
     if lines:
         raise ConfigError(f"{len(lines)} problem(s) in the configuration (see config/README.md):\n  "
                           + "\n  ".join(lines))
+
+
+BENCHMARK_SOURCES = ("the clip-benchmark webdataset repositories on the Hugging Face Hub (clip-benchmark/wds_<name>, "
+                     "the layout these roots use); ImageNet-1k only from image-net.org under its licence; see "
+                     "config/README.md, benchmarks")
+
+
+def missing_benchmarks(config: dict, suites: list[str], built_by_rules=(), base: Path = Path(".")) -> dict:
+    """``{benchmark: root}`` of the named suites whose data is not on disk, leaving out ``evaluation.skip`` and the
+    roots a rule of this workflow builds."""
+    skip = set(config["evaluation"].get("skip") or [])
+    out = {}
+    for name in suites:
+        for bench, b in suite_by_name(config, name).items():
+            root = b.get("root")
+            if bench in skip or root in set(built_by_rules):
+                continue
+            if not root or not (Path(base) / root).exists():
+                out[bench] = root
+    return out
+
+
+def check_benchmarks_present(config: dict, suites: list[str], built_by_rules=(), base: Path = Path(".")) -> None:
+    """Called by the workflow's ``onstart`` hook for the suites of the evaluate jobs about to run: a benchmark
+    without data stops the run before its first job (days of harvesting and training would otherwise end in a
+    table of ``missing``), unless ``evaluation.skip`` names it."""
+    missing = missing_benchmarks(config, suites, built_by_rules, base)
+    if missing:
+        rows = "; ".join(f"{b} (benchmarks.{b}.root = {r!r})" for b, r in sorted(missing.items()))
+        raise ConfigError(f"benchmark data not found: {rows}. Put each benchmark at its root (sources: "
+                          f"{BENCHMARK_SOURCES}), change the root, or opt out with evaluation.skip: "
+                          f"[{', '.join(sorted(missing))}] (reported as skipped in eval.csv)")

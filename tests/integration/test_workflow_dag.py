@@ -146,3 +146,17 @@ def test_unknown_names_refused(wd, target, needle):
     r = snakemake(wd, "-n", "--cores", "1", target, timeout=120)
     out = r.stdout + r.stderr
     assert r.returncode != 0 and needle in out, out[-2000:]
+
+
+def test_flagship_run_without_benchmark_data_stops_before_any_job(wd):
+    """A real (not dry) run of the flagship target with no benchmark data on disk stops at start, before the KG
+    dump: nothing is harvested for days to be evaluated on nothing. (The API key is set, so that check passes.)"""
+    # should the check ever fail to fire, the KG dump must not leave this machine: a closed loopback port
+    (wd / "loopback.yaml").write_text("datasets: {entitynet: {kg: {endpoint: 'http://127.0.0.1:9/query'}}}")
+    r = snakemake(wd, "results/entitynet/vitb32/eval.csv", "--cores", "1", "--configfile",
+                  str(wd / "config/config.yaml"), str(wd / "loopback.yaml"), timeout=300,
+                  env={"SERPAPI_API_KEY": "set-but-unused"})
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "benchmark data not found: cub200" in out, out[-3000:]
+    assert "evaluation.skip" in out
+    assert not (wd / "resources/kg/entitynet").exists() and not (wd / "results/entitynet").exists()

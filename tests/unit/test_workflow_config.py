@@ -63,3 +63,20 @@ def test_stored_short_side_with_nothing_to_derive_is_refused():
     cfg = with_side(600)
     cfg["dataset_defaults"]["download"]["image_size"] = 1024
     wc.check(cfg, REPO)
+
+
+def test_missing_benchmarks_stop_a_run_unless_skipped(tmp_path):
+    """The paper suite without data: the onstart check names every benchmark, its root key and the opt-out."""
+    cfg = copy.deepcopy(CONFIG)
+    with pytest.raises(wc.ConfigError) as e:
+        wc.check_benchmarks_present(cfg, ["paper"], base=tmp_path)
+    msg = str(e.value)
+    assert "imagenet1k (benchmarks.imagenet1k.root = 'data/benchmarks/imagenet1k')" in msg and "xm3600" in msg
+    assert "evaluation.skip" in msg and "image-net.org" in msg
+    (tmp_path / "data/benchmarks/imagenet1k").mkdir(parents=True)
+    cfg["evaluation"]["skip"] = [b for b in cfg["evaluation"]["suites"]["paper"] if b != "imagenet1k"]
+    wc.check_benchmarks_present(cfg, ["paper"], base=tmp_path)  # the one not skipped is on disk
+    wc.check_benchmarks_present(cfg, ["demo"], built_by_rules=["resources/eval/demo_heldout"], base=tmp_path)
+    cfg["evaluation"]["skip"] = ["imagenet1kk"]
+    with pytest.raises(wc.ConfigError, match="evaluation.skip: 'imagenet1kk' is not in benchmarks.*did you mean"):
+        wc.check(cfg, REPO)
