@@ -59,6 +59,7 @@ import math
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -507,8 +508,34 @@ def allow_cpu_ddp() -> None:
     torch.nn.parallel.DistributedDataParallel = CpuSafeDDP
 
 
+def exit_with_launcher(interval_s: float = 2.0) -> bool:
+    """Under torchrun, end this training process when its launcher dies.
+
+    torchrun starts each worker in a session of its own, so a ``kill -9`` of torchrun (or of the Snakemake job
+    above it, outside Slurm's cgroups) left the workers training on as orphans, writing checkpoints into the run
+    directory while the rerun resumed from it. A daemon thread checks every ``interval_s`` whether the parent
+    process is still the launcher and otherwise exits at once. Returns whether the watch was started."""
+    import threading
+
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return False
+    launcher_pid = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != launcher_pid:
+                logging.getLogger("entitynet").error("launcher %d is gone: ending training process %d",
+                                                     launcher_pid, os.getpid())
+                os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-launcher", daemon=True).start()
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ours, rest = split_args(script_args(sys.argv[1:] if argv is None else argv))
+    exit_with_launcher()
     register_model_configs()
     allow_cpu_ddp()
     if ours.entitynet_deterministic:

@@ -100,6 +100,24 @@ def test_rerun_is_a_noop(rehearsed):
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
 
 
+def training_processes(workdir, model) -> list[int]:
+    """Live (not zombie) processes training ``model`` in ``workdir`` (their command line names its log dir)."""
+    pids = []
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{proc}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            state = open(f"/proc/{proc}/stat").read().split(") ", 1)[1][:1]
+            cwd = os.readlink(f"/proc/{proc}/cwd")
+        except OSError:
+            continue
+        if f"results/rehearsal/{model}/openclip" in cmd and "train_openclip" in cmd and state != "Z" \
+                and os.path.realpath(cwd) == os.path.realpath(workdir):
+            pids.append(int(proc))
+    return pids
+
+
 def test_killed_training_resumes_under_torchrun(rehearsed, tmp_path):
     """kill -9 the whole two-process training after its first checkpoint; the rerun resumes from it under torchrun.
 
@@ -119,9 +137,14 @@ def test_killed_training_resumes_under_torchrun(rehearsed, tmp_path):
     while time.monotonic() < deadline and not first.exists() and proc.poll() is None:
         time.sleep(0.2)
     assert first.exists(), "no first checkpoint before the deadline"
-    os.killpg(proc.pid, signal.SIGKILL)  # runner, endpoints, snakemake, torchrun and both training processes
+    os.killpg(proc.pid, signal.SIGKILL)  # runner, endpoints, snakemake and torchrun (its workers: own sessions)
     proc.wait(timeout=30)
-    subprocess.run(["pkill", "-9", "-f", str(run_dir.parent)], check=False)  # nothing of it may survive
+    # torchrun's workers run in sessions of their own; they end themselves when their launcher is gone
+    # (train_openclip.exit_with_launcher): none may train on into the run directory while the rerun resumes from it
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and training_processes(rehearsed, model):
+        time.sleep(0.5)
+    assert not training_processes(rehearsed, model), "training processes outlived their killed launcher"
     assert not (rehearsed / target).exists()
     mtime = first.stat().st_mtime
     r = rehearsal.run(rehearsed, cores=2, targets=[target], overlays=[overlay], timeout=900, capture=True,

@@ -92,3 +92,42 @@ def test_script_args_drops_only_a_leading_separator():
     assert train_openclip.script_args(["--", "--logs", "x"]) == ["--logs", "x"]
     assert train_openclip.script_args(["--logs", "x", "--", "y"]) == ["--logs", "x", "--", "y"]
     assert train_openclip.script_args([]) == []
+
+
+def test_training_process_ends_when_its_launcher_is_killed(tmp_path):
+    """torchrun puts each worker in a session of its own: kill -9 of the launcher must not leave it training on.
+    A stand-in launcher starts a worker that runs ``exit_with_launcher`` and then sleeps; the launcher is SIGKILLed
+    and the worker must be gone within a few of its 0.2-s checks (waited for up to 60 s, so load cannot fail it)."""
+    import signal
+    import time
+
+    worker = tmp_path / "worker.py"
+    worker.write_text("import sys, time\nsys.path.insert(0, sys.argv[1])\nimport train_openclip\n"
+                      "assert train_openclip.exit_with_launcher(0.2)\nprint('ready', flush=True)\ntime.sleep(600)\n")
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen([sys.executable, {str(worker)!r}, {str(REPO / 'scripts')!r}], start_new_session=True,"
+        f" stdout=open({str(tmp_path / 'out')!r}, 'w'))\n"
+        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(p.pid))\ntime.sleep(600)\n")
+    env = dict(os.environ, TORCHELASTIC_RUN_ID="test")
+    proc = subprocess.Popen([sys.executable, str(launcher)], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "ready" not in ((tmp_path / "out").read_text()
+                                                          if (tmp_path / "out").exists() else ""):
+        time.sleep(0.1)
+    pid = int((tmp_path / "pid").read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie waiting for init to reap it is gone too
+            if fh.read().split(") ", 1)[1].startswith("Z"):
+                break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the worker outlived its launcher")
