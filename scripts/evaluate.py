@@ -92,6 +92,12 @@ def run_jobs(jobs: list[dict], weights: str, work: Path) -> dict[str, dict]:
     return {j["name"]: json.loads(Path(j["out"]).read_text())["metrics"] for j in jobs}
 
 
+def no_value_row(name: str, bench: dict, status: str) -> dict:
+    """The one row of a benchmark that was not evaluated (``missing`` or ``skipped``)."""
+    return {"benchmark": name, "task": bench["task"], "metric": METRICS[bench["task"]][0], "value": None,
+            "variant": None, "n_variants": 0, "status": status}
+
+
 def best_rows(bench_name: str, task: str, results: dict[str, dict]) -> list[dict]:
     """One row per metric: the best value over variants and the variant that gave it."""
     rows = []
@@ -130,16 +136,14 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
     for name, bench in suite.items():
         if name in set(skip):
             log.warning("benchmark %s: skipped (evaluation.skip)", name)
-            rows.append({"benchmark": name, "task": bench["task"], "metric": METRICS[bench["task"]][0],
-                         "value": None, "variant": None, "n_variants": 0, "status": "skipped"})
+            rows.append(no_value_row(name, bench, "skipped"))
             continue
         if not benchmark_present(bench):
             msg = f"benchmark {name}: data not found at {bench.get('root')!r}"
             if fail_on_missing:
                 raise FileNotFoundError(msg + " (evaluation.fail_on_missing is true)")
             log.warning(msg + "; reported as missing")
-            rows.append({"benchmark": name, "task": bench["task"], "metric": METRICS[bench["task"]][0],
-                         "value": None, "variant": None, "n_variants": 0, "status": "missing"})
+            rows.append(no_value_row(name, bench, "missing"))
             continue
         for v in variants(bench):
             out_json = out / f"{name}__{v['name']}.json"

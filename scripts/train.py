@@ -194,7 +194,7 @@ def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: st
     summary = {"arch": recipe["arch"], "samples_seen": int(recipe["samples_seen"]), "epochs": epoch,
                "train_samples_in_dataset": n_train, "val_samples": n_val, "checkpoint": str(ck),
                "alt_text_chance": recipe.get("alt_text_chance"), "wall_s": round(time.time() - t0, 1),
-               "gpus": gpus, "nodes": nodes, "args": args, "resumed_from": sorted(glob.glob(str(run_dir / "checkpoints" / "epoch_*.pt"))),
+               "gpus": gpus, "nodes": nodes, "args": args, "resumed_from": sorted(glob.glob(str(run_dir / "checkpoints" / "epoch_[0-9]*.pt"))),
                "text_sources": collect_text_sources(run_dir) if text_candidates else None}
     if text_candidates and summary["text_sources"] is None:
         log.warning("text mix on, but no %s in %s: the drawn text sources are unknown", TEXT_SOURCES_GLOB, run_dir)
