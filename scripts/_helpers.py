@@ -1,5 +1,6 @@
 """Small helpers shared by the workflow scripts: logging to the rule's log file, atomic writes, config access."""
 
+import atexit
 import contextlib
 import json
 import logging
@@ -29,6 +30,31 @@ def configure_logging(snakemake=None, level: int = logging.INFO) -> logging.Logg
 
     sys.excepthook = excepthook
     return logger
+
+
+def exit_now(code: int = 0):
+    """End this process with ``code`` once Python's exit handlers have run, skipping native library teardown.
+
+    pyarrow's C++ thread pools can abort the interpreter while it shuts down, after every output is written:
+    ``terminate called without an active exception``, SIGABRT (apache/arrow#34314, #39162, open upstream). The job
+    then fails and Snakemake deletes its good outputs. It is rare and load-dependent: one rule job in roughly a few
+    thousand, seen once on CI in the download rule. Here the ``atexit`` handlers still run (logging is flushed and
+    closed, temporary directories and multiprocessing helpers are cleaned up), stdout/stderr are flushed, and then
+    ``os._exit`` ends the process before the C++ static destructors that abort.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(int(code or 0))
+
+
+def run_then_exit(main, *args) -> None:
+    """A script's entry block: ``main(*args)``, then :func:`exit_now` (0, or the int that ``main`` returned).
+
+    An exception from ``main`` propagates as usual (traceback, exit 1): the job has failed anyway.
+    """
+    exit_now(main(*args))
 
 
 @contextlib.contextmanager

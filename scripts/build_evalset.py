@@ -11,7 +11,7 @@ import logging
 import tarfile
 from pathlib import Path
 
-from _helpers import configure_logging, write_text
+from _helpers import configure_logging, run_then_exit, write_text
 
 log = logging.getLogger("entitynet.build_evalset")
 
@@ -58,4 +58,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

@@ -13,7 +13,7 @@ import re
 
 import pandas as pd
 
-from _helpers import configure_logging, write_parquet
+from _helpers import configure_logging, run_then_exit, write_parquet
 
 log = logging.getLogger("entitynet.build_queries")
 
@@ -126,4 +126,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

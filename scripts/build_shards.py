@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from _helpers import configure_logging, write_json, write_parquet
+from _helpers import configure_logging, run_then_exit, write_json, write_parquet
 from download import download_dirs, failure_reason, row_outcomes
 
 log = logging.getLogger("entitynet.build_shards")
@@ -237,4 +237,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

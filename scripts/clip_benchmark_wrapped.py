@@ -64,4 +64,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from _helpers import exit_now  # see there: pyarrow can abort at interpreter exit
+
+    exit_now(main(sys.argv[1:]))

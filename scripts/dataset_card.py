@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from _helpers import atomic_path, configure_logging, write_json, write_text
+from _helpers import atomic_path, configure_logging, run_then_exit, write_json, write_text
 
 log = logging.getLogger("entitynet.dataset_card")
 
@@ -365,4 +365,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

@@ -25,7 +25,7 @@ from pathlib import Path
 from snakemake.iocontainers import Namedlist
 
 import image_dedup
-from _helpers import configure_logging, write_json
+from _helpers import configure_logging, run_then_exit, write_json
 from download import download_dirs
 
 log = logging.getLogger("entitynet.dedup_decontaminate")
@@ -70,4 +70,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

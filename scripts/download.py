@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, write_json
+from _helpers import configure_logging, run_then_exit, write_json
 
 log = logging.getLogger("entitynet.download")
 
@@ -362,4 +362,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, write_json, write_text
+from _helpers import configure_logging, run_then_exit, write_json, write_text
 
 log = logging.getLogger("entitynet.evaluate")
 HERE = Path(__file__).resolve().parent
@@ -199,4 +199,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

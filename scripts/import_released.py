@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from _helpers import configure_logging, write_parquet
+from _helpers import configure_logging, run_then_exit, write_parquet
 from build_queries import normalise, query_id
 from merge_search import write_merged
 
@@ -269,4 +269,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

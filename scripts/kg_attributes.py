@@ -19,7 +19,7 @@ import math
 import pandas as pd
 
 import kg_queries as kq
-from _helpers import configure_logging, write_parquet
+from _helpers import configure_logging, run_then_exit, write_parquet
 from sparql_client import embedded_store, qid_of
 
 log = logging.getLogger("entitynet.kg_attributes")
@@ -111,4 +111,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

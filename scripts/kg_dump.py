@@ -17,7 +17,7 @@ import logging
 from tqdm import tqdm
 
 import kg_queries as kq
-from _helpers import atomic_path, configure_logging, write_json
+from _helpers import atomic_path, configure_logging, run_then_exit, write_json
 from sparql_client import RetryPolicy, open_endpoint
 
 log = logging.getLogger("entitynet.kg_dump")
@@ -87,4 +87,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

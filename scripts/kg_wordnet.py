@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, write_parquet
+from _helpers import configure_logging, run_then_exit, write_parquet
 
 log = logging.getLogger("entitynet.kg_wordnet")
 
@@ -203,4 +203,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

@@ -2,7 +2,7 @@
 
 import logging
 
-from _helpers import configure_logging
+from _helpers import configure_logging, run_then_exit
 from search_pool import build_index
 
 log = logging.getLogger("entitynet.pool_index")
@@ -15,4 +15,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

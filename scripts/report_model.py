@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from _helpers import atomic_path, configure_logging, write_text  # noqa: E402
+from _helpers import atomic_path, configure_logging, run_then_exit, write_text  # noqa: E402
 
 log = logging.getLogger("entitynet.report_model")
 
@@ -51,4 +51,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

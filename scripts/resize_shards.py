@@ -386,4 +386,6 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    from _helpers import run_then_exit
+
+    run_then_exit(main, snakemake)  # noqa: F821

@@ -10,7 +10,7 @@ import logging
 import pandas as pd
 from tqdm import tqdm
 
-from _helpers import configure_logging, write_parquet
+from _helpers import configure_logging, run_then_exit, write_parquet
 
 log = logging.getLogger("entitynet.run_search")
 
@@ -62,4 +62,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

@@ -78,7 +78,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from _helpers import atomic_path, configure_logging
+from _helpers import atomic_path, configure_logging, run_then_exit
 
 log = logging.getLogger("entitynet.text_mix")
 
@@ -900,4 +900,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

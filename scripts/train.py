@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from _helpers import configure_logging, write_json
+from _helpers import configure_logging, run_then_exit, write_json
 
 log = logging.getLogger("entitynet.train")
 HERE = Path(__file__).resolve().parent
@@ -214,4 +214,4 @@ def main(snakemake) -> None:
 
 
 if __name__ == "__main__" and "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+    run_then_exit(main, snakemake)  # noqa: F821

@@ -562,4 +562,6 @@ def finish_text_sources() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _helpers import exit_now  # see there: pyarrow can abort at interpreter exit
+
+    exit_now(main())
