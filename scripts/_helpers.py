@@ -57,6 +57,80 @@ def run_then_exit(main, *args) -> None:
     exit_now(main(*args))
 
 
+def rules_of_script(workflow, script: str) -> list[str]:
+    """Names of the workflow's rules whose ``script:`` is ``script`` (a file name such as ``kg_entities.py``)."""
+    return sorted(r.name for r in workflow.rules if r.script and Path(str(r.script)).name == Path(script).name)
+
+
+def mock_snakemake(rule: str | None = None, script: str | None = None, configfiles: tuple[str, ...] = (),
+                   directory: str | os.PathLike | None = None, **wildcards: str):
+    """The ``snakemake`` object a rule job would get, built from the workflow itself, to run or debug a rule script
+    outside Snakemake (the PyPSA-Eur ``mock_snakemake`` pattern, for Snakemake 9's API).
+
+    ``rule`` defaults to the one rule whose ``script:`` is ``script``. Paths stay relative to ``directory`` (default:
+    the current directory), which becomes the working directory, as under Snakemake; the output and log folders are
+    created. Inputs are not made: run the upstream jobs first (``snakemake <input>``).
+    """
+    import snakemake.jobs
+    from snakemake.api import SnakemakeApi
+    from snakemake.exceptions import WorkflowError
+    from snakemake.script import Snakemake
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings, StorageSettings
+
+    if directory is not None:
+        os.chdir(directory)
+    snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow_api = api.workflow(resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
+                                    config_settings=ConfigSettings(configfiles=[Path(f) for f in configfiles]),
+                                    snakefile=snakefile)
+        workflow_api.dag(DAGSettings())
+        workflow = workflow_api._workflow  # Snakemake has no public API for one job's objects; PyPSA-Eur does the same
+        if rule is None:
+            candidates = rules_of_script(workflow, script or "")
+            if len(candidates) != 1:
+                raise WorkflowError(f"{script}: give --rule, one of {candidates}" if candidates
+                                    else f"no rule of the workflow runs {script}")
+            rule = candidates[0]
+        rule_obj = workflow.get_rule(rule)
+        expected = sorted(rule_obj.wildcard_names)
+        if sorted(wildcards) != expected:
+            raise WorkflowError(f"rule {rule} takes the wildcards {expected}; got {sorted(wildcards)} "
+                                f"(pass each as --NAME VALUE)")
+        workflow._prepare_dag(forceall=False, ignore_incomplete=True, lock_warn_only=True)
+        job = snakemake.jobs.Job(rule_obj, workflow.dag, wildcards_dict=dict(wildcards))
+        for path in list(job.output) + list(job.log):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Snakemake(job.input, job.output, job.params, job.wildcards, job.threads, job.resources, job.log,
+                         workflow.config, rule_obj.name, None)
+
+
+def mock_snakemake_from_argv(script: str, argv: list[str]):
+    """:func:`mock_snakemake` from a command line: ``[--rule R] [--configfile F ...] [--directory D] --WILDCARD V ...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python scripts/{Path(script).name}",
+                                     description="Run this rule script outside Snakemake for one job (debugging).")
+    parser.add_argument("--rule")
+    parser.add_argument("--configfile", action="append", default=[])
+    parser.add_argument("--directory")
+    known, rest = parser.parse_known_args(argv)
+    if len(rest) % 2 or not all(a.startswith("--") for a in rest[::2]):
+        parser.error(f"wildcards go as --NAME VALUE pairs; got {rest}")
+    wildcards = {k[2:]: v for k, v in zip(rest[::2], rest[1::2])}
+    return mock_snakemake(known.rule, script, tuple(known.configfile), known.directory, **wildcards)
+
+
+def rule_entry(main, namespace: dict) -> None:
+    """A rule script's entry block. Under Snakemake: ``main(snakemake)``. Run by hand, e.g.
+    ``python scripts/kg_entities.py --dataset demo``: the same job's ``snakemake`` object rebuilt by
+    :func:`mock_snakemake`, so the script can be run or debugged on its own. Ends through :func:`run_then_exit`."""
+    smk = namespace.get("snakemake")
+    if smk is None:
+        smk = mock_snakemake_from_argv(namespace["__file__"], sys.argv[1:])
+    run_then_exit(main, smk)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (never a half file).

@@ -11,7 +11,7 @@ import logging
 import tarfile
 from pathlib import Path
 
-from _helpers import configure_logging, run_then_exit, write_text
+from _helpers import configure_logging, rule_entry, write_text
 
 log = logging.getLogger("entitynet.build_evalset")
 
@@ -57,5 +57,5 @@ def main(snakemake) -> None:
     log.info("%d images, %d classes -> %s", len(items), len(classes), snakemake.output.root)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

@@ -13,7 +13,7 @@ import re
 
 import pandas as pd
 
-from _helpers import configure_logging, run_then_exit, write_parquet
+from _helpers import configure_logging, rule_entry, write_parquet
 
 log = logging.getLogger("entitynet.build_queries")
 
@@ -125,5 +125,5 @@ def main(snakemake) -> None:
     write_parquet(q, snakemake.output.queries)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

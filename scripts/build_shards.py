@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from _helpers import configure_logging, run_then_exit, write_json, write_parquet
+from _helpers import configure_logging, rule_entry, write_json, write_parquet
 from download import download_dirs, failure_reason, row_outcomes
 
 log = logging.getLogger("entitynet.build_shards")
@@ -236,5 +236,5 @@ def main(snakemake) -> None:
     write_json(summary, snakemake.output.summary)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

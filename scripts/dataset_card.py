@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from _helpers import atomic_path, configure_logging, run_then_exit, write_json, write_text
+from _helpers import atomic_path, configure_logging, rule_entry, write_json, write_text
 
 log = logging.getLogger("entitynet.dataset_card")
 
@@ -364,5 +364,5 @@ def main(snakemake) -> None:
     log.info("card: %d images, download success %.1f %%", stats["images"], 100 * stats["download"]["success_rate"])
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

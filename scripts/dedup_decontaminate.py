@@ -25,7 +25,7 @@ from pathlib import Path
 from snakemake.iocontainers import Namedlist
 
 import image_dedup
-from _helpers import configure_logging, run_then_exit, write_json
+from _helpers import configure_logging, rule_entry, write_json
 from download import download_dirs
 
 log = logging.getLogger("entitynet.dedup_decontaminate")
@@ -69,5 +69,5 @@ def main(snakemake) -> None:
     write_json(counts, snakemake.output.counts)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

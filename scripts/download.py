@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, run_then_exit, write_json
+from _helpers import configure_logging, rule_entry, write_json
 
 log = logging.getLogger("entitynet.download")
 
@@ -361,5 +361,5 @@ def main(snakemake) -> None:
     log.info("chunk summary: %s", {k: v for k, v in summary.items() if k not in ("first", "retry")})
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, run_then_exit, write_json, write_text
+from _helpers import configure_logging, rule_entry, write_json, write_text
 
 log = logging.getLogger("entitynet.evaluate")
 HERE = Path(__file__).resolve().parent
@@ -198,5 +198,5 @@ def main(snakemake) -> None:
     write_text(df.to_csv(index=False), snakemake.output.eval_csv)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

@@ -1009,7 +1009,7 @@ def main(snakemake) -> None:
     log.info("dedup_decontaminate: %s", {k: v for k, v in counts.items() if not isinstance(v, (list, dict))})
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    from _helpers import run_then_exit
+if __name__ == "__main__":
+    from _helpers import rule_entry
 
-    run_then_exit(main, snakemake)  # noqa: F821
+    rule_entry(main, globals())

@@ -19,7 +19,7 @@ import math
 import pandas as pd
 
 import kg_queries as kq
-from _helpers import configure_logging, run_then_exit, write_parquet
+from _helpers import configure_logging, rule_entry, write_parquet
 from sparql_client import embedded_store, qid_of
 
 log = logging.getLogger("entitynet.kg_attributes")
@@ -110,5 +110,5 @@ def main(snakemake) -> None:
     write_parquet(attrs, snakemake.output.attributes)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

@@ -17,7 +17,7 @@ import logging
 from tqdm import tqdm
 
 import kg_queries as kq
-from _helpers import atomic_path, configure_logging, run_then_exit, write_json
+from _helpers import atomic_path, configure_logging, rule_entry, write_json
 from sparql_client import RetryPolicy, open_endpoint
 
 log = logging.getLogger("entitynet.kg_dump")
@@ -86,5 +86,5 @@ def main(snakemake) -> None:
          RetryPolicy(max_tries=int(p.max_tries), timeout_s=float(p.timeout_s)))
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 import kg_queries as kq
-from _helpers import configure_logging, run_then_exit, write_parquet
+from _helpers import configure_logging, rule_entry, write_parquet
 from sparql_client import PREFIXES, WD, binding_value, check_lang, check_qid, qid_of
 
 log = logging.getLogger("entitynet.kg_entities")
@@ -783,5 +783,5 @@ def main(snakemake) -> None:
     write_parquet(ents, snakemake.output.entities)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, run_then_exit, write_parquet
+from _helpers import configure_logging, rule_entry, write_parquet
 
 log = logging.getLogger("entitynet.kg_wordnet")
 
@@ -202,5 +202,5 @@ def main(snakemake) -> None:
     write_parquet(df, snakemake.output.entities)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

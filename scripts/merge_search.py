@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from _helpers import atomic_path, configure_logging, run_then_exit
+from _helpers import atomic_path, configure_logging, rule_entry
 
 log = logging.getLogger("entitynet.merge_search")
 
@@ -562,5 +562,5 @@ def main(snakemake) -> None:
                 int(snakemake.params.seed))
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

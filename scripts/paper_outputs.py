@@ -832,7 +832,7 @@ def main(smk: Any) -> None:
     ACTIONS[action](smk)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    from _helpers import run_then_exit
+if __name__ == "__main__":
+    from _helpers import rule_entry
 
-    run_then_exit(main, snakemake)  # noqa: F821
+    rule_entry(main, globals())

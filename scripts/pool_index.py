@@ -2,7 +2,7 @@
 
 import logging
 
-from _helpers import configure_logging, run_then_exit
+from _helpers import configure_logging, rule_entry
 from search_pool import build_index
 
 log = logging.getLogger("entitynet.pool_index")
@@ -14,5 +14,5 @@ def main(snakemake) -> None:
     log.info("indexed %d pool rows from %s", n, snakemake.input.pool)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

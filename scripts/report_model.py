@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from _helpers import atomic_path, configure_logging, run_then_exit, write_text  # noqa: E402
+from _helpers import atomic_path, configure_logging, rule_entry, write_text  # noqa: E402
 
 log = logging.getLogger("entitynet.report_model")
 
@@ -50,5 +50,5 @@ def main(snakemake) -> None:
     bar_chart(df, snakemake.output.figure)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

@@ -10,7 +10,7 @@ import logging
 import pandas as pd
 from tqdm import tqdm
 
-from _helpers import configure_logging, run_then_exit, write_parquet
+from _helpers import configure_logging, rule_entry, write_parquet
 
 log = logging.getLogger("entitynet.run_search")
 
@@ -61,5 +61,5 @@ def main(snakemake) -> None:
     write_parquet(df, snakemake.output.hits)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

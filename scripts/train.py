@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from _helpers import configure_logging, run_then_exit, write_json
+from _helpers import configure_logging, rule_entry, write_json
 
 log = logging.getLogger("entitynet.train")
 HERE = Path(__file__).resolve().parent
@@ -213,5 +213,5 @@ def main(snakemake) -> None:
         log_file=str(snakemake.log[0]) if len(snakemake.log) else None)
 
 
-if __name__ == "__main__" and "snakemake" in globals():
-    run_then_exit(main, snakemake)  # noqa: F821
+if __name__ == "__main__":
+    rule_entry(main, globals())

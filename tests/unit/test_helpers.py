@@ -1,5 +1,6 @@
-"""scripts/_helpers.py: atomic writes."""
+"""scripts/_helpers.py: atomic writes, the exit path, running a rule script by hand."""
 
+import json
 import os
 import stat
 
@@ -74,15 +75,55 @@ def test_run_then_exit_survives_a_teardown_abort_and_keeps_exit_handlers(tmp_pat
     assert "all outputs written" in (tmp_path / "job.log").read_text()
 
 
-def test_every_rule_script_ends_through_run_then_exit():
-    """A rule script that ends with a plain ``main(snakemake)`` can abort at exit after writing its outputs."""
-    import re
+def rule_scripts() -> dict[str, list[str]]:
+    """{script file name: [rule names]} for every rule of the workflow with a ``script:``."""
+    import subprocess
+    import sys
 
     from conftest import REPO
 
-    for path in sorted((REPO / "scripts").glob("*.py")):
-        text = path.read_text()
-        entry = re.search(r'^if __name__ == "__main__".*\Z', text, re.M | re.S)
-        if entry is None or "\"snakemake\" in globals()" not in entry.group(0):
-            continue
-        assert "run_then_exit(main, snakemake)" in entry.group(0), f"{path.name}: entry block skips run_then_exit"
+    code = ("import json, sys; sys.path.insert(0, 'scripts'); import _helpers, snakemake.api as a;"
+            "from snakemake.settings.types import *; from pathlib import Path\n"
+            "with a.SnakemakeApi(OutputSettings()) as api:\n"
+            " w = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),"
+            " storage_settings=StorageSettings(), snakefile=Path('Snakefile'))._workflow\n"
+            " names = {Path(str(r.script)).name for r in w.rules if r.script}\n"
+            " print(json.dumps({n: _helpers.rules_of_script(w, n) for n in sorted(names)}))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_every_rule_script_ends_through_rule_entry():
+    """A rule script whose entry block skips ``rule_entry`` cannot be run by hand, and can abort at exit after
+    writing its outputs (no ``run_then_exit``); every script a rule names must have it."""
+    from conftest import REPO
+
+    scripts = rule_scripts()
+    assert "kg_entities.py" in scripts and "paper_outputs.py" in scripts
+    for name in scripts:
+        text = (REPO / "scripts" / name).read_text()
+        entry = text[text.rindex('if __name__ == "__main__":'):]
+        assert "rule_entry(main, globals())" in entry, f"{name}: entry block skips rule_entry"
+
+
+def test_a_rule_script_runs_by_hand_for_one_job(tmp_path):
+    """``python scripts/build_evalset.py`` outside Snakemake rebuilds the job's snakemake object from the workflow
+    (rule found from the script's name, outputs and log where the rule puts them). Fails if the entry block needs
+    Snakemake's global, if the rule lookup or the paths are wrong, or if wrong wildcards are accepted silently."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from workflow_helpers import make_workdir
+
+    wd = make_workdir(tmp_path / "wd")
+    run = [sys.executable, str(REPO / "scripts/build_evalset.py"), "--directory", str(wd)]
+    r = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    root = wd / "resources/eval/demo_heldout"
+    assert (root / "test/0.tar").exists() and (root / "classnames.txt").read_text().strip()
+    assert (wd / "logs/evalsets/demo_heldout.log").exists()
+
+    bad = subprocess.run(run + ["--dataset", "demo"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "takes the wildcards []" in bad.stderr, bad.stderr[-2000:]
