@@ -83,6 +83,10 @@ def check_free(ports: dict[str, int]) -> None:
 
     for name, port in ports.items():
         with socket.socket() as sock:
+            # SO_REUSEADDR, as the servers bind (http.server's allow_reuse_address; Rust's std on Unix for oxigraph):
+            # a live listener still makes bind fail, but the TIME_WAIT sockets that a just-finished run's servers leave
+            # for up to 60 s do not (without it, a rerun on the same ports within a minute failed here)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
