@@ -3,6 +3,8 @@
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -53,9 +55,6 @@ def main(code):
 
 @pytest.mark.parametrize("code", [0, 3])
 def test_run_then_exit_survives_a_teardown_abort_and_keeps_exit_handlers(tmp_path, code):
-    import subprocess
-    import sys
-
     from conftest import REPO
 
     def run(entry):
@@ -77,16 +76,10 @@ def test_run_then_exit_survives_a_teardown_abort_and_keeps_exit_handlers(tmp_pat
 
 def rule_scripts() -> dict[str, list[str]]:
     """{script file name: [rule names]} for every rule of the workflow with a ``script:``."""
-    import subprocess
-    import sys
-
     from conftest import REPO
 
-    code = ("import json, sys; sys.path.insert(0, 'scripts'); import _helpers, snakemake.api as a;"
-            "from snakemake.settings.types import *; from pathlib import Path\n"
-            "with a.SnakemakeApi(OutputSettings()) as api:\n"
-            " w = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),"
-            " storage_settings=StorageSettings(), snakefile=Path('Snakefile'))._workflow\n"
+    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, 'scripts'); import _helpers\n"
+            "with _helpers.loaded_workflow() as w:\n"
             " names = {Path(str(r.script)).name for r in w.rules if r.script}\n"
             " print(json.dumps({n: _helpers.rules_of_script(w, n) for n in sorted(names)}))")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -111,9 +104,6 @@ def test_a_rule_script_runs_by_hand_for_one_job(tmp_path):
     """``python scripts/build_evalset.py`` outside Snakemake rebuilds the job's snakemake object from the workflow
     (rule found from the script's name, outputs and log where the rule puts them). Fails if the entry block needs
     Snakemake's global, if the rule lookup or the paths are wrong, or if wrong wildcards are accepted silently."""
-    import subprocess
-    import sys
-
     from conftest import REPO
     from workflow_helpers import make_workdir
 
