@@ -140,8 +140,12 @@ def rule_entry(main, namespace: dict) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool = False):
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (never a half file).
+
+    This is the one write-to-temp-then-replace of the workflow (rule outputs, the HTTP cache, synthetic shards).
+    ``fsync=True`` flushes the finished file to disk before the rename, for files that must survive a power cut
+    once they exist (cache entries that stand for a paid request).
 
     The finished file gets the mode a plain ``open()`` would give it (``0o666`` less the umask), not ``mkstemp``'s
     0600: results and shards are shared data on a cluster.
@@ -154,6 +158,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         yield Path(tmp)
         if os.path.isfile(tmp):
             os.chmod(tmp, 0o666 & ~_UMASK)
+            if fsync:
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -807,17 +807,13 @@ def write_synthetic_shard(path, shard_index: int, per_shard: int, short_side: in
                           n_queries: int = 20, quality: int = 95, max_aspect: float = 1.5) -> list[int]:
     """One webdataset shard of synthetic JPEGs (see :func:`write_synthetic_shards`); returns the JPEG sizes."""
     import json
-    import os
     import tarfile
-    import tempfile
-    from pathlib import Path
 
-    path = Path(path)
+    from _helpers import atomic_path
+
     rng = np.random.default_rng([seed, shard_index])
     nbytes = []
-    fd_, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd_)
-    try:
+    with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w") as tar:
             for k in range(per_shard):
                 long_side = int(round(short_side * rng.uniform(1.0, max_aspect)))
@@ -835,10 +831,6 @@ def write_synthetic_shard(path, shard_index: int, per_shard: int, short_side: in
                     info.size = len(payload)
                     tar.addfile(info, io.BytesIO(payload))
                 nbytes.append(len(buf.getvalue()))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return nbytes
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import email.utils
 import fcntl
 import gzip
 import hashlib
@@ -44,7 +43,6 @@ import json
 import logging
 import os
 import random
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -54,13 +52,15 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlu
 import requests
 import urllib3
 
+from _helpers import atomic_path
+from http_retry import RETRYABLE_STATUS, backoff_delay, parse_retry_after, retry_wait  # noqa: F401
+
 log = logging.getLogger("http_cache")
 
 MASK = "***"
 #: response headers kept in cache files (lower case)
 KEPT_HEADERS = ("content-type", "date", "etag", "last-modified", "age", "cache-control",
                 "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
-RETRYABLE_STATUS = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 #: secrets shorter than this are not masked (they would mangle unrelated text); keys are much longer in practice
 MIN_SECRET_LEN = 4
 CACHE_FORMAT = 1
@@ -211,42 +211,8 @@ def cache_key(backend: str, method: str, url: str, params: Mapping[str, Any] | S
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Retry-After and backoff
+# Retry-After and backoff: http_retry (shared with the SPARQL and LLM clients); re-exported here
 # ----------------------------------------------------------------------------------------------------------------
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date; ``None`` if absent/invalid.
-
-    Negative or past values give ``0.0``. ``now`` (epoch seconds) defaults to ``time.time()``.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
-    """Exponential backoff with jitter for retry number ``attempt`` (0-based): uniform in ``[d/2, d]``,
-    ``d = min(max_s, base_s * 2**attempt)``."""
-    d = min(max_s, base_s * (2 ** attempt))
-    r = (rng or random).random()
-    return d * (0.5 + 0.5 * r)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # rate limit
 # ----------------------------------------------------------------------------------------------------------------
@@ -328,21 +294,12 @@ class RateLimiter:
 # the client
 # ----------------------------------------------------------------------------------------------------------------
 def _atomic_write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as JSON (gzip-compressed if ``path`` ends in ``.gz``) via a temp file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``obj`` as JSON (gzip-compressed if ``path`` ends in ``.gz``) atomically and fsynced."""
     data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if path.suffix == ".gz":
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=".tmp", fsync=True) as tmp:
+        tmp.write_bytes(data)
 
 
 class CachedClient:
@@ -536,10 +493,8 @@ class CachedClient:
                         backend=self.backend, url=shown, status=status) from None
             if attempt + 1 >= attempts:
                 break
-            if retry_after is not None:
-                wait = min(retry_after, self.max_retry_after_s)
-            else:
-                wait = backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s, self._rng)
+            wait = retry_wait(attempt, retry_after, self.backoff_base_s, self.backoff_max_s, self.max_retry_after_s,
+                              self._rng)
             self.stats["retries"] += 1
             log.warning("%s: %s %s failed (%s); retry %d/%d in %.2f s", self.backend, method, shown, last_problem,
                         attempt + 1, self.max_retries, wait)

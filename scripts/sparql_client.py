@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import os
-import random
 import re
 import shutil
 import socket
@@ -24,9 +23,10 @@ import tempfile
 import time
 import urllib.error
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Iterator
+
+from http_retry import RETRYABLE_STATUS, parse_retry_after, retry_wait
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ def qid_of(iri: str) -> str:
 
 @dataclass
 class RetryPolicy:
-    """``max_tries`` attempts in all; between them ``base_delay_s * 2**attempt`` (x 0.5..1.5 jitter) or the server's
-    ``Retry-After``, capped at ``max_wait_s``. ``timeout_s`` bounds every socket read *and* each attempt as a whole
+    """``max_tries`` attempts in all; between them ``base_delay_s * 2**attempt`` (uniform x 0.5..1 jitter, the
+    shared scheme of :mod:`http_retry`) or the server's ``Retry-After``, capped at ``max_wait_s``. ``timeout_s`` bounds every socket read *and* each attempt as a whole
     (send to last byte): a body that is still trickling in after ``timeout_s`` is abandoned and retried."""
 
     max_tries: int = 5
@@ -79,23 +79,8 @@ class RetryPolicy:
     timeout_s: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_wait_s)
-        return min(self.base_delay_s * 2 ** attempt * (0.5 + random.random()), self.max_wait_s)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        dt = parsedate_to_datetime(value)
-        return max(0.0, dt.timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+        """Seconds before retry ``attempt`` (the shared scheme of :mod:`http_retry`)."""
+        return retry_wait(attempt, retry_after, self.base_delay_s, self.max_wait_s, self.max_wait_s)
 
 
 class HttpSparql:
@@ -159,7 +144,7 @@ class HttpSparql:
                 raise SparqlError(f"{self.url}: query rejected as malformed: {str(e)[:500]}") from e
             except urllib.error.HTTPError as e:
                 last = e
-                if e.code not in (408, 425, 429, 500, 502, 503, 504):
+                if e.code not in RETRYABLE_STATUS:
                     raise SparqlError(f"{self.url}: HTTP {e.code} {e.reason}") from e
                 retry_after = parse_retry_after(e.headers.get("Retry-After") if e.headers else None)
             except (EndPointInternalError, urllib.error.URLError, socket.timeout, TimeoutError,

@@ -117,3 +117,11 @@ def test_a_rule_script_runs_by_hand_for_one_job(tmp_path):
 
     bad = subprocess.run(run + ["--dataset", "demo"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "takes the wildcards []" in bad.stderr, bad.stderr[-2000:]
+
+
+def test_atomic_path_fsync_writes_the_file_and_keeps_the_mode(tmp_path):
+    target = tmp_path / "sub" / "entry.json.gz"
+    with _helpers.atomic_path(target, suffix=".tmp", fsync=True) as tmp:
+        tmp.write_bytes(b"payload")
+    assert target.read_bytes() == b"payload"
+    assert list(target.parent.iterdir()) == [target]
