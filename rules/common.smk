@@ -139,9 +139,7 @@ def dedup_of(dataset, name):
     return f"results/{s}/urls_dedup.parquet" if name == "urls" else f"results/{s}/dedup/{name}"
 
 
-# The dataset card's plots (scripts/dataset_card.py PLOTS; tests/integration/test_dedup_rule.py checks they agree).
-CARD_PLOTS = ["root_classes", "query_kinds", "download_status", "texts_per_image", "alt_text", "top_entities",
-              "licences", "dedup"]
+from artifact_columns import CARD_PLOTS  # noqa: E402  (the dataset card's plots; one home, scripts/artifact_columns.py)
 
 
 def ablation_models(wildcards):

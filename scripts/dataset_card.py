@@ -33,11 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from _helpers import atomic_path, configure_logging, rule_entry, write_json, write_text
+from artifact_columns import CARD_PLOTS
 
 log = logging.getLogger("entitynet.dataset_card")
 
-PLOTS = ["root_classes", "query_kinds", "download_status", "texts_per_image", "alt_text", "top_entities",
-         "licences", "dedup"]
+PLOTS = list(CARD_PLOTS)
 NO_ENTITY = "(no entity)"
 TOP_N = 20
 

@@ -18,12 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from _helpers import configure_logging, rule_entry, write_json, write_text
+from artifact_columns import EVAL_COLUMNS
 
 log = logging.getLogger("entitynet.evaluate")
 HERE = Path(__file__).resolve().parent
 
-EVAL_COLUMNS = ["dataset", "model", "benchmark", "task", "metric", "value", "variant", "n_variants", "samples_seen",
-                "macs_1e18", "status"]
 METRICS = {"zeroshot_classification": ["acc1", "acc5", "mean_per_class_recall"],
            "zeroshot_retrieval": ["image_retrieval_recall@1", "text_retrieval_recall@1",
                                   "image_retrieval_recall@5", "text_retrieval_recall@5"]}
@@ -160,7 +159,7 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
     df.insert(0, "dataset", dataset)
     df["samples_seen"] = samples_seen
     df["macs_1e18"] = model_macs(arch, samples_seen, text_context)
-    return df[EVAL_COLUMNS]
+    return df[list(EVAL_COLUMNS)]
 
 
 def parse_baseline_tag(tag: str) -> tuple[str, str]:

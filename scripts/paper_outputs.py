@@ -4,7 +4,7 @@ Input is the `eval.csv` contract (docs/CONTRACTS.md), one row per (benchmark, me
 
     dataset, model, benchmark, task, metric, value, variant, n_variants, samples_seen, macs_1e18, status
 
-`value` is a fraction in [0, 1]; `status` is `ok` or `missing` (then `value` is empty). Where a benchmark was run
+`value` is a fraction in [0, 1]; `status` is `ok`, `missing` or `skipped` (then `value` is empty). Where a benchmark was run
 with several prompt variants (templates / no template, Latin / common names for iNat), the row already holds the best
 variant (docs/PAPER_NOTES.md §13), named in `variant`.
 
@@ -47,11 +47,7 @@ logger = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------------------------------------------
 # eval.csv schema and benchmark names (clip_benchmark style)
 # ----------------------------------------------------------------------------------------------------------------
-EVAL_COLUMNS: tuple[str, ...] = (
-    "dataset", "model", "benchmark", "task", "metric", "value",
-    "variant", "n_variants", "samples_seen", "macs_1e18", "status",
-)
-STATUSES = ("ok", "missing")
+from artifact_columns import EVAL_COLUMNS, EVAL_STATUSES as STATUSES  # noqa: E402  (one home)
 
 ACC1 = "acc1"
 I2T_R1 = "text_retrieval_recall@1"  # image -> text: retrieve the caption for an image
@@ -140,7 +136,8 @@ def validate_eval(eval_df: pd.DataFrame, source: str = "eval.csv") -> pd.DataFra
     missing_with_value = ~ok & df["value"].notna()
     if missing_with_value.any():
         raise ValueError(
-            f"{source}: rows with status 'missing' but a value: {_describe_rows(df[missing_with_value])}"
+            f"{source}: rows with status '{df.loc[missing_with_value, 'status'].iloc[0]}' but a value: "
+            f"{_describe_rows(df[missing_with_value])}"
         )
     out_of_range = ok & ~df["value"].between(0.0, 1.0)
     if out_of_range.any():

@@ -11,10 +11,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from _helpers import configure_logging, rule_entry, write_parquet
+from artifact_columns import HIT_COLUMNS
 
 log = logging.getLogger("entitynet.run_search")
 
-HIT_COLUMNS = ["query_id", "backend", "rank", "image_url", "page_url", "alt_text", "width", "height", "licence"]
 WEB_BACKENDS = ("openverse", "commons", "inaturalist", "brave", "serpapi_google", "serpapi_bing")
 
 
@@ -39,7 +39,7 @@ def run_chunk(queries: pd.DataFrame, backend, max_results: int, chunk: int, n_ch
     hits: list[dict] = []
     for q in tqdm(mine.to_dict("records"), desc=f"search {backend.name} chunk {chunk}", unit="query"):
         hits.extend(backend.search(q, max_results))
-    df = pd.DataFrame(hits, columns=HIT_COLUMNS)
+    df = pd.DataFrame(hits, columns=list(HIT_COLUMNS))
     df["rank"] = df["rank"].astype("int64")
     for c in ("width", "height"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")

@@ -35,11 +35,11 @@ from typing import Any, Iterator, Mapping
 
 import requests
 
+from artifact_columns import HIT_COLUMNS  # one home; re-exported
 from http_cache import CachedClient, HttpStatusError
 
 log = logging.getLogger("search_web")
 
-HIT_COLUMNS = ("query_id", "backend", "rank", "image_url", "page_url", "alt_text", "width", "height", "licence")
 
 USER_AGENT = (f"EntityNet-reproduction/0.1 (search_web.py; set params.user_agent to a contact address) "
               f"python-requests/{requests.__version__}")

@@ -154,7 +154,7 @@ def test_evaluate_all_twelve(tmp_path, tiny_model, monkeypatch):
                            fail_on_missing=True, batch_size=4)
 
     assert not calls.exists(), calls.read_text()
-    assert list(df.columns) == evaluate.EVAL_COLUMNS
+    assert list(df.columns) == list(evaluate.EVAL_COLUMNS)
     assert set(df["benchmark"]) == set(BENCHMARKS) and (df["status"] == "ok").all()
     for name, bench in benches.items():
         rows = df[df["benchmark"] == name].set_index("metric")

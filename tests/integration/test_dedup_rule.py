@@ -176,13 +176,6 @@ def test_shards_are_byte_identical_between_runs(built):
 # --------------------------------------------------------------------------------------------- DAG wiring
 
 
-def test_card_plot_list_matches_the_rule():
-    common = (REPO / "rules/common.smk").read_text()
-    start = common.index("CARD_PLOTS = [")
-    listed = eval(common[start + len("CARD_PLOTS = "):common.index("]", start) + 1])  # noqa: S307 - repo file
-    assert listed == dataset_card.PLOTS
-
-
 @pytest.fixture()
 def wd(tmp_path):
     w = make_workdir(tmp_path / "wd")
