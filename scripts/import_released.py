@@ -1,5 +1,6 @@
-"""Rebuild ``urls.parquet`` and ``queries.parquet`` from the authors' released EntityNet metadata (rule
-``import_released_metadata``), instead of running the search.
+"""Rebuild ``urls.parquet``, ``queries.parquet`` (rule ``import_released_metadata``) and ``entities.parquet``,
+``attributes.parquet`` (rule ``import_released_entities``) from the authors' released EntityNet metadata, instead of
+running the search and the KG stages.
 
 Inputs (docs/PAPER_NOTES.md §16; read from the authors' loader code, not checked against the files — every
 column is validated here and a mismatch names the file and the columns it has):
@@ -9,6 +10,13 @@ column is validated here and a mismatch names the file and the columns it has):
   (every unique alt text), ``images_link`` (every duplicate URL), ``images_contextlink`` (their page URLs),
   ``images_width``, ``images_height`` (lists; a scalar is read as a one-element list).
 * ``entitynet-queries.parquet``: ``query_hash, query, query_type, entity, attribute, api``.
+* ``entitynet-entities.parquet``: ``entity, entity_name, textvalues, textsources, naturalentity`` — per entity the
+  texts (``textvalues``) and where each comes from (``textsources``: name, aliases, common_names, taxon_names,
+  description, type_description), and its natural entity (the parent of the text mix).
+
+Entity keys (:func:`entity_key`) are the authors': ``Q…`` for Wikidata (a trailing ``Q…`` id is taken from an IRI)
+and ``wordnet:<synset>`` for WordNet, verbatim, so ``queries.parquet``'s ``qids`` and ``entities.parquet``'s
+``qid`` join as the authors' query and entity tables do.
 
 Mapping (docs/CONTRACTS.md):
 
@@ -16,17 +24,21 @@ Mapping (docs/CONTRACTS.md):
   stable hash of (kind, normalised text) that our own queries carry, so released and searched data join on it.
   ``kind`` is the authors' ``query_type`` verbatim (including types we do not generate, e.g.
   ``wd-noun-world-cartoon``); ``is_living`` is true for ``*-living`` types; ``qids`` are the authors' ``entity``
-  values (a trailing ``Q…`` id is extracted from IRIs; WordNet entities get the ``wn:`` prefix; empty for
-  ``wd-attr-*``, as in ours). Extra columns: ``author_query_hashes``, ``apis``, ``author_entities`` (lists).
+  keys, for every kind (``wd-attr-*`` rows keep theirs: the authors' text mix reads that entity's texts). Extra
+  columns: ``author_query_hashes``, ``apis``, ``author_entities`` (lists).
 * ``urls.parquet``: one row per released image, keyed like ours by the normalised *first* link: ``url`` is the first
   link, ``urls`` every link, ``page_urls`` the context links, ``alt_texts`` the texts, ``query_ids`` our ids of its
   query hashes, ``kinds``/``qids``/``is_living`` through the queries, ``backends`` ``released_<api>``, ``licence``
   null (not released), ``width``/``height`` the maxima. Released rows whose first links normalise alike are merged.
   Extra columns: ``author_query_hashes`` and ``author_keys`` (lists). Query hashes missing from the query table
   are kept in ``author_query_hashes`` and counted in the log.
+* ``entities.parquet`` (:func:`released_entities`): one row per entity key, its texts split by source into
+  ``label``/``aliases``/``common_names``/``taxon_names`` (synonyms) and ``description``/``natural_type_description``
+  (definitions), ``natural_type_qid``/``natural_type_label`` from ``naturalentity``.
+* ``attributes.parquet`` (:func:`released_attributes`): the query table's (entity, attribute, query) rows.
 
-The rows go through the same streaming, partitioned merge as searched hits (``merge_search.merge_batches``), so
-the 33M-image release is imported in bounded memory and shuffled with the dataset's seed.
+The image rows go through the same streaming, partitioned merge as searched hits (``merge_search.merge_batches``),
+so the 33M-image release is imported in bounded memory and shuffled with the dataset's seed.
 """
 
 import logging
