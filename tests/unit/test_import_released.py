@@ -268,6 +268,15 @@ def test_dag_plans_import_and_no_search(tmp_path):
     assert t.returncode == 0, t.stderr[-3000:]
     assert job_counts(t.stdout) == {"import_released_metadata": 1, "import_released_entities": 1,
                                     "text_candidates": 1}
+    # with released_metadata.entities null they come from the KG again, WordNet entities included (wordnet.dir)
+    kg_route = tmp_path / "kg_route.yaml"
+    kg_route.write_text("datasets:\n  entitynet_released:\n    search:\n      released_metadata:\n"
+                        "        entities: null\n")
+    k = snakemake(wd, "-n", "results/entitynet_released/text_candidates.parquet", "--configfile", str(kg_route),
+                  timeout=120)
+    assert k.returncode == 0, k.stderr[-3000:]
+    assert job_counts(k.stdout) == {"import_released_metadata": 1, "kg_dump": 1, "kg_wordnet": 1, "kg_entities": 1,
+                                    "kg_attributes": 1, "text_candidates": 1}
     # the searched datasets still merge their search hits
     d = snakemake(wd, "-n", "results/demo/urls.parquet", timeout=120)
     assert d.returncode == 0 and job_counts(d.stdout).get("merge_search") == 1
