@@ -8,6 +8,12 @@ import re as _re
 _RELEASED_RE = "|".join(
     _re.escape(n) for n in sorted(config["datasets"]) if ds(n)["search"].get("released_metadata")
 ) or "(?!)"
+# ... and those whose search.released_metadata names the authors' entity table take entities.parquet and
+# attributes.parquet from it (import_released_entities) instead of the KG (kg_entities, kg_attributes).
+_RELEASED_ENTITIES_RE = "|".join(
+    _re.escape(n) for n in sorted(config["datasets"])
+    if (ds(n)["search"].get("released_metadata") or {}).get("entities")
+) or "(?!)"
 
 
 rule pool_index:
@@ -109,3 +115,31 @@ rule import_released_metadata:
 
 # queries.parquet of a released dataset comes from the authors' query table, not from the KG (build_queries).
 ruleorder: import_released_metadata > build_queries
+
+
+rule import_released_entities:
+    input:
+        author_entities=lambda w: ds(w.dataset)["search"]["released_metadata"]["entities"],
+        author_queries=lambda w: ds(w.dataset)["search"]["released_metadata"]["queries"],
+    output:
+        entities="results/{dataset}/entities.parquet",
+        attributes="results/{dataset}/attributes.parquet",
+    wildcard_constraints:
+        dataset=_RELEASED_ENTITIES_RE,
+    log:
+        "logs/{dataset}/import_released_entities.log",
+    benchmark:
+        "benchmarks/{dataset}/import_released_entities.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/search.yaml"
+    script:
+        "../scripts/import_released.py"
+
+
+# entities.parquet / attributes.parquet of such a dataset come from the authors' entity table, not from the KG.
+ruleorder: import_released_entities > kg_entities
+ruleorder: import_released_entities > kg_attributes
