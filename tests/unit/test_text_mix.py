@@ -139,12 +139,16 @@ def test_parent_without_entity_row_uses_natural_type_label_and_description():
                 nt_description="machine used in the household")]
     q = frame([qry("q", "kettle", "wd-noun-world", ["Q1"], natural_type="home appliance")])
     got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
-    # guard fires (one synonym: 0.6/1 > 0.4): keep 0.5, synonym 0.5; h = 0.2
-    # kettle: max(0.5, 0.5*0.8) = 0.5; parent synonym "home appliance" 0.5*0.2
+    # guard off (default): keep 0.4, synonym 0.6; h = 0.2
+    # kettle: max(0.4, 0.6*0.8) = 0.48; parent synonym "home appliance" 0.6*0.2
     # entity defs (description + type description) share 0.1*0.8; parent def (type description) 0.1*0.2
-    expected = normalised({"kettle": 0.5, "home appliance": 0.1, "device to boil water": 0.04,
+    expected = normalised({"kettle": 0.48, "home appliance": 0.12, "device to boil water": 0.04,
                            "machine used in the household": 0.04})
     assert_weights(got, expected)
+    # guard on (one synonym: 0.6/1 > 0.4): keep 0.5, synonym 0.5; kettle max(0.5, 0.5*0.8), parent 0.5*0.2
+    on = as_dict(tm.build_text_candidates(frame(ents), None, q, config=tm.TextMixConfig(guard=True)), "q")
+    assert_weights(on, normalised({"kettle": 0.5, "home appliance": 0.1, "device to boil water": 0.04,
+                                   "machine used in the household": 0.04}))
 
 
 def test_duplicate_strings_keep_highest_weight_not_sum():
@@ -160,16 +164,18 @@ def test_duplicate_strings_keep_highest_weight_not_sum():
     assert got["Beast"] != pytest.approx(summed["Beast"], rel=1e-3)
 
 
-def test_guard_fires_for_single_synonym_as_intended():
+def test_guard_fires_for_single_synonym_when_switched_on_and_is_off_by_default():
     ents = [ent("wn:aardvark.n.01", "aardvark", nt_qid="wn:animal.n.01", nt_label="animal")]
     q = frame([qry("q", "ant bear", "wordnet-noun-living", ["wn:aardvark.n.01"], natural_type="animal")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    on = tm.TextMixConfig(guard=True)
+    got = as_dict(tm.build_text_candidates(frame(ents), None, q, config=on), "q")
     # per-synonym 0.6/1 > keep 0.4 -> both 0.5; h = 0.1 (wn:animal.n.01)
     assert_weights(got, normalised({"ant bear": 0.5, "aardvark": 0.45, "animal": 0.05}))
-    # the authors' code never fires: keep 0.4, synonym 0.6
-    off = tm.TextMixConfig(guard=False)
-    got_off = as_dict(tm.build_text_candidates(frame(ents), None, q, config=off), "q")
-    assert_weights(got_off, normalised({"ant bear": 0.4, "aardvark": 0.54, "animal": 0.06}))
+    # the authors' code never fires (the paper's numbers): keep 0.4, synonym 0.6; that is the default
+    assert tm.TextMixConfig().guard is False
+    for config in (None, tm.TextMixConfig(guard=False)):
+        got_off = as_dict(tm.build_text_candidates(frame(ents), None, q, config=config), "q")
+        assert_weights(got_off, normalised({"ant bear": 0.4, "aardvark": 0.54, "animal": 0.06}))
 
 
 def test_guard_does_not_fire_with_two_synonyms():
