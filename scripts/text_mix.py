@@ -52,6 +52,10 @@ Choices and deviations (each also marked in the code):
   "rabbit". If no synonym occurs in the query, this list is empty (as in the authors' code).
 * CLIP prompt templates are off in the paper (``clip_prompts = 0``) and not implemented.
 
+Living-only KG texts: a dataset with ``kg_text_queries: living`` (LivingThings) builds candidates for its living
+queries only (``is_living``), so its images draw KG texts from their living queries alone, as the authors'
+living-only run (their loader's ``query2allowflag``); alt texts are unaffected.
+
 Sampler fallback: if none of an image's ``query_ids`` has candidates, an alt text is used if there is one (even when
 the alt-text roll said "KG"), else the empty string with source ``"none"``.
 
@@ -458,9 +462,15 @@ def _attribute_lookup(attributes: pd.DataFrame | None) -> dict[str, str]:
     return out
 
 
+#: Which queries give KG texts (``datasets.<name>.kg_text_queries``): all of an image's queries, or only its living
+#: ones (the authors' LivingThings run: ``query2allowflag``).
+KG_TEXT_QUERIES = ("all", "living")
+
+
 def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | None, queries: pd.DataFrame,
                           hierarchy_chance_generic: float = 0.2, hierarchy_chance_living: float = 0.1, *,
-                          config: TextMixConfig | None = None, with_sources: bool = False) -> pd.DataFrame:
+                          config: TextMixConfig | None = None, with_sources: bool = False,
+                          kg_text_queries: str = "all") -> pd.DataFrame:
     """Candidate KG texts and normalised weights for every query (rules in the module docstring).
 
     Args:
@@ -472,11 +482,21 @@ def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | Non
         config: all other weights; if given, its hierarchy chances are replaced by the two arguments above.
         with_sources: add the ``sources`` column (list[str], which list each kept weight came from: a name of
             :data:`NOUN_SOURCES` / :data:`ATTR_SOURCES`). The ``text_candidates`` rule writes it.
+        kg_text_queries: ``all``, or ``living``: only queries with ``is_living`` get candidates, so the sampler
+            (which skips query ids without candidates) draws KG texts from an image's living queries only, uniformly
+            among them, as the authors' LivingThings run did. An image with no living query then gets an alt text
+            (or ``""``); in a LivingThings subset every image has one.
 
     Returns:
         DataFrame ``query_id, texts (list[str]), weights (list[float], sum 1)`` (+ ``sources``) in the order of
-        ``queries``, texts sorted by weight descending. Every query has at least its own text.
+        ``queries``, texts sorted by weight descending. Every query kept has at least its own text.
     """
+    if kg_text_queries not in KG_TEXT_QUERIES:
+        raise ValueError(f"kg_text_queries must be one of {list(KG_TEXT_QUERIES)}, got {kg_text_queries!r}")
+    if kg_text_queries == "living":
+        if "is_living" not in queries.columns:
+            raise ValueError("kg_text_queries='living' needs the is_living column of queries.parquet")
+        queries = queries[queries["is_living"].fillna(False).astype(bool).to_numpy()]
     base = config or TextMixConfig()
     cfg = TextMixConfig(**{**asdict(base), "hierarchy_chance_generic": hierarchy_chance_generic,
                            "hierarchy_chance_living": hierarchy_chance_living})
@@ -884,19 +904,24 @@ class TextSampler:
 
 def main(snakemake) -> None:
     """Rule ``text_candidates``: input ``entities``, ``queries`` (``attributes`` optional); output ``candidates``;
-    params ``hierarchy_chance_generic``, ``hierarchy_chance_living``, optional ``weights`` (TextMixConfig fields)."""
+    params ``hierarchy_chance_generic``, ``hierarchy_chance_living``, optional ``weights`` (TextMixConfig fields)
+    and ``kg_text_queries`` (``all`` or ``living``)."""
     configure_logging(snakemake)
     p = snakemake.params
     entities = pd.read_parquet(snakemake.input.entities)
     queries = pd.read_parquet(snakemake.input.queries)
     attributes = pd.read_parquet(snakemake.input.attributes) if "attributes" in snakemake.input.keys() else None
     weights = dict(getattr(p, "weights", None) or {})
+    kg_text_queries = str(getattr(p, "kg_text_queries", None) or "all")
     t0 = time.perf_counter()
     df = build_text_candidates(entities, attributes, queries, float(p.hierarchy_chance_generic),
-                               float(p.hierarchy_chance_living), config=TextMixConfig(**weights), with_sources=True)
+                               float(p.hierarchy_chance_living), config=TextMixConfig(**weights), with_sources=True,
+                               kg_text_queries=kg_text_queries)
     n = df["texts"].map(len)
-    log.info("text candidates for %d queries in %.1f s: %.2f texts per query (max %d), %d in total",
-             len(df), time.perf_counter() - t0, n.mean() if len(df) else 0.0, n.max() if len(df) else 0, n.sum())
+    log.info("text candidates (%s queries, synonym guard %s) for %d of %d queries in %.1f s: %.2f texts per query "
+             "(max %d), %d in total", kg_text_queries, "on" if weights.get("guard") else "off", len(df),
+             len(queries), time.perf_counter() - t0, n.mean() if len(df) else 0.0, n.max() if len(df) else 0,
+             n.sum())
     save_candidates(df, snakemake.output.candidates)
 
 
