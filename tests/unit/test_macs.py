@@ -252,3 +252,20 @@ def test_evaluate_uses_the_mac_count_switch_and_global_batch():
     # a smaller global batch shrinks the loss term only
     small = evaluate.model_macs("ViT-B-32", 588_600_000, 77, "authors", 16)
     assert small == pytest.approx(authors - 3 * 588_600_000 * 6 * (8192 - 16) * 512 / 1e18)
+
+
+def test_workflow_gives_evaluate_the_mac_count_and_the_recipes_global_batch():
+    """The evaluate rules pass `evaluation.mac_count` (default authors) and, for a trained model, the recipe's global
+    batch (batch_size x gpus x nodes), which the authors' count divides its loss term by."""
+    from conftest import REPO
+
+    code = ("import json, sys, types; sys.path.insert(0, 'scripts'); import _helpers\n"
+            "with _helpers.loaded_workflow() as w:\n"
+            " p, b = w.get_rule('evaluate').params, w.get_rule('evaluate_baseline').params\n"
+            " gb = lambda m, d: p.global_batch(types.SimpleNamespace(model=m, dataset=d))\n"
+            " print(json.dumps([p.mac_count, b.mac_count, gb('vitb32', 'entitynet'), gb('tiny', 'demo'),"
+            " gb('vitb32', 'rehearsal')]))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # vitb32: 1024 x 8 GPUs; tiny: 16 on CPU (one process); rehearsal: 8 x 2 CPU processes
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == ["authors", "authors", 8192, 16, 16]
