@@ -68,6 +68,12 @@ def gpus_per_node(model, dataset):
     return 0 if r.get("device") == "cpu" else int(r.get("gpus", 0))
 
 
+def global_batch(model, dataset):
+    """Global batch of a recipe: per-process ``batch_size`` x training processes (``gpus``, at least 1) x nodes."""
+    r = recipe(model, dataset)
+    return int(r["batch_size"]) * max(1, int(r.get("gpus", 0))) * max(1, int(r.get("nodes", 1)))
+
+
 def fig1_models(dataset):
     """Models drawn in the dataset's Fig. 1 (``datasets.<name>.fig1_models``)."""
     return list(ds(dataset).get("fig1_models", []))

@@ -129,6 +129,8 @@ rule text_candidates:
     params:
         hierarchy_chance_generic=config["text_mix"]["hierarchy_chance_generic"],
         hierarchy_chance_living=config["text_mix"]["hierarchy_chance_living"],
+        weights={"guard": bool(config["text_mix"].get("synonym_guard", False))},
+        kg_text_queries=lambda w: ds(w.dataset).get("kg_text_queries", "all"),
     log:
         "logs/{dataset}/text_candidates.log",
     threads: 1

@@ -36,6 +36,8 @@ rule evaluate:
         skip=config["evaluation"].get("skip", []),
         batch_size=config["evaluation"].get("batch_size", 64),
         mac_text_context=config["evaluation"].get("mac_text_context", 77),
+        mac_count=config["evaluation"].get("mac_count", "authors"),
+        global_batch=lambda w: global_batch(w.model, w.dataset),
     log:
         "logs/{dataset}/{model}/evaluate.log",
     benchmark:
@@ -63,6 +65,7 @@ rule evaluate_baseline:
         skip=config["evaluation"].get("skip", []),
         batch_size=config["evaluation"].get("batch_size", 64),
         mac_text_context=config["evaluation"].get("mac_text_context", 77),
+        mac_count=config["evaluation"].get("mac_count", "authors"),
     log:
         "logs/baselines/{tag}/evaluate.log",
     benchmark:

@@ -110,7 +110,10 @@ def best_rows(bench_name: str, task: str, results: dict[str, dict]) -> list[dict
     return rows
 
 
-def model_macs(arch: str, samples_seen: int, text_context: int) -> float | None:
+def model_macs(arch: str, samples_seen: int, text_context: int, count: str = "authors",
+               global_batch: int | None = None) -> float | None:
+    """Training MACs in 1e18 (``macs.training_macs``) under ``count`` (``evaluation.mac_count``: ``authors`` or
+    ``matmul``); ``global_batch`` is the batch the authors' count divides its loss term by (None: 8192)."""
     try:
         import macs
         import open_clip
@@ -119,7 +122,8 @@ def model_macs(arch: str, samples_seen: int, text_context: int) -> float | None:
 
         register_model_configs()
         cfg = open_clip.get_model_config(arch)
-        return macs.training_macs(cfg, samples_seen, text_context=text_context) / 1e18
+        return macs.training_macs(cfg, samples_seen, text_context=text_context, count=count,
+                                  batch_size=global_batch) / 1e18
     except Exception as e:  # the MAC column is informative; never fail an evaluation on it
         log.warning("MACs not computed for %s: %s", arch, e)
         return None
@@ -127,7 +131,7 @@ def model_macs(arch: str, samples_seen: int, text_context: int) -> float | None:
 
 def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str, dict], out_dir: str,
              samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int = 77,
-             skip=()) -> pd.DataFrame:
+             skip=(), mac_count: str = "authors", global_batch: int | None = None) -> pd.DataFrame:
     """``eval.csv`` rows of a model on a suite; benchmarks in ``skip`` (``evaluation.skip``) are ``skipped`` rows."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +162,7 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
     df.insert(0, "model", model)
     df.insert(0, "dataset", dataset)
     df["samples_seen"] = samples_seen
-    df["macs_1e18"] = model_macs(arch, samples_seen, text_context)
+    df["macs_1e18"] = model_macs(arch, samples_seen, text_context, mac_count, global_batch)
     return df[list(EVAL_COLUMNS)]
 
 
@@ -183,17 +187,22 @@ def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
     suite = {k: dict(v) for k, v in p.suite.items()}
+    mac_count = str(getattr(p, "mac_count", None) or "authors")
+    global_batch = getattr(p, "global_batch", None)  # a trained model's; baselines: the authors' 8192
+    global_batch = int(global_batch) if global_batch else None
     if snakemake.rule == "evaluate_baseline":
         # open_clip pretrained weights: fetched from the model hubs by open_clip itself (needs internet once)
         arch, pretrained = parse_baseline_tag(snakemake.wildcards.tag)
         df = evaluate("baselines", snakemake.wildcards.tag, arch, pretrained, suite, snakemake.output.details,
                       baseline_samples_seen(pretrained, p.samples_seen), bool(p.fail_on_missing),
-                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []))
+                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []),
+                      mac_count=mac_count, global_batch=global_batch)
     else:
         summary = json.loads(Path(snakemake.input.summary).read_text())
         df = evaluate(snakemake.wildcards.dataset, snakemake.wildcards.model, p.arch, snakemake.input.model, suite,
                       snakemake.output.details, int(summary["samples_seen"]), bool(p.fail_on_missing),
-                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []))
+                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []),
+                      mac_count=mac_count, global_batch=global_batch)
     write_text(df.to_csv(index=False), snakemake.output.eval_csv)
 
 

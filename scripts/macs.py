@@ -29,6 +29,30 @@ with open_clip's profile (gflops / 2) to better than 0.1 % for ViT-B-32, B-16, L
 
 Towers built from timm or Hugging Face models, ResNets and attentional poolers are not supported: they raise
 `ValueError` rather than return a wrong number.
+
+Two conventions (`evaluation.mac_count` in the workflow config; the `count` argument of `training_macs`):
+
+``matmul``
+    the matrix products above (what open_clip's profile counts).
+``authors`` (default)
+    the EntityNet authors' own analytic calculator, re-implemented term by term, which produced the paper's MAC
+    numbers. It counts one whole batch of ``batch_size`` samples (the paper's global batch, 8192) and divides by
+    it. Besides the matrix products it counts, per transformer block: two LayerNorms (5 n d + 2 n each), the
+    biases of the QKV, output and MLP projections, the 1/sqrt(d) scaling of Q (n d), a softmax without the
+    division (exp and sum: 2 n^2), a mean over the attention output (n d) and GELU at 12 operations per hidden
+    unit. Its own conventions, kept as they are:
+
+    * attention-weights x V is counted as n x d (not n^2 x d);
+    * the MLP hidden size is width x mlp_ratio (no rounding);
+    * image tower: the LayerNorm before the blocks covers the patch tokens only, the one after them all tokens;
+      the image projection to the joint space is *not* counted;
+    * text tower: the final LayerNorm is counted over `layers` (not context) positions, and the projection to the
+      joint space (with bias) over every context position, not just the pooled token; `embed_cls` is ignored;
+    * the contrastive loss of a batch b: 6 b^2 e + 2 b e + 2 b MACs (e = embed_dim), shared by its b samples.
+
+    For ViT-B/32 at context 77 and batch 8192 this gives 7.44 GMACs per sample (4.418 image, 2.997 text, 0.025
+    loss) instead of 7.39, i.e. 13.14e18 training MACs for 18 x 32.7M samples instead of 13.05e18; for ViT-B/16
+    35.95e18 instead of 36.28e18 (the n x d attention-times-V term outweighs the extra small terms there).
 """
 
 import argparse
@@ -183,19 +207,152 @@ def forward_macs(model_cfg: Mapping[str, Any], text_context: int | None = 77) ->
     return {"image": image, "text": text, "total": image + text}
 
 
-def training_macs(model_cfg: Mapping[str, Any], samples_seen: float, text_context: int | None = 77) -> float:
+# ----------------------------------------------------------------------------------------------------------------
+# The authors' calculator (module docstring, "authors"). Every function counts one batch of `b` samples.
+
+#: Global batch of the paper's recipe, at which the authors evaluated their calculator for every architecture.
+AUTHORS_BATCH_SIZE = 8192
+
+#: MAC-count conventions (`evaluation.mac_count`); the first is the default.
+MAC_COUNTS = ("authors", "matmul")
+
+
+def _authors_layer_norm(n: int, b: int, d: int) -> int:
+    """Mean, variance, normalise, scale and shift: 5 per element, plus 2 per position."""
+    return 5 * n * b * d + 2 * n * b
+
+
+def _authors_linear(d_in: int, d_out: float, b: int) -> float:
+    """A linear layer with bias over `b` vectors: b x d_in x d_out products plus b x d_out bias adds."""
+    return b * d_in * d_out + b * d_out
+
+
+def _authors_block(n: int, b: int, d: int, hidden: float) -> float:
+    """One pre-norm transformer block over `n` tokens for `b` samples, heads folded into the width."""
+    attention = (
+        n * _authors_linear(d, 3 * d, b)  # QKV projection
+        + n * n * b * d                   # Q K^T
+        + n * b * d                       # Q scaled by 1/sqrt(d)
+        + 2 * n * n * b                   # softmax: exp and sum (the division is not counted)
+        + n * b * d                       # attention weights x V, counted as n x d
+        + n * _authors_linear(d, d, b)    # output projection
+        + n * b * d                       # mean over the attention output
+    )
+    mlp = n * _authors_linear(d, hidden, b) + 12 * n * b * hidden + n * _authors_linear(hidden, d, b)
+    return 2 * _authors_layer_norm(n, b, d) + attention + mlp
+
+
+def _authors_clip_loss(b: int, e: int) -> int:
+    """Both logit matrices (scaled) and both cross-entropies of a batch, as the authors count them."""
+    return 6 * b * b * e + 2 * b * e + 2 * b
+
+
+def _vision_geometry(vision_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated ViT geometry: layers, width, mlp_ratio, image (h, w), patch (h, w)."""
+    if not isinstance(vision_cfg, Mapping):
+        raise ValueError(f"vision_cfg must be a mapping, got {type(vision_cfg).__name__}")
+    if vision_cfg.get("timm_model_name"):
+        raise ValueError(
+            f"vision_cfg uses timm model {vision_cfg['timm_model_name']!r}; only open_clip ViT towers are supported"
+        )
+    if vision_cfg.get("attentional_pool"):
+        raise ValueError("vision_cfg uses an attentional pooler, which this MAC calculator does not model")
+    cfg = {**VISION_DEFAULTS, **vision_cfg}
+    if not isinstance(cfg["layers"], int) or isinstance(cfg["layers"], bool):
+        raise ValueError(f"vision_cfg.layers={cfg['layers']!r} is not an int: ResNet towers are not supported")
+    if not (isinstance(cfg["mlp_ratio"], (int, float)) and cfg["mlp_ratio"] > 0):
+        raise ValueError(f"mlp_ratio must be a positive number, got {cfg['mlp_ratio']!r}")
+    out = {"layers": _positive_int(cfg["layers"], "vision_cfg.layers"),
+           "width": _positive_int(cfg["width"], "vision_cfg.width"), "mlp_ratio": cfg["mlp_ratio"],
+           "image": _pair(cfg["image_size"], "vision_cfg.image_size"),
+           "patch": _pair(cfg["patch_size"], "vision_cfg.patch_size")}
+    if any(i < p for i, p in zip(out["image"], out["patch"])):
+        raise ValueError(f"vision_cfg.image_size {cfg['image_size']!r} is smaller than patch_size {cfg['patch_size']!r}")
+    return out
+
+
+def _text_geometry(text_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(text_cfg, Mapping):
+        raise ValueError(f"text_cfg must be a mapping, got {type(text_cfg).__name__}")
+    if text_cfg.get("hf_model_name"):
+        raise ValueError(
+            f"text_cfg uses Hugging Face model {text_cfg['hf_model_name']!r}; only open_clip text transformers are supported"
+        )
+    cfg = {**TEXT_DEFAULTS, **text_cfg}
+    if not (isinstance(cfg["mlp_ratio"], (int, float)) and cfg["mlp_ratio"] > 0):
+        raise ValueError(f"mlp_ratio must be a positive number, got {cfg['mlp_ratio']!r}")
+    return {"layers": _positive_int(cfg["layers"], "text_cfg.layers"),
+            "width": _positive_int(cfg["width"], "text_cfg.width"), "mlp_ratio": cfg["mlp_ratio"],
+            "context_length": cfg["context_length"]}
+
+
+def authors_forward_macs(model_cfg: Mapping[str, Any], batch_size: int = AUTHORS_BATCH_SIZE,
+                         text_context: int | None = 77) -> dict[str, float]:
+    """Per-sample forward MACs by the authors' calculator: {"image", "text", "loss", "total"}.
+
+    Args:
+        model_cfg: open_clip model config `{"embed_dim", "vision_cfg", "text_cfg"}`.
+        batch_size: the global batch (the loss is a batch-level term, so the per-sample cost depends on it).
+        text_context: text tokens counted (default 77, as the authors did "for fair comparison"); None counts the
+            config's own context_length.
+    """
+    if not isinstance(model_cfg, Mapping):
+        raise ValueError(f"model_cfg must be a mapping, got {type(model_cfg).__name__}")
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in model_cfg]
+    if missing:
+        raise ValueError(f"model_cfg lacks required key(s) {missing}; keys present: {sorted(model_cfg)}")
+    e = _positive_int(model_cfg["embed_dim"], "embed_dim")
+    b = _positive_int(batch_size, "batch_size")
+    v = _vision_geometry(model_cfg["vision_cfg"])
+    t = _text_geometry(model_cfg["text_cfg"])
+    (img_h, img_w), (p_h, p_w) = v["image"], v["patch"]
+    patches = ((img_h - p_h) // p_h + 1) * ((img_w - p_w) // p_w + 1)  # a stride-p, kernel-p convolution
+    d = v["width"]
+    image = (b * patches * p_h * p_w * 3 * d                          # patch embedding
+             + _authors_layer_norm(patches, b, d)                     # before the blocks: patch tokens only
+             + v["layers"] * _authors_block(patches + 1, b, d, d * v["mlp_ratio"])
+             + _authors_layer_norm(patches + 1, b, d))                # after the blocks; no projection counted
+    ctx = _positive_int(t["context_length"] if text_context is None else text_context, "text context_length")
+    w = t["width"]
+    text = (t["layers"] * _authors_block(ctx, b, w, w * t["mlp_ratio"])
+            + _authors_layer_norm(t["layers"], b, w)                  # (sic) over `layers` positions
+            + ctx * _authors_linear(w, e, b))                         # projection of every context position
+    loss = _authors_clip_loss(b, e)
+    per = {"image": image / b, "text": text / b, "loss": loss / b}
+    per["total"] = (image + text + loss) / b
+    return per
+
+
+def per_sample_macs(model_cfg: Mapping[str, Any], count: str = "authors", text_context: int | None = 77,
+                    batch_size: int | None = None) -> float:
+    """Per-sample forward MACs under convention `count` (`authors` or `matmul`, module docstring).
+
+    `batch_size` only matters for `authors` (None: the paper's 8192, :data:`AUTHORS_BATCH_SIZE`).
+    """
+    if count == "authors":
+        return authors_forward_macs(model_cfg, AUTHORS_BATCH_SIZE if batch_size is None else batch_size,
+                                    text_context)["total"]
+    if count == "matmul":
+        return float(forward_macs(model_cfg, text_context)["total"])
+    raise ValueError(f"unknown MAC count {count!r}; expected one of {list(MAC_COUNTS)}")
+
+
+def training_macs(model_cfg: Mapping[str, Any], samples_seen: float, text_context: int | None = 77,
+                  count: str = "authors", batch_size: int | None = None) -> float:
     """Training cost in MACs: 3 x samples_seen x per-sample forward MACs (docs/PAPER_NOTES.md §15).
 
     Args:
         model_cfg: open_clip model config dict.
         samples_seen: image-text pairs processed over the whole run (epochs x dataset size).
         text_context: see `forward_macs`.
+        count: `authors` (default: the authors' calculator, which made the paper's numbers) or `matmul`.
+        batch_size: global batch for `authors` (None: 8192, the paper's).
     """
     if isinstance(samples_seen, bool) or not isinstance(samples_seen, (int, float)) or not math.isfinite(samples_seen):
         raise ValueError(f"samples_seen must be a finite number, got {samples_seen!r}")
     if samples_seen < 0:
         raise ValueError(f"samples_seen must be >= 0, got {samples_seen!r}")
-    return float(TRAINING_FACTOR * float(samples_seen) * forward_macs(model_cfg, text_context)["total"])
+    return float(TRAINING_FACTOR * float(samples_seen) * per_sample_macs(model_cfg, count, text_context, batch_size))
 
 
 def _builtin_config_path(name: str) -> Path | None:
@@ -257,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="open_clip model name (e.g. ViT-B-32) or path to a model config JSON")
     parser.add_argument("--samples-seen", type=float, default=None, help="e.g. 588.6e6 (18 x 32.7M)")
     parser.add_argument("--text-context", type=int, default=77, help="text tokens counted (default 77)")
+    parser.add_argument("--count", choices=MAC_COUNTS, default="authors", help="MAC convention (default authors)")
+    parser.add_argument("--batch-size", type=int, default=AUTHORS_BATCH_SIZE,
+                        help="global batch for the authors' count (default 8192)")
     args = parser.parse_args(argv)
     if args.model.endswith(".json"):
         with open(args.model, encoding="utf-8") as fh:
@@ -264,11 +424,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = cfg.get("model_cfg", cfg)
     else:
         cfg = load_model_config(args.model)
-    fwd = forward_macs(cfg, args.text_context)
-    out: dict[str, Any] = {k: v / 1e9 for k, v in fwd.items()}
-    out = {f"{k}_gmacs": round(v, 4) for k, v in out.items()}
+    if args.count == "authors":
+        fwd: Mapping[str, float] = authors_forward_macs(cfg, args.batch_size, args.text_context)
+    else:
+        fwd = forward_macs(cfg, args.text_context)
+    out: dict[str, Any] = {"count": args.count}
+    out.update({f"{k}_gmacs": round(v / 1e9, 4) for k, v in fwd.items()})
     if args.samples_seen is not None:
-        out["training_macs_1e18"] = round(training_macs(cfg, args.samples_seen, args.text_context) / 1e18, 4)
+        total = training_macs(cfg, args.samples_seen, args.text_context, args.count, args.batch_size)
+        out["training_macs_1e18"] = round(total / 1e18, 4)
     print(json.dumps(out))
     return 0
 

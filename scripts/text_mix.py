@@ -30,11 +30,12 @@ Synonyms of an entity row are ``label``, ``aliases``, ``common_names``, ``taxon_
 
 Choices and deviations (each also marked in the code):
 
-* **Guard as intended.** The authors meant "if the per-synonym chance would exceed the keep-query chance, set both to
-  0.5", but their code divides by the size of the *global* synonym dict, so it never fires. Here it compares
-  ``synonym_chance / #distinct entity synonyms of this query`` with the keep chance of this query. With the
-  paper's 0.6/0.4 it fires exactly for entities with a single synonym (0.6 > 0.4). ``TextMixConfig(guard=False)``
-  reproduces the authors' effective behaviour.
+* **Synonym guard, off by default.** The authors meant "if the per-synonym chance would exceed the keep-query
+  chance, set both to 0.5", but their code divides by the size of the *global* synonym dict, so it never fires: the
+  paper's numbers were made without it, and so is the default here (``TextMixConfig(guard=False)``, workflow key
+  ``text_mix.synonym_guard: false``). Switched on, it is applied as intended: ``synonym_chance / #distinct entity
+  synonyms of this query`` is compared with the keep chance of this query; with the paper's 0.6/0.4 it fires
+  exactly for entities with a single synonym (0.6 > 0.4).
 * **No single entity.** ``wd-attr-*`` queries ("{attribute} {natural type}") are aggregated over entities (``qids``
   empty or several): an image they found is not known to show any one of those entities, and the query's noun *is*
   the natural type. So the natural type takes the entity role (its synonyms/definitions with weight ``·(1-h)``, ``h``
@@ -50,6 +51,10 @@ Choices and deviations (each also marked in the code):
   replaced, at every whole-word occurrence, so "ant" never matches inside "giant" and "European rabbit" wins over
   "rabbit". If no synonym occurs in the query, this list is empty (as in the authors' code).
 * CLIP prompt templates are off in the paper (``clip_prompts = 0``) and not implemented.
+
+Living-only KG texts: a dataset with ``kg_text_queries: living`` (LivingThings) builds candidates for its living
+queries only (``is_living``), so its images draw KG texts from their living queries alone, as the authors'
+living-only run (their loader's ``query2allowflag``); alt texts are unaffected.
 
 Sampler fallback: if none of an image's ``query_ids`` has candidates, an alt text is used if there is one (even when
 the alt-text roll said "KG"), else the empty string with source ``"none"``.
@@ -112,7 +117,7 @@ class TextMixConfig:
     attr_swap_entity: float = 0.2      # att*_strgf_replace_entity
     attr_attribute_only: float = 0.2   # att*_attribute_only
     attr_definition: float = 0.05      # att*_replace_with_definition
-    guard: bool = True                 # the per-synonym guard, as intended (see module docstring)
+    guard: bool = False                # the per-synonym guard (off: as the authors ran it; module docstring)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -400,8 +405,8 @@ def noun_lists(query: str, e_syn, p_syn, e_def, p_def, h: float, config: TextMix
     (es, esk), (ps, psk), (ed, edk), (pd_, pdk) = map(_pair, (e_syn, p_syn, e_def, p_def))
     syn_c = config.noun_synonym
     keep = 1.0 - syn_c
-    # The authors' guard compares against len(<global synonym dict>) and so never fires; here it is applied as
-    # intended, per query: per-synonym chance vs keep chance (module docstring, "Guard as intended").
+    # The authors' guard compares against len(<global synonym dict>) and so never fires (default: off); switched
+    # on, it is applied as intended, per query: per-synonym chance vs keep chance (module docstring).
     if config.guard and es and syn_c / len(es) > keep:
         syn_c = keep = 0.5
     d = config.noun_definition
@@ -457,9 +462,15 @@ def _attribute_lookup(attributes: pd.DataFrame | None) -> dict[str, str]:
     return out
 
 
+#: Which queries give KG texts (``datasets.<name>.kg_text_queries``): all of an image's queries, or only its living
+#: ones (the authors' LivingThings run: ``query2allowflag``).
+KG_TEXT_QUERIES = ("all", "living")
+
+
 def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | None, queries: pd.DataFrame,
                           hierarchy_chance_generic: float = 0.2, hierarchy_chance_living: float = 0.1, *,
-                          config: TextMixConfig | None = None, with_sources: bool = False) -> pd.DataFrame:
+                          config: TextMixConfig | None = None, with_sources: bool = False,
+                          kg_text_queries: str = "all") -> pd.DataFrame:
     """Candidate KG texts and normalised weights for every query (rules in the module docstring).
 
     Args:
@@ -471,11 +482,21 @@ def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | Non
         config: all other weights; if given, its hierarchy chances are replaced by the two arguments above.
         with_sources: add the ``sources`` column (list[str], which list each kept weight came from: a name of
             :data:`NOUN_SOURCES` / :data:`ATTR_SOURCES`). The ``text_candidates`` rule writes it.
+        kg_text_queries: ``all``, or ``living``: only queries with ``is_living`` get candidates, so the sampler
+            (which skips query ids without candidates) draws KG texts from an image's living queries only, uniformly
+            among them, as the authors' LivingThings run did. An image with no living query then gets an alt text
+            (or ``""``); in a LivingThings subset every image has one.
 
     Returns:
         DataFrame ``query_id, texts (list[str]), weights (list[float], sum 1)`` (+ ``sources``) in the order of
-        ``queries``, texts sorted by weight descending. Every query has at least its own text.
+        ``queries``, texts sorted by weight descending. Every query kept has at least its own text.
     """
+    if kg_text_queries not in KG_TEXT_QUERIES:
+        raise ValueError(f"kg_text_queries must be one of {list(KG_TEXT_QUERIES)}, got {kg_text_queries!r}")
+    if kg_text_queries == "living":
+        if "is_living" not in queries.columns:
+            raise ValueError("kg_text_queries='living' needs the is_living column of queries.parquet")
+        queries = queries[queries["is_living"].fillna(False).astype(bool).to_numpy()]
     base = config or TextMixConfig()
     cfg = TextMixConfig(**{**asdict(base), "hierarchy_chance_generic": hierarchy_chance_generic,
                            "hierarchy_chance_living": hierarchy_chance_living})
@@ -883,19 +904,24 @@ class TextSampler:
 
 def main(snakemake) -> None:
     """Rule ``text_candidates``: input ``entities``, ``queries`` (``attributes`` optional); output ``candidates``;
-    params ``hierarchy_chance_generic``, ``hierarchy_chance_living``, optional ``weights`` (TextMixConfig fields)."""
+    params ``hierarchy_chance_generic``, ``hierarchy_chance_living``, optional ``weights`` (TextMixConfig fields)
+    and ``kg_text_queries`` (``all`` or ``living``)."""
     configure_logging(snakemake)
     p = snakemake.params
     entities = pd.read_parquet(snakemake.input.entities)
     queries = pd.read_parquet(snakemake.input.queries)
     attributes = pd.read_parquet(snakemake.input.attributes) if "attributes" in snakemake.input.keys() else None
     weights = dict(getattr(p, "weights", None) or {})
+    kg_text_queries = str(getattr(p, "kg_text_queries", None) or "all")
     t0 = time.perf_counter()
     df = build_text_candidates(entities, attributes, queries, float(p.hierarchy_chance_generic),
-                               float(p.hierarchy_chance_living), config=TextMixConfig(**weights), with_sources=True)
+                               float(p.hierarchy_chance_living), config=TextMixConfig(**weights), with_sources=True,
+                               kg_text_queries=kg_text_queries)
     n = df["texts"].map(len)
-    log.info("text candidates for %d queries in %.1f s: %.2f texts per query (max %d), %d in total",
-             len(df), time.perf_counter() - t0, n.mean() if len(df) else 0.0, n.max() if len(df) else 0, n.sum())
+    log.info("text candidates (%s queries, synonym guard %s) for %d of %d queries in %.1f s: %.2f texts per query "
+             "(max %d), %d in total", kg_text_queries, "on" if weights.get("guard") else "off", len(df),
+             len(queries), time.perf_counter() - t0, n.mean() if len(df) else 0.0, n.max() if len(df) else 0,
+             n.sum())
     save_candidates(df, snakemake.output.candidates)
 
 

@@ -139,12 +139,16 @@ def test_parent_without_entity_row_uses_natural_type_label_and_description():
                 nt_description="machine used in the household")]
     q = frame([qry("q", "kettle", "wd-noun-world", ["Q1"], natural_type="home appliance")])
     got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
-    # guard fires (one synonym: 0.6/1 > 0.4): keep 0.5, synonym 0.5; h = 0.2
-    # kettle: max(0.5, 0.5*0.8) = 0.5; parent synonym "home appliance" 0.5*0.2
+    # guard off (default): keep 0.4, synonym 0.6; h = 0.2
+    # kettle: max(0.4, 0.6*0.8) = 0.48; parent synonym "home appliance" 0.6*0.2
     # entity defs (description + type description) share 0.1*0.8; parent def (type description) 0.1*0.2
-    expected = normalised({"kettle": 0.5, "home appliance": 0.1, "device to boil water": 0.04,
+    expected = normalised({"kettle": 0.48, "home appliance": 0.12, "device to boil water": 0.04,
                            "machine used in the household": 0.04})
     assert_weights(got, expected)
+    # guard on (one synonym: 0.6/1 > 0.4): keep 0.5, synonym 0.5; kettle max(0.5, 0.5*0.8), parent 0.5*0.2
+    on = as_dict(tm.build_text_candidates(frame(ents), None, q, config=tm.TextMixConfig(guard=True)), "q")
+    assert_weights(on, normalised({"kettle": 0.5, "home appliance": 0.1, "device to boil water": 0.04,
+                                   "machine used in the household": 0.04}))
 
 
 def test_duplicate_strings_keep_highest_weight_not_sum():
@@ -160,16 +164,18 @@ def test_duplicate_strings_keep_highest_weight_not_sum():
     assert got["Beast"] != pytest.approx(summed["Beast"], rel=1e-3)
 
 
-def test_guard_fires_for_single_synonym_as_intended():
+def test_guard_fires_for_single_synonym_when_switched_on_and_is_off_by_default():
     ents = [ent("wn:aardvark.n.01", "aardvark", nt_qid="wn:animal.n.01", nt_label="animal")]
     q = frame([qry("q", "ant bear", "wordnet-noun-living", ["wn:aardvark.n.01"], natural_type="animal")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    on = tm.TextMixConfig(guard=True)
+    got = as_dict(tm.build_text_candidates(frame(ents), None, q, config=on), "q")
     # per-synonym 0.6/1 > keep 0.4 -> both 0.5; h = 0.1 (wn:animal.n.01)
     assert_weights(got, normalised({"ant bear": 0.5, "aardvark": 0.45, "animal": 0.05}))
-    # the authors' code never fires: keep 0.4, synonym 0.6
-    off = tm.TextMixConfig(guard=False)
-    got_off = as_dict(tm.build_text_candidates(frame(ents), None, q, config=off), "q")
-    assert_weights(got_off, normalised({"ant bear": 0.4, "aardvark": 0.54, "animal": 0.06}))
+    # the authors' code never fires (the paper's numbers): keep 0.4, synonym 0.6; that is the default
+    assert tm.TextMixConfig().guard is False
+    for config in (None, tm.TextMixConfig(guard=False)):
+        got_off = as_dict(tm.build_text_candidates(frame(ents), None, q, config=config), "q")
+        assert_weights(got_off, normalised({"ant bear": 0.4, "aardvark": 0.54, "animal": 0.06}))
 
 
 def test_guard_does_not_fire_with_two_synonyms():
@@ -467,3 +473,70 @@ def test_perf_smoke_50k_queries(tmp_path, capsys):
     assert len(df) == 50_000 and (n >= 1).all()
     assert np.allclose(df["weights"].map(sum), 1.0)
     assert cpu_build < 60.0  # CPU time, not wall (a loaded machine slows the wall clock); measured ~1.5 s
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# KG texts from living queries only (datasets.<name>.kg_text_queries)
+
+
+def _living_and_world_queries():
+    ents = [ent("Q1", "European rabbit", aliases=["rabbit"], nt_qid="Q729", nt_label="animal"),
+            ent("Q2", "rabbit hutch", aliases=["hutch"], nt_qid="Q3", nt_label="building")]
+    living = {**qry("qL", "European rabbit", "wd-noun-living", ["Q1"], natural_type="animal"), "is_living": True}
+    world = {**qry("qW", "rabbit hutch", "wd-noun-world", ["Q2"], natural_type="building"), "is_living": False}
+    return frame(ents), frame([living, world])
+
+
+def test_living_kg_text_queries_never_draw_a_world_query_text():
+    ents, queries = _living_and_world_queries()
+    world_texts = {"rabbit hutch", "hutch", "building"}
+    sample = {"alt_texts": [], "query_ids": ["qW", "qL"]}  # an image found by a world and a living query
+    drawn = {}
+    for mode in ("all", "living"):
+        df = tm.build_text_candidates(ents, None, queries, kg_text_queries=mode, with_sources=True)
+        sampler = tm.TextSampler.from_frame(df, alt_text_chance=0.0, seed=0)
+        drawn[mode] = Counter(sampler.sample_for_json(sample)[0] for _ in range(400))
+    assert not world_texts & set(drawn["living"]), drawn["living"]
+    assert set(drawn["living"]) <= {"European rabbit", "rabbit", "animal"}
+    # an "all" dataset draws from both queries (each about half the time: P(no world text in 400) ~ 2^-400)
+    n_world = sum(c for t, c in drawn["all"].items() if t in world_texts)
+    assert 120 < n_world < 280, drawn["all"]
+
+
+def test_living_kg_text_queries_keeps_only_living_rows_and_needs_the_column():
+    ents, queries = _living_and_world_queries()
+    assert tm.build_text_candidates(ents, None, queries, kg_text_queries="living")["query_id"].tolist() == ["qL"]
+    assert tm.build_text_candidates(ents, None, queries)["query_id"].tolist() == ["qL", "qW"]
+    with pytest.raises(ValueError, match="is_living"):
+        tm.build_text_candidates(ents, None, queries.drop(columns=["is_living"]), kg_text_queries="living")
+    with pytest.raises(ValueError, match="kg_text_queries"):
+        tm.build_text_candidates(ents, None, queries, kg_text_queries="world")
+
+
+def _text_candidates_params(tmp_path, extra_config: str | None) -> dict:
+    """The text_candidates rule's guard and kg_text_queries params per dataset, from the parsed workflow."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    configfiles = []
+    if extra_config is not None:
+        (tmp_path / "extra.yaml").write_text(extra_config)
+        configfiles.append(str(tmp_path / "extra.yaml"))
+    code = ("import json, sys, types; sys.path.insert(0, 'scripts'); import _helpers\n"
+            f"with _helpers.loaded_workflow({tuple(configfiles)!r}) as w:\n"
+            " p = w.get_rule('text_candidates').params\n"
+            " print(json.dumps({'guard': p.weights['guard'], 'kg': {d: p.kg_text_queries(types.SimpleNamespace("
+            "dataset=d)) for d in ('entitynet', 'livingthings', 'demo')}}))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_workflow_passes_the_guard_switch_and_living_kg_texts_for_livingthings(tmp_path):
+    shipped = _text_candidates_params(tmp_path, None)
+    assert shipped == {"guard": False, "kg": {"entitynet": "all", "livingthings": "living", "demo": "all"}}
+    on = _text_candidates_params(tmp_path, "text_mix: {hierarchy_chance_generic: 0.2, hierarchy_chance_living: 0.1,"
+                                           " synonym_guard: true}\n")
+    assert on["guard"] is True
