@@ -27,8 +27,15 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 def dataset_config(config: dict, name: str) -> dict:
     """The dataset's config: ``dataset_defaults``, then the chain of ``inherits`` parents (farthest first), then the
-    dataset's own keys, deep-merged in that order (a list or scalar replaces, a mapping merges)."""
-    return deep_merge(config.get("dataset_defaults", {}), _own_config(config, name, ()))
+    dataset's own keys, deep-merged in that order (a list or scalar replaces, a mapping merges). Then
+    ``extra_roots`` / ``extra_living_roots`` are appended to ``roots`` / ``living_roots`` (an inheriting dataset
+    adds roots without retyping its parent's list)."""
+    merged = deep_merge(config.get("dataset_defaults", {}), _own_config(config, name, ()))
+    for extra, key in (("extra_roots", "roots"), ("extra_living_roots", "living_roots")):
+        more = merged.pop(extra, None) or []
+        if more:
+            merged[key] = list(merged.get(key) or []) + [q for q in more if q not in set(merged.get(key) or [])]
+    return merged
 
 
 def _own_config(config: dict, name: str, seen: tuple) -> dict:
