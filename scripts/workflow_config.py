@@ -80,6 +80,21 @@ def model_recipe(config: dict, model: str, dataset: str | None = None) -> dict:
     return recipe
 
 
+def model_aliases(config: dict) -> dict[str, str]:
+    """``{"<dataset>/<recipe>-alt<N>": "<dataset>/<recipe>"}`` for every dataset and recipe whose own alt-text share
+    (``alt_text_chance``, default 0.5, after the dataset's ``model_overrides``) is N %: that name is the same
+    training run (``tiny-alt50`` is ``tiny``), so its eval.csv is the recipe's (rule ``model_alias``), not a second
+    run."""
+    out = {}
+    for name in config["datasets"]:
+        for r in config["models"]:
+            share = model_recipe(config, r, name).get("alt_text_chance", 0.5)
+            n = round(float(share) * 100)
+            if abs(float(share) * 100 - n) < 1e-9:
+                out[f"{name}/{r}-alt{n}"] = f"{name}/{r}"
+    return out
+
+
 def suite(config: dict, dataset: str) -> dict[str, dict]:
     name = dataset_config(config, dataset).get("eval_suite", "paper")
     if name not in config["evaluation"]["suites"]:

@@ -54,3 +54,25 @@ def test_kg_catalog_target_plans_from_the_entities(tmp_path):
     r = snakemake(wd, "results/demo/kg_catalog.tsv", "-n", "--cores", "1", timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert job_counts(r.stdout) == {"kg_dump": 1, "kg_entities": 1, "kg_catalog": 1}
+
+
+def test_alt50_of_a_recipe_with_half_alt_text_is_the_recipe(tmp_path):
+    """tiny-alt50 names tiny's own run (alt_text_chance 0.5): its eval.csv is copied, nothing is trained twice."""
+    wd = make_workdir(tmp_path / "wd")
+    r = snakemake(wd, "results/demo/tiny-alt50/eval.csv", "results/demo/tiny-alt0/eval.csv", "-n", "--cores", "1",
+                  timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = job_counts(r.stdout)
+    assert counts["model_alias"] == 1 and counts["train"] == 2 and counts["evaluate"] == 2  # tiny and tiny-alt0
+    assert "results/demo/tiny-alt50/model.safetensors" not in r.stdout
+    assert "results/demo/tiny/eval.csv" in r.stdout
+
+
+def test_model_aliases_follow_each_datasets_recipe():
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    aliases = wc.model_aliases(cfg)
+    assert aliases["demo/tiny-alt50"] == "demo/tiny" and aliases["entitynet/vitb32-alt50"] == "entitynet/vitb32"
+    assert "demo/tiny-alt0" not in aliases
+    cfg["datasets"]["demo"]["model_overrides"] = {"tiny": {"alt_text_chance": 0.25}}
+    aliases = wc.model_aliases(cfg)
+    assert aliases["demo/tiny-alt25"] == "demo/tiny" and "demo/tiny-alt50" not in aliases
