@@ -1,5 +1,6 @@
 # Config resolution, cross-checks and input helpers shared by every stage.
 import datetime as _dt
+import re
 import sys
 from pathlib import Path
 

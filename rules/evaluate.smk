@@ -80,3 +80,30 @@ rule evaluate_baseline:
         "../envs/evaluate.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+# "<recipe>-alt<N>" where N % is the recipe's own alt-text share (tiny-alt50 is tiny) names the same training run:
+# its eval.csv is the recipe's, copied, instead of a second training run.
+MODEL_ALIASES = wc.model_aliases(config)
+
+
+rule model_alias:
+    input:
+        eval_csv=lambda w: "results/{}/eval.csv".format(MODEL_ALIASES[w.alias]),
+    output:
+        eval_csv="results/{alias}/eval.csv",
+    wildcard_constraints:
+        alias="|".join(re.escape(a) for a in sorted(MODEL_ALIASES)) or "(?!)",
+    log:
+        "logs/{alias}/model_alias.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/model_alias.py"
+
+
+ruleorder: model_alias > evaluate

@@ -116,3 +116,22 @@ rule kg_attributes:
         "../envs/kg.yaml"
     script:
         "../scripts/kg_attributes.py"
+
+
+rule kg_catalog:
+    # What the dataset's roots select from its dump, as a table (qid, label, roots, ...): results/demo/kg_catalog.tsv
+    # lists the bundled extract's entities.
+    input:
+        entities="results/{dataset}/entities.parquet",
+    output:
+        catalog="results/{dataset}/kg_catalog.tsv",
+    log:
+        "logs/{dataset}/kg_catalog.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/kg.yaml"
+    script:
+        "../scripts/kg_catalog.py"

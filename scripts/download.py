@@ -26,7 +26,9 @@
   one byte per second holds one download thread until it closes the connection (the row then fails with
   ``IncompleteRead``); only an endless drip reaches the job timeout.
 - ``serve_local``: for the offline demo and tests, a loopback HTTP server serving a directory is started for the
-  duration of the job (the URLs in the pool point at it) and stopped afterwards.
+  duration of the job and stopped afterwards. The URLs in the pool name ``bind``; unless ``pin_port`` is true the
+  server listens on a free port and img2dataset reaches it as its HTTP proxy (:func:`serve_directory`), so two demo
+  runs at once do not collide on the port.
 
 Chunk folder layout: ``NNNNN.tar|parquet|_stats.json`` (first pass), ``_input.parquet``, ``retry/`` (second pass,
 only when some row was retried, with its own ``_input.parquet``), ``_summary.json`` (counts of both passes).
@@ -67,26 +69,54 @@ def chunk_rows(urls: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    # Absolute-form request targets ("GET http://127.0.0.1:18765/x"), i.e. requests sent to this server as an HTTP
+    # proxy, are served when their origin is this one (the URL origin of the pool); any other origin is refused.
+    origin: str | None = None
+
+    def parse_request(self):
+        if not super().parse_request():
+            return False
+        if "://" in self.path.split("?", 1)[0]:
+            if self.origin is None or not self.path.startswith(self.origin + "/"):
+                self.send_error(403, f"this loopback server serves {self.origin or 'no proxied origin'} only")
+                return False
+            self.path = self.path[len(self.origin):]
+        return True
+
     def log_message(self, fmt, *args):  # noqa: D401 - keep the rule log readable
         log.debug("local server: " + fmt, *args)
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 @contextlib.contextmanager
-def serve_directory(directory: str, bind: str):
-    """Serve ``directory`` over HTTP on ``bind`` (``127.0.0.1:PORT``) in a background thread."""
+def serve_directory(directory: str, bind: str, pin_port: bool = True):
+    """Serve ``directory`` over HTTP in a background thread; yields the environment variables the downloader needs.
+
+    ``bind`` (``127.0.0.1:PORT``) is the origin that the URLs name. ``pin_port``: listen on that port (yields
+    ``{}``). Otherwise listen on a free loopback port and yield ``http_proxy`` pointing at it: urllib (img2dataset)
+    then sends every ``http://`` request there, and the server answers those for ``http://<bind>/`` from
+    ``directory``, so two demo downloads at once cannot collide on the port while the URLs, and every output that
+    records them, stay the same.
+    """
     host, port = bind.rsplit(":", 1)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         raise ValueError(f"serve_local.bind {bind!r}: only loopback addresses are allowed")
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+    handler_cls = type("_Handler", (_QuietHandler,), {"origin": f"http://{bind}"})
+    handler = functools.partial(handler_cls, directory=str(directory))
     try:
-        server = http.server.ThreadingHTTPServer((host, int(port)), handler)
+        server = http.server.ThreadingHTTPServer((host, int(port) if pin_port else 0), handler)
     except OSError as e:
-        raise RuntimeError(f"cannot serve {directory} on {bind}: {e} (is another demo download running?)") from e
+        raise RuntimeError(f"cannot serve {directory} on {bind}: {e} (is another demo download running? Leave "
+                           "serve_local.pin_port false to serve on a free port)") from e
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    log.info("serving %s on http://%s", directory, bind)
+    actual = f"{host}:{server.server_address[1]}"
+    env = {} if pin_port else {"http_proxy": f"http://{actual}", "no_proxy": ""}
+    log.info("serving %s as http://%s%s", directory, bind, "" if pin_port else f" (listening on {actual}, a proxy)")
     try:
-        yield
+        yield env
     finally:
         server.shutdown()
         server.server_close()
@@ -115,8 +145,10 @@ def img2dataset_command(url_list: str, output_dir: str, opts: dict, processes: i
     return [str(exe)] + [f"--{k}={v}" for k, v in args.items()]
 
 
-def run_img2dataset(rows: pd.DataFrame, out: Path, opts: dict, processes: int, timeout_s: float) -> dict:
+def run_img2dataset(rows: pd.DataFrame, out: Path, opts: dict, processes: int, timeout_s: float,
+                    extra_env: dict | None = None) -> dict:
     """One img2dataset pass over ``rows`` (``url, caption, uid``) into ``out``; returns :func:`summarise`'s counts.
+    ``extra_env``: set in img2dataset's environment (:func:`serve_directory`'s proxy), replacing any proxy setting.
 
     The input is written to ``out/_input.parquet``. A non-zero exit raises; a timeout is logged and the shards'
     ``_stats.json`` decide (:func:`summarise` raises when a row was not processed, so a rerun resumes).
@@ -126,6 +158,9 @@ def run_img2dataset(rows: pd.DataFrame, out: Path, opts: dict, processes: int, t
     rows.to_parquet(input_path, index=False)
     cmd = img2dataset_command(str(input_path), str(out), opts, processes)
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    if extra_env:
+        env = {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+        env.update(extra_env)
     log.info("running: %s", " ".join(cmd))
     rc, output = run_with_timeout(cmd, env, timeout_s)
     log.info("img2dataset output:\n%s", output[-5000:])
@@ -221,16 +256,17 @@ def run_download(urls: pd.DataFrame, chunk: int, n_chunks: int, output_dir: str,
         return summary
     t0 = time.monotonic()
     serve = opts.get("serve_local")
-    ctx = serve_directory(serve["directory"], serve["bind"]) if serve else contextlib.nullcontext()
-    with ctx:
-        first = run_img2dataset(rows, out, opts, processes, timeout_s)
+    ctx = (serve_directory(serve["directory"], serve["bind"], bool(serve.get("pin_port", False))) if serve
+           else contextlib.nullcontext({}))
+    with ctx as extra_env:
+        first = run_img2dataset(rows, out, opts, processes, timeout_s, extra_env)
         retry = None
         if opts.get("retry_duplicate_urls", True):
             again = retry_rows(urls, pass_status(out))
             if len(again):
                 left = max(timeout_s - (time.monotonic() - t0), min(timeout_s, 60.0))
                 log.info("retrying %d failed row(s) at their next duplicate URL", len(again))
-                retry = run_img2dataset(again, out / RETRY_DIR, opts, processes, left)
+                retry = run_img2dataset(again, out / RETRY_DIR, opts, processes, left, extra_env)
             else:
                 log.info("no failed row has another URL: no retry pass")
     outcomes = row_outcomes([out])

@@ -71,8 +71,23 @@ AGGREGATES: dict[str, str] = {
 }
 METRIC_TITLES: tuple[str, ...] = tuple(AGGREGATES.values())
 
+#: Aggregate key -> the benchmarks it reads.
+AGGREGATE_INPUTS: dict[str, tuple[str, ...]] = {
+    "imagenet": (IMAGENET,),
+    "retrieval": RETRIEVAL_BENCHMARKS,
+    "distribution_shift": DISTRIBUTION_SHIFT_BENCHMARKS,
+    "inat2021": (INAT2021,),
+    "cub": (CUB,),
+    "rare_species": (RARE_SPECIES,),
+}
+
 MACS_TITLE = "MACs (1e18)"
 SAMPLES_TITLE = "samples seen (M)"
+# Units of the cost columns, largest first: the table takes the largest one in which its largest value is >= 1
+# (the paper's runs: MACs in 1e18 and samples in millions; the CPU demo: MACs in 1e9, samples as they are).
+MACS_EXPONENTS = (18, 15, 12, 9, 6, 3, 0)
+SAMPLE_UNITS = ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+COST_PREFIXES = ("MACs", "samples seen", "images")
 MISSING_MARK = "–"  # en dash, as in the brief; LaTeX gets "--"
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -256,27 +271,65 @@ def ablation_table(eval_dfs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             (dataset, model). Insertion order is the row order.
 
     Returns:
-        DataFrame indexed by label (index name "run") with columns `model` ("dataset/model"), "MACs (1e18)",
-        "samples seen (M)", then the six metric columns in percent (unrounded; NaN when missing).
+        DataFrame indexed by label (index name "run") with columns `model` ("dataset/model"), the MACs and samples
+        seen in the unit that suits the table (:func:`cost_units`; the paper's runs: "MACs (1e18)", "samples seen
+        (M)"), then the paper's metric columns in percent (unrounded; NaN when missing), then one column per
+        benchmark outside the paper's aggregates (e.g. the demo's ``demo_heldout``: acc1, or for retrieval the mean
+        of both R@1). A paper column none of whose benchmarks any run was evaluated on (not even a ``missing`` row:
+        another suite) is left out.
     """
     if not eval_dfs:
         raise ValueError("ablation_table: no runs given")
-    rows = []
+    rows, evaluated = [], set()
     for label, df in eval_dfs.items():
         agg = aggregate(df)
         if len(agg) != 1:
             found = [f"{d}/{m}" for d, m in zip(agg["dataset"], agg["model"])]
             raise ValueError(f"ablation_table: run {label!r} must hold exactly one (dataset, model), found {found}")
         a = agg.iloc[0]
-        row = {
-            "run": str(label),
-            "model": f"{a['dataset']}/{a['model']}",
-            MACS_TITLE: a["macs_1e18"],
-            SAMPLES_TITLE: a["samples_seen"] / 1e6,
-        }
+        evaluated |= set(validate_eval(df)["benchmark"])
+        row = {"run": str(label), "model": f"{a['dataset']}/{a['model']}", "macs": a["macs_1e18"] * 1e18,
+               "samples": a["samples_seen"]}
         row.update({title: 100.0 * a[key] for key, title in AGGREGATES.items()})
+        row.update({bench: 100.0 * v for bench, v in other_benchmarks(df).items()})
         rows.append(row)
-    return pd.DataFrame(rows).set_index("run")
+    table = pd.DataFrame(rows).set_index("run")
+    (macs_title, macs_unit), (samples_title, samples_unit) = cost_units(table["macs"], table["samples"])
+    table = table.assign(macs=table["macs"] / macs_unit, samples=table["samples"] / samples_unit)
+    table = table.rename(columns={"macs": macs_title, "samples": samples_title})
+    unused = [title for key, title in AGGREGATES.items() if not set(AGGREGATE_INPUTS[key]) & evaluated]
+    return table.drop(columns=unused)
+
+
+def cost_units(macs: pd.Series, samples: pd.Series) -> tuple[tuple[str, float], tuple[str, float]]:
+    """``((MACs title, divisor), (samples title, divisor))`` for raw MAC and sample counts: the largest unit of
+    MACS_EXPONENTS / SAMPLE_UNITS in which the largest value is at least 1, so that no run reads "0.0"."""
+    top_macs = float(pd.to_numeric(macs, errors="coerce").max()) if len(macs) else math.nan
+    top_samples = float(pd.to_numeric(samples, errors="coerce").max()) if len(samples) else math.nan
+    exp = next((e for e in MACS_EXPONENTS if not math.isnan(top_macs) and top_macs >= 10.0 ** e), 18)
+    div, suffix = next(((d, u) for d, u in SAMPLE_UNITS if not math.isnan(top_samples) and top_samples >= d),
+                       (1e6, "M"))
+    macs_title = "MACs" if exp == 0 else f"MACs (1e{exp})"
+    return (macs_title, 10.0 ** exp), (f"samples seen ({suffix})" if suffix else "samples seen", div)
+
+
+def other_benchmarks(eval_df: pd.DataFrame) -> dict[str, float]:
+    """{benchmark: score (fraction)} of the benchmarks that no paper aggregate reads, in first-seen order: acc1 of a
+    classification benchmark, the mean of image->text and text->image R@1 of a retrieval one; NaN when its rows
+    are missing."""
+    df = validate_eval(eval_df)
+    paper = set().union(*AGGREGATE_INPUTS.values())
+    out = {}
+    for bench, group in df.groupby("benchmark", sort=False):
+        if bench in paper:
+            continue
+        ok = group[group["status"] == "ok"]
+        values = dict(zip(ok["metric"], ok["value"]))
+        if ACC1 in set(group["metric"]):
+            out[bench] = float(values.get(ACC1, math.nan))
+        else:
+            out[bench] = _strict_mean([float(values.get(I2T_R1, math.nan)), float(values.get(T2I_R1, math.nan))])
+    return out
 
 
 def reference_ablation_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -305,7 +358,10 @@ def highlight_ranks(table: pd.DataFrame, columns: Sequence[str] | None = None, d
     Bold needs at least two valued rows; italic goes to the second-highest distinct value and needs at least three
     valued rows (with two rows "second" would just mean "worst").
     """
-    columns = [c for c in (columns if columns is not None else METRIC_TITLES) if c in table.columns]
+    if columns is None:  # every numeric column but the costs (MACs, samples / images)
+        columns = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])
+                   and not str(c).startswith(COST_PREFIXES)]
+    columns = [c for c in columns if c in table.columns]
     marks = pd.DataFrame("", index=table.index, columns=columns)
     for col in columns:
         rounded = pd.to_numeric(table[col], errors="coerce").round(decimals)
@@ -664,6 +720,12 @@ def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | 
     from matplotlib.lines import Line2D
 
     points = _combined_points(our_points, reference)
+    # Only points with a cost and at least one panel's accuracy count, for the axes and the legends: a run of ours
+    # without ImageNet-1k and iNat 2021 results (the demo, evaluated on its own held-out photos) is named above the
+    # panels instead, and must not stretch the cost axis by nine decades.
+    drawable = (points["macs_1e18"] > 0) & points[[c for c, _ in PANELS]].notna().any(axis=1)
+    undrawn = points[(points["origin"] == "ours") & ~drawable]
+    points = points[drawable].reset_index(drop=True)
     ours_have_entitynet = bool(((points["origin"] == "ours") & (points["family"] == "EntityNet")).any())
     colours = family_colours(points["family"])
 
@@ -671,7 +733,7 @@ def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | 
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharex=True)
     notes = fig1_annotations(our_points, reference)
-    costs = points["macs_1e18"][points["macs_1e18"] > 0].dropna()
+    costs = points["macs_1e18"].dropna()
     for ax, (column, title) in zip(axes, PANELS):
         usable = points[points["macs_1e18"].notna() & (points["macs_1e18"] > 0) & points[column].notna()]
         skipped = len(points) - len(usable)
@@ -734,7 +796,12 @@ def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | 
                    ncol=len(data_handles), frameon=False, fontsize=9)
         fig.legend(arch_handles, arch_labels, loc="lower center", bbox_to_anchor=(0.5, 0.0),
                    ncol=len(arch_handles), frameon=False, fontsize=9)
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.92, bottom=0.25, wspace=0.18)
+    if len(undrawn):
+        names = ", ".join(f"{p.training_data} {p.arch}" for p in undrawn.itertuples(index=False))
+        fig.text(0.5, 0.985, f"Not drawn (no ImageNet-1k or iNat 2021 result): {names}", ha="center", va="top",
+                 fontsize=8, color="dimgrey")
+        logger.warning("Fig. 1: %s not drawn (no ImageNet-1k or iNat 2021 result)", names)
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.9 if len(undrawn) else 0.92, bottom=0.25, wspace=0.18)
 
     if out_png is not None:
         _atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")

@@ -6,6 +6,7 @@ All checks run when the Snakefile is parsed, before any job starts, and fail wit
 import copy
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 MODEL_RE = re.compile(r"^(?P<recipe>[a-z][a-z0-9_]*?)(?:-alt(?P<alt>\d{1,3}))?$")
 
@@ -26,8 +27,15 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 def dataset_config(config: dict, name: str) -> dict:
     """The dataset's config: ``dataset_defaults``, then the chain of ``inherits`` parents (farthest first), then the
-    dataset's own keys, deep-merged in that order (a list or scalar replaces, a mapping merges)."""
-    return deep_merge(config.get("dataset_defaults", {}), _own_config(config, name, ()))
+    dataset's own keys, deep-merged in that order (a list or scalar replaces, a mapping merges). Then
+    ``extra_roots`` / ``extra_living_roots`` are appended to ``roots`` / ``living_roots`` (an inheriting dataset
+    adds roots without retyping its parent's list)."""
+    merged = deep_merge(config.get("dataset_defaults", {}), _own_config(config, name, ()))
+    for extra, key in (("extra_roots", "roots"), ("extra_living_roots", "living_roots")):
+        more = merged.pop(extra, None) or []
+        if more:
+            merged[key] = list(merged.get(key) or []) + [q for q in more if q not in set(merged.get(key) or [])]
+    return merged
 
 
 def _own_config(config: dict, name: str, seen: tuple) -> dict:
@@ -72,6 +80,21 @@ def model_recipe(config: dict, model: str, dataset: str | None = None) -> dict:
     return recipe
 
 
+def model_aliases(config: dict) -> dict[str, str]:
+    """``{"<dataset>/<recipe>-alt<N>": "<dataset>/<recipe>"}`` for every dataset and recipe whose own alt-text share
+    (``alt_text_chance``, default 0.5, after the dataset's ``model_overrides``) is N %: that name is the same
+    training run (``tiny-alt50`` is ``tiny``), so its eval.csv is the recipe's (rule ``model_alias``), not a second
+    run."""
+    out = {}
+    for name in config["datasets"]:
+        for r in config["models"]:
+            share = model_recipe(config, r, name).get("alt_text_chance", 0.5)
+            n = round(float(share) * 100)
+            if abs(float(share) * 100 - n) < 1e-9:
+                out[f"{name}/{r}-alt{n}"] = f"{name}/{r}"
+    return out
+
+
 def suite(config: dict, dataset: str) -> dict[str, dict]:
     name = dataset_config(config, dataset).get("eval_suite", "paper")
     if name not in config["evaluation"]["suites"]:
@@ -93,6 +116,7 @@ def check(config: dict, repo: Path) -> None:
         for b in benches:
             if b not in config["benchmarks"]:
                 raise ConfigError(f"evaluation.suites.{sname}: benchmark {b!r} is not defined in benchmarks")
+    check_benchmark_names(config)
     for b in config["evaluation"].get("skip") or []:
         if b not in config["benchmarks"]:
             raise ConfigError(f"evaluation.skip: {b!r} is not in benchmarks{_did_you_mean(b, config['benchmarks'])}")
@@ -127,6 +151,7 @@ def check(config: dict, repo: Path) -> None:
             check_backends(where, backends)
             check_llm(where, ds)
         check_query_kinds(where, ds)
+        check_wordnet_kind(config, name, where, ds)
         suite(config, name)
         for m in ds.get("model_overrides", {}):
             if m not in config["models"]:
@@ -195,6 +220,57 @@ def check_llm(where: str, ds: dict) -> None:
     if missing:
         raise ConfigError(f"{where}.llm.{missing[0]}: required when {where}.{users[0]}.mode is llm "
                           f"(set llm.base_url, llm.model and, for a keyed API, llm.api_key_env)")
+    host = urlsplit(llm["base_url"]).hostname or ""
+    if not llm.get("api_key_env") and host not in LOOPBACK_HOSTS:
+        raise ConfigError(f"{where}.llm.api_key_env: required when {where}.{users[0]}.mode is llm and llm.base_url "
+                          f"({llm['base_url']!r}) is not on this machine: the NAME of the environment variable that "
+                          "holds the API key, e.g. OPENAI_API_KEY (a keyless server must listen on 127.0.0.1)")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_wordnet_kind(config: dict, name: str, where: str, ds: dict) -> None:
+    """A ``queries.kinds`` that the dataset sets itself (not the defaults) and that names ``wordnet-noun-living``
+    needs ``wordnet.dir``: without it that kind yields no query, silently."""
+    own = _own_config(config, name, ())
+    if "wordnet-noun-living" in ((own.get("queries") or {}).get("kinds") or []) and not (ds.get("wordnet") or {}).get("dir"):
+        raise ConfigError(f"{where}.queries.kinds: 'wordnet-noun-living' needs {where}.wordnet.dir (the WordNet 3.0 "
+                          "database folder, e.g. /usr/share/wordnet from Debian's wordnet-base), which is null; set "
+                          "it or drop the kind")
+
+
+def clip_benchmark_names() -> tuple[set[str], tuple[str, ...]]:
+    """Dataset names and name prefixes that ``clip_benchmark.datasets.builder.build_dataset`` accepts, read from its
+    source (importing it would load torch while the workflow is parsed). Empty when clip_benchmark is missing."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("clip_benchmark")
+    if spec is None or not spec.submodule_search_locations:
+        return set(), ()
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "builder.py"
+    if not path.exists():
+        return set(), ()
+    src = path.read_text()
+    start = src.find("def build_dataset")
+    body = src[start:src.find("\ndef ", start + 1)]
+    names = set(re.findall(r"dataset_name\s*==\s*[\"']([^\"']+)[\"']", body))
+    prefixes = tuple(sorted(set(re.findall(r"dataset_name\.startswith\(\s*[\"']([^\"']+)[\"']", body))))
+    return names, prefixes
+
+
+def check_benchmark_names(config: dict) -> None:
+    """``benchmarks.<name>.dataset`` is a dataset name that clip_benchmark knows (or ``wds/<folder>``, ...)."""
+    names, prefixes = clip_benchmark_names()
+    if not names:
+        return  # clip_benchmark is not installed here: the evaluate job's environment checks it
+    for bench, b in config["benchmarks"].items():
+        name = b.get("dataset", "")
+        if name in names or (prefixes and name.startswith(prefixes)):
+            continue
+        raise ConfigError(f"benchmarks.{bench}.dataset: {name!r} is not a clip_benchmark dataset"
+                          f"{_did_you_mean(name, names)}; expected one of its names or a prefixed name "
+                          f"({', '.join(p + '...' for p in prefixes)}, e.g. wds/{bench} for a local webdataset)")
 
 
 def model_image_size(arch: str, repo: Path) -> int:

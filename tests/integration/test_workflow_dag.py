@@ -113,6 +113,11 @@ BAD_CONFIGS = [
      "port must be 1..65535"),
     ("datasets: {demo: {natural_types: {mode: llm}}}", "datasets.demo.llm.base_url: required"),
     ("datasets: {rehearsal: {inherits: nosuch}}", "datasets.rehearsal.inherits: unknown dataset 'nosuch'"),
+    # issue 18: refused at plan time with the key path and what was expected
+    ("datasets: {demo: {attributes: {mode: llm}, llm: {base_url: 'https://api.openai.com/v1', model: m}}}",
+     "datasets.demo.llm.api_key_env: required"),
+    ("datasets: {demo: {queries: {kinds: [wordnet-noun-living]}}}", "'wordnet-noun-living' needs datasets.demo.wordnet.dir"),
+    ("benchmarks: {cub200: {dataset: imagenet1kk}}", "benchmarks.cub200.dataset: 'imagenet1kk' is not a clip_benchmark"),
 ]
 
 

@@ -104,7 +104,8 @@ def run(tmp_path_factory):
     override = {"datasets": {"demo": {
         "kg": {"endpoint": f"file:{wd / 'kg.ttl'}"},
         "search": {"backends": {"pool": {"path": "pool.csv", "max_results": 20, "match": "fts"}}},
-        "download": {"serve_local": {"directory": "resources/demo/photos", "bind": f"127.0.0.1:{free_port()}"}},
+        "download": {"serve_local": {"directory": "resources/demo/photos", "bind": f"127.0.0.1:{free_port()}",
+                                     "pin_port": True}},  # the URLs name photos.url, not bind: no proxy
     }}}
     (wd / "override.yaml").write_text(yaml.safe_dump(override))
     try:

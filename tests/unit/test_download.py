@@ -1,5 +1,8 @@
 """Pure functions of scripts/download.py: the duplicate-URL retry, per-row final outcomes, failure reasons, the CLI."""
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -132,3 +135,38 @@ def test_read_chunk_urls_reads_only_the_chunk(tmp_path):
         assert list(p.columns) == ["uid", "url", "urls", "alt_texts"]
         assert set(p["uid"]) == set(download.chunk_rows(urls, c, 3)["uid"])
     assert download.read_chunk_urls(tmp_path / "urls.parquet", 77, 100).empty   # uids 0..49 only
+
+
+def _fetch(url: str, env: dict) -> tuple[int, bytes]:
+    """GET ``url`` with urllib (as img2dataset does) in a fresh process whose environment is ``env``."""
+    code = ("import sys, urllib.request, urllib.error\n"
+            "try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=10); print(r.status); print(r.read().decode())\n"
+            "except urllib.error.HTTPError as e:\n    print(e.code)\n")
+    base = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    r = subprocess.run([sys.executable, "-c", code, url], env={**base, **env}, capture_output=True, text=True,
+                       timeout=60)
+    lines = r.stdout.splitlines()
+    assert lines, r.stderr
+    return int(lines[0]), "\n".join(lines[1:]).encode()
+
+
+def test_two_unpinned_servers_share_one_url_origin(tmp_path):
+    """Two demo downloads at once: neither binds the pool's port; each serves the pool's URLs through its proxy."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.txt").write_text(f"from {name}")
+    bind = "127.0.0.1:18765"
+    with download.serve_directory(str(tmp_path / "a"), bind, pin_port=False) as env_a, \
+            download.serve_directory(str(tmp_path / "b"), bind, pin_port=False) as env_b:
+        assert env_a["http_proxy"] != env_b["http_proxy"] and bind not in env_a["http_proxy"]
+        assert _fetch(f"http://{bind}/x.txt", env_a) == (200, b"from a")
+        assert _fetch(f"http://{bind}/x.txt", env_b) == (200, b"from b")
+        assert _fetch("http://127.0.0.1:9/x.txt", env_a)[0] == 403  # another origin is not served
+
+
+def test_pinned_port_collision_names_the_way_out(tmp_path):
+    with download.serve_directory(str(tmp_path), "127.0.0.1:0", pin_port=False) as env:
+        port = env["http_proxy"].rsplit(":", 1)[1]
+        with pytest.raises(RuntimeError, match="pin_port false"):
+            with download.serve_directory(str(tmp_path), f"127.0.0.1:{port}", pin_port=True):
+                pass

@@ -395,3 +395,52 @@ def test_evaluate_style_file_extra_metrics_ignored_and_missing_benchmark_propaga
     pts = po.points_from_eval(df)
     assert pts.iloc[0][["training_data", "arch"]].tolist() == ["entitynet", "B-32"]
     assert pts.iloc[0]["imagenet_top1"] == pytest.approx(55.71)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the CPU demo's outputs (issue 18): its own benchmark, tiny costs, Fig. 1 axes
+# --------------------------------------------------------------------------------------------------------------
+
+
+def demo_eval(model: str, acc1: float) -> pd.DataFrame:
+    """eval.csv of a demo run: the demo suite (demo_heldout only), 512 samples, ~9.6e10 MACs."""
+    rows = [("demo", model, "demo_heldout", "zeroshot_classification", metric, value, "default+openai", 2, 512,
+             9.6191643648e-08, "ok") for metric, value in (("acc1", acc1), ("acc5", 0.6))]
+    return po.validate_eval(pd.DataFrame(rows, columns=list(po.EVAL_COLUMNS)))
+
+
+def test_demo_ablation_shows_its_benchmark_and_readable_costs(tmp_path):
+    runs = {"0% alt text": demo_eval("tiny-alt0", 1 / 11), "50% alt text": demo_eval("tiny", 2 / 11),
+            "100% alt text": demo_eval("tiny-alt100", 3 / 11)}
+    table = po.ablation_table(runs)
+    # the paper's six columns would all read "–" (the demo suite has none of their benchmarks): left out
+    assert table.columns.tolist() == ["model", "MACs (1e9)", "samples seen", "demo_heldout"]
+    assert table["MACs (1e9)"].tolist() == pytest.approx([96.19] * 3, abs=0.01)
+    assert table["samples seen"].tolist() == [512] * 3
+    assert table["demo_heldout"].tolist() == pytest.approx([100 / 11, 200 / 11, 300 / 11])
+    md = tmp_path / "t.md"
+    po.write_table(table, None, md, None)
+    text = md.read_text(encoding="utf-8")
+    assert "| 96.2 | 512.0 | **27.3** |" in text and "*18.2*" in text and "| 0.0 |" not in text
+
+
+def test_cost_units_pick_the_largest_readable_unit(three_runs):
+    assert po.cost_units(pd.Series([13.05e18]), pd.Series([588.6e6])) == (("MACs (1e18)", 1e18),
+                                                                           ("samples seen (M)", 1e6))
+    assert po.cost_units(pd.Series([2.5e12]), pd.Series([12.8e9])) == (("MACs (1e12)", 1e12), ("samples seen (B)", 1e9))
+    # the paper's runs keep the paper's units
+    assert po.ablation_table(three_runs).columns[:3].tolist() == ["model", po.MACS_TITLE, po.SAMPLES_TITLE]
+
+
+def test_fig1_axis_spans_the_drawn_points_only():
+    ours = po.points_from_eval(demo_eval("tiny", 0.1), dataset_labels={"demo": "EntityNet demo"},
+                               arch_labels={"tiny": "EntityNet-tiny-ctx32"})
+    assert math.isnan(ours.loc[0, "imagenet_top1"])  # nothing to draw in either panel
+    reference = po.read_reference_points(REFERENCE_POINTS)
+    fig = po.plot_fig1(ours, reference)
+    low, high = fig.axes[0].get_xlim()
+    assert low >= reference["macs_1e18"].min() / 2 and high <= reference["macs_1e18"].max() * 10
+    texts = [t.get_text() for t in fig.texts]
+    assert any("Not drawn" in t and "EntityNet demo" in t for t in texts), texts
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert "EntityNet (ours)" not in legend and "EntityNet-tiny-ctx32" not in legend

@@ -80,3 +80,46 @@ def test_missing_benchmarks_stop_a_run_unless_skipped(tmp_path):
     cfg["evaluation"]["skip"] = ["imagenet1kk"]
     with pytest.raises(wc.ConfigError, match="evaluation.skip: 'imagenet1kk' is not in benchmarks.*did you mean"):
         wc.check(cfg, REPO)
+
+
+def test_llm_mode_needs_a_key_variable_for_a_remote_api():
+    """A remote OpenAI-compatible API without llm.api_key_env would fail at the first KG job with a 401."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["datasets"]["demo"]["attributes"] = {"mode": "llm"}
+    cfg["datasets"]["demo"]["llm"] = {"base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini"}
+    with pytest.raises(wc.ConfigError, match=r"datasets.demo.llm.api_key_env: required when datasets.demo."
+                                             r"attributes.mode is llm.*'https://api.openai.com/v1'"):
+        wc.check(cfg, REPO)
+    cfg["datasets"]["demo"]["llm"]["api_key_env"] = "OPENAI_API_KEY"
+    wc.check(cfg, REPO)
+    # a keyless server on this machine (vLLM) needs no key variable
+    cfg["datasets"]["demo"]["llm"] = {"base_url": "http://127.0.0.1:8000/v1", "model": "qwen"}
+    wc.check(cfg, REPO)
+    cfg["datasets"]["demo"]["llm"] = {"base_url": "http://127.0.0.1:8000/v1", "model": None}
+    with pytest.raises(wc.ConfigError, match="datasets.demo.llm.model: required"):
+        wc.check(cfg, REPO)
+
+
+def test_wordnet_kind_without_a_wordnet_dir_is_refused():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["datasets"]["demo"]["queries"] = {"kinds": ["wordnet-noun-living"]}
+    with pytest.raises(wc.ConfigError, match=r"datasets.demo.queries.kinds: 'wordnet-noun-living' needs "
+                                             r"datasets.demo.wordnet.dir"):
+        wc.check(cfg, REPO)
+    cfg["datasets"]["demo"]["wordnet"] = {"dir": "/usr/share/wordnet"}
+    wc.check(cfg, REPO)
+    # the defaults' kind list (all kinds) stays valid without WordNet: that kind then yields nothing
+    assert "wordnet-noun-living" in wc.dataset_config(CONFIG, "demo")["queries"]["kinds"]
+    assert not wc.dataset_config(CONFIG, "demo")["wordnet"]["dir"]
+
+
+def test_unknown_clip_benchmark_dataset_is_refused():
+    names, prefixes = wc.clip_benchmark_names()
+    assert {"imagenet1k", "crossmodal3600", "flickr30k"} <= names and "wds/" in prefixes
+    cfg = copy.deepcopy(CONFIG)
+    cfg["benchmarks"]["cub200"]["dataset"] = "imagenet1kk"
+    with pytest.raises(wc.ConfigError, match=r"benchmarks.cub200.dataset: 'imagenet1kk' is not a clip_benchmark "
+                                             r"dataset \(did you mean 'imagenet1k'"):
+        wc.check(cfg, REPO)
+    cfg["benchmarks"]["cub200"]["dataset"] = "wds/any_local_folder"
+    wc.check(cfg, REPO)
