@@ -20,9 +20,9 @@ Selection, as in the authors' ``wordnet_livingthings_create_queries.py`` (their 
 On WordNet 3.0 the subtree without the thoroughbred instances has 8,861 synsets (the authors' count); 6,983 leaves
 remain, with 16,704 distinct lemmas.
 
-Output: one row per leaf synset in the entities schema (``docs/CONTRACTS.md``): ``qid = wn:<synset name>``,
+Output: one row per leaf synset in the entities schema (``docs/CONTRACTS.md``): ``qid = wordnet:<synset name>`` (the authors' key),
 ``label`` its first lemma, ``aliases`` its other lemmas, ``description`` the gloss, ``is_living`` true,
-``roots = [wn:living_thing.n.01]``, ``source = wordnet`` and a natural type from WordNet itself: the first of
+``roots = [wordnet:living_thing.n.01]``, ``source = wordnet`` and a natural type from WordNet itself: the first of
 animal.n.01, plant.n.02, fungus.n.01, organism.n.01 the synset lies under (any hypernym path). The query stage
 turns these rows into ``wordnet-noun-living`` queries. One row per synset keeps ``qid`` unique (the text-mix index
 needs that); a lemma shared by several synsets (homonyms) is one query carrying all their ids there.
@@ -54,7 +54,7 @@ BLACKLIST = frozenset({
     "mickey_mouse.n.01", "mighty_mouse.n.01", "minnie_mouse.n.01", "yggdrasil.n.01",
 })
 DROP_INSTANCES_OF = ("thoroughbred.n.02",)
-#: natural types, first match wins (text_mix treats wn:animal.n.01 / wn:plant.n.02 like Q729 / Q756)
+#: natural types, first match wins (text_mix treats wordnet:animal.n.01 / wordnet:plant.n.02 like Q729 / Q756)
 NATURAL_TYPES = ("animal.n.01", "plant.n.02", "fungus.n.01", "organism.n.01")
 #: lexnames(5WN) of WordNet 3.0: file number -> (name, syntactic category)
 LEXNAMES = [
@@ -175,9 +175,9 @@ def wordnet_entities(wn, max_synsets: int | None = None, root: str = ROOT) -> tu
             if text not in names:
                 names.append(text)
         nt = natural_type_of(s)
-        rows.append({"qid": f"wn:{s.name()}", "label": names[0], "description": s.definition() or None,
+        rows.append({"qid": f"wordnet:{s.name()}", "label": names[0], "description": s.definition() or None,
                      "aliases": names[1:], "common_names": [], "taxon_names": [], "sitelinks": None,
-                     "roots": [f"wn:{root}"], "is_living": True, "natural_type_qid": f"wn:{nt}" if nt else None,
+                     "roots": [f"wordnet:{root}"], "is_living": True, "natural_type_qid": f"wordnet:{nt}" if nt else None,
                      "natural_type_label": wn.synset(nt).lemma_names()[0].replace("_", " ") if nt else None,
                      "natural_type_description": wn.synset(nt).definition() if nt else None, "image": None,
                      "source": "wordnet"})

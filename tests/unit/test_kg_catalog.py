@@ -6,7 +6,7 @@ import kg_catalog
 
 def entities():
     return pd.DataFrame({
-        "qid": ["Q144", "Q729", "Q39546", "Q25294", "wn:dog.n.01", "Q5"],
+        "qid": ["Q144", "Q729", "Q39546", "Q25294", "wordnet:dog.n.01", "Q5"],
         "label": ["Dog", "Animal", "physical tool", "Hammer\twith tab", "dog", "Beagle"],
         "roots": [["Q729", "Q144"], ["Q729"], ["Q39546"], ["Q39546"], ["Q729"], ["Q729", "Q144"]],
         "is_living": [True, True, False, False, True, True],
@@ -18,7 +18,7 @@ def entities():
 def test_catalog_lists_wikidata_entities_by_root_with_root_labels():
     c = kg_catalog.catalog(entities(), root_labels={"Q756": "plant"})
     assert list(c.columns) == kg_catalog.COLUMNS
-    assert "wn:dog.n.01" not in set(c["qid"])  # WordNet rows are not in the KG
+    assert "wordnet:dog.n.01" not in set(c["qid"])  # WordNet rows are not in the KG
     assert c["qid"].tolist() == ["Q25294", "Q39546", "Q729", "Q5", "Q144"]  # by roots, then label
     row = c.set_index("qid").loc["Q144"]
     assert row["roots"] == "Q729,Q144" and row["root_labels"] == "Animal,Dog" and row["living"] == 1

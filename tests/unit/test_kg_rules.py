@@ -37,10 +37,10 @@ def test_kg_rules_with_wordnet_and_llm_modes(tmp_path):
         ents = pd.read_parquet(wd / "results/demo/entities.parquet")
         attrs = pd.read_parquet(wd / "results/demo/attributes.parquet")
         wn = ents[ents["source"] == "wordnet"]
-        assert len(wn) == 25 and wn["qid"].str.startswith("wn:").all() and wn["is_living"].all()
+        assert len(wn) == 25 and wn["qid"].str.startswith("wordnet:").all() and wn["is_living"].all()
         assert ents["qid"].is_unique and (ents["source"] == "wikidata").sum() > 50
         assert len(attrs) > 0 and (attrs["source"] == "llm").all()
-        assert not attrs["qid"].str.startswith("wn:").any()  # WordNet rows get no attributes
+        assert not attrs["qid"].str.startswith("wordnet:").any()  # WordNet rows get no attributes
         n = server.request_count("/v1/chat/completions")
         assert n > 50
         log = (wd / "logs/demo/kg_entities.log").read_text()

@@ -32,7 +32,7 @@ def test_counts_match_the_authors(wordnet):
     assert stats["dropped_instances"] == 11
     assert stats["leaves"] == len(df) == 6983
     assert stats["lemmas"] == 16704
-    assert df["qid"].is_unique and df["qid"].str.startswith("wn:").all()
+    assert df["qid"].is_unique and df["qid"].str.startswith("wordnet:").all()
 
 
 @needs_wordnet
@@ -41,27 +41,27 @@ def test_blacklist_thoroughbreds_and_internal_nodes_are_gone(wordnet):
     qids = set(df["qid"])
     for name in ("donald_duck.n.01", "mickey_mouse.n.01", "easter_bunny.n.01", "yggdrasil.n.01", "person.n.01",
                  "microorganism.n.01", "cell.n.02", "wildlife.n.01"):
-        assert f"wn:{name}" not in qids
+        assert f"wordnet:{name}" not in qids
     thoroughbred = wn.synset("thoroughbred.n.02")
-    named_horses = {f"wn:{s.name()}" for s in thoroughbred.instance_hyponyms()}
+    named_horses = {f"wordnet:{s.name()}" for s in thoroughbred.instance_hyponyms()}
     assert named_horses and not (named_horses & qids)
     # nothing below a blacklisted synset either (e.g. every person), and no synset with hyponyms
-    assert "wn:mother.n.01" not in qids
+    assert "wordnet:mother.n.01" not in qids
     assert all(not (s.hyponyms() or s.instance_hyponyms()) for s in leaves)
     for name in ("aardvark.n.01", "aalii.n.01", "european_rabbit.n.01"):
-        assert f"wn:{name}" in qids
+        assert f"wordnet:{name}" in qids
 
 
 @needs_wordnet
 def test_rows_lemmas_casing_and_natural_types(wordnet):
     _, df, _, _ = wordnet
     ents = df.set_index("qid")
-    rabbit = ents.loc["wn:european_rabbit.n.01"]
+    rabbit = ents.loc["wordnet:european_rabbit.n.01"]
     assert rabbit["label"] == "European rabbit" and "Old World rabbit" in rabbit["aliases"]
-    assert rabbit["natural_type_qid"] == "wn:animal.n.01" and rabbit["natural_type_label"] == "animal"
-    assert ents.loc["wn:aalii.n.01", "natural_type_qid"] == "wn:plant.n.02"
-    assert ents.loc["wn:aalii.n.01", "description"].startswith("a small Hawaiian tree")
-    assert (ents["natural_type_qid"] == "wn:fungus.n.01").sum() > 100  # fungi come in through WordNet
+    assert rabbit["natural_type_qid"] == "wordnet:animal.n.01" and rabbit["natural_type_label"] == "animal"
+    assert ents.loc["wordnet:aalii.n.01", "natural_type_qid"] == "wordnet:plant.n.02"
+    assert ents.loc["wordnet:aalii.n.01", "description"].startswith("a small Hawaiian tree")
+    assert (ents["natural_type_qid"] == "wordnet:fungus.n.01").sum() > 100  # fungi come in through WordNet
     # mixed-case duplicates share the first casing seen: 'balm of Gilead' is never a second spelling
     names = [n for row in df.itertuples() for n in [row.label, *row.aliases]]
     lowered = pd.Series(names).str.lower()

@@ -84,7 +84,7 @@ def test_run_chunk_partitions_queries(pool_index):
     b = PoolBackend(pool_index)
     parts = [rs.run_chunk(q, b, 1, c, 3) for c in range(3)]
     assert sum(len(p) for p in parts) == 20  # every query searched exactly once across chunks
-    assert list(parts[0].columns) == rs.HIT_COLUMNS
+    assert list(parts[0].columns) == list(rs.HIT_COLUMNS)
     with pytest.raises(ValueError, match="unknown search backend"):
         rs.make_backend("bing_v7", {}, None, "/tmp")
 
@@ -125,10 +125,10 @@ def test_baseline_tag_parsing():
 
 
 def test_wordnet_lemmas_are_separate_queries():
-    ents = pd.DataFrame([{"qid": "wn:aardvark.n.01", "label": "aardvark", "aliases": ["ant bear", "Orycteropus afer"],
+    ents = pd.DataFrame([{"qid": "wordnet:aardvark.n.01", "label": "aardvark", "aliases": ["ant bear", "Orycteropus afer"],
                           "common_names": [], "taxon_names": [], "is_living": True, "natural_type_label": "animal",
-                          "natural_type_qid": "wn:animal.n.01", "source": "wordnet"}])
+                          "natural_type_qid": "wordnet:animal.n.01", "source": "wordnet"}])
     q = bq.build_queries(ents, pd.DataFrame(columns=["qid", "category", "attribute", "query", "source"]), bq.KINDS)
     assert sorted(q["text"]) == ["aardvark", "ant bear", "orycteropus afer"]
-    assert set(q["kind"]) == {"wordnet-noun-living"} and all(list(v) == ["wn:aardvark.n.01"] for v in q["qids"])
+    assert set(q["kind"]) == {"wordnet-noun-living"} and all(list(v) == ["wordnet:aardvark.n.01"] for v in q["qids"])
     assert q.set_index("text").at["ant bear", "or_terms"].split()[:1] == ["aardvark"]

@@ -113,8 +113,8 @@ def test_noun_query_weights_by_hand():
     assert list(df.iloc[0]["weights"]) == sorted(df.iloc[0]["weights"], reverse=True)
 
 
-@pytest.mark.parametrize("nt_qid,h", [("Q729", 0.1), ("Q756", 0.1), ("wn:animal.n.01", 0.1),
-                                      ("wn:plant.n.02", 0.1), ("Q11460", 0.2), ("Q5113", 0.2)])
+@pytest.mark.parametrize("nt_qid,h", [("Q729", 0.1), ("Q756", 0.1), ("wordnet:animal.n.01", 0.1), ("wn:animal.n.01", 0.1),
+                                      ("wordnet:plant.n.02", 0.1), ("Q11460", 0.2), ("Q5113", 0.2)])
 def test_hierarchy_chance_switch(nt_qid, h):
     ents = [ent("Q1", "thing", aliases=["thingy"], nt_qid=nt_qid, nt_label="kind"),
             ent(nt_qid, "kind", aliases=["sort"])]
@@ -165,11 +165,11 @@ def test_duplicate_strings_keep_highest_weight_not_sum():
 
 
 def test_guard_fires_for_single_synonym_when_switched_on_and_is_off_by_default():
-    ents = [ent("wn:aardvark.n.01", "aardvark", nt_qid="wn:animal.n.01", nt_label="animal")]
-    q = frame([qry("q", "ant bear", "wordnet-noun-living", ["wn:aardvark.n.01"], natural_type="animal")])
+    ents = [ent("wordnet:aardvark.n.01", "aardvark", nt_qid="wordnet:animal.n.01", nt_label="animal")]
+    q = frame([qry("q", "ant bear", "wordnet-noun-living", ["wordnet:aardvark.n.01"], natural_type="animal")])
     on = tm.TextMixConfig(guard=True)
     got = as_dict(tm.build_text_candidates(frame(ents), None, q, config=on), "q")
-    # per-synonym 0.6/1 > keep 0.4 -> both 0.5; h = 0.1 (wn:animal.n.01)
+    # per-synonym 0.6/1 > keep 0.4 -> both 0.5; h = 0.1 (wordnet:animal.n.01)
     assert_weights(got, normalised({"ant bear": 0.5, "aardvark": 0.45, "animal": 0.05}))
     # the authors' code never fires (the paper's numbers): keep 0.4, synonym 0.6; that is the default
     assert tm.TextMixConfig().guard is False
@@ -187,10 +187,10 @@ def test_guard_does_not_fire_with_two_synonyms():
 
 
 def test_noun_query_with_several_entities_uses_their_union():
-    ents = [ent("wn:a.n.01", "jack", "a male donkey", nt_qid="wn:animal.n.01", nt_label="animal"),
-            ent("wn:a.n.02", "jack", "a young male ass", aliases=["jackass"], nt_qid="wn:animal.n.01",
+    ents = [ent("wordnet:a.n.01", "jack", "a male donkey", nt_qid="wordnet:animal.n.01", nt_label="animal"),
+            ent("wordnet:a.n.02", "jack", "a young male ass", aliases=["jackass"], nt_qid="wordnet:animal.n.01",
                 nt_label="animal")]
-    q = frame([qry("q", "jack", "wordnet-noun-living", ["wn:a.n.01", "wn:a.n.02"], natural_type="animal")])
+    q = frame([qry("q", "jack", "wordnet-noun-living", ["wordnet:a.n.01", "wordnet:a.n.02"], natural_type="animal")])
     got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
     # entity synonyms {jack, jackass}: 0.3 each < 0.4 (no guard); h=0.1; defs: two descriptions share 0.09
     assert_weights(got, normalised({"jack": 0.4, "jackass": 0.27, "animal": 0.06, "a male donkey": 0.045,
