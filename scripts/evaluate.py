@@ -3,10 +3,11 @@
 For every benchmark the rule runs each prompt variant — class-name style × template set (``openai``: the 80 OpenAI
 ImageNet templates shipped with clip_benchmark; ``none``: the bare class name; ``dataset``: the dataset's own
 templates), plus any image-resize variants (``resize_variants``: e.g. CUB's ``squash``, the whole image resized to
-the model's square input without a crop, with the bare class name, as the authors evaluate CUB) — writes each variant's clip_benchmark JSON under ``eval/``, and reports in ``eval.csv`` the **best
-variant** per metric, as the paper does, with the name of that variant. All variants of all benchmarks run in one
-clip_benchmark process (``clip_benchmark_wrapped.py batch``). A benchmark whose data is not
-present is a ``missing`` row (never silently skipped); it fails the run only with ``fail_on_missing: true``.
+the model's square input without a crop, with the bare class name, as the authors evaluate CUB) — writes each
+variant's clip_benchmark JSON under ``eval/``, and reports in ``eval.csv`` the **best variant** per metric, as the
+paper does, with the name of that variant. All variants of all benchmarks run in one clip_benchmark process
+(``clip_benchmark_wrapped.py batch``). A benchmark whose data is not present is a ``missing`` row (never silently
+skipped); it fails the run only with ``fail_on_missing: true``.
 """
 
 import json

@@ -700,9 +700,10 @@ class SerpApiBingBackend(_SerpApiBackend):
     ``qft=+filterui:photo-photo`` (Bing's own URL syntax) with ``bing_filter_param: qft``.
     ``q`` follows the authors' Bing queries by default (``or_terms: natural_type``): the living noun and
     attribute+noun queries (``wd-noun-living``, ``wd-attrnoun-living``) carry their natural type as the one OR term
-    (``red fox (animal)``; a multi-word type is one phrase: ``barn owl (bird of prey)``); every other query, and every query without a natural type, is its text only; no exclude
-    list. ``or_terms: false`` sends the text only for every query (our earlier Bing behaviour); ``or_terms: true``
-    sends the row's Google-style OR group, and ``exclude_terms: true`` its exclude list.
+    (``red fox (animal)``; a multi-word type is one phrase: ``barn owl (bird of prey)``); every other query, and
+    every query without a natural type, is its text only; no exclude list. ``or_terms: false`` sends the text only
+    for every query (our earlier Bing behaviour); ``or_terms: true`` sends the row's Google-style OR group, and
+    ``exclude_terms: true`` its exclude list.
     ``first`` advances by the number of results actually returned (``count`` is only a suggestion to Bing).
     """
 
@@ -724,14 +725,12 @@ class SerpApiBingBackend(_SerpApiBackend):
             if not isinstance(mode, bool):
                 raise ValueError(f"{self.name}: or_terms must be 'natural_type', true or false, got {mode!r}")
             return super().query_string(query)
-        q = build_query_string(_text_field(query, "text"), "", _text_field(query, "exclude_terms"), use_or_terms=False,
-                               use_exclude_terms=bool(self.params.get("exclude_terms", self.DEFAULT_EXCLUDE_TERMS)))
+        q = _text_field(query, "text")
         nat = _text_field(query, "natural_type") if _text_field(query, "kind") in self.NATURAL_TYPE_KINDS else ""
-        if not nat:
-            return q
-        text = _text_field(query, "text")
-        # the one alternative is the whole natural-type name (a phrase such as "bird of prey" is not split)
-        return text + f" ({' '.join(nat.split())})" + q[len(text):]
+        if nat:  # the one alternative is the whole natural-type name (a phrase such as "bird of prey" is not split)
+            q += f" ({' '.join(nat.split())})"
+        return build_query_string(q, "", _text_field(query, "exclude_terms"), use_or_terms=False,
+                                  use_exclude_terms=bool(self.params.get("exclude_terms", self.DEFAULT_EXCLUDE_TERMS)))
 
     def _pages(self, query, max_results):
         count = self._page_size_for(max_results)

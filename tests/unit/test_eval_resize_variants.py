@@ -17,7 +17,8 @@ def test_cub_runs_the_authors_three_variants(tmp_path):
     assert [(v["name"], v["templates"], v["resize"]) for v in vs] == [
         ("default+openai", "openai", None), ("default+none", "none", None), ("default+none+squash", "none", "squash")]
     # only the squash job carries the option, and the wrapper takes it out before clip_benchmark parses the rest
-    argvs = {v["name"]: evaluate.variant_argv(cub, v, ARCH, "w.safetensors", tmp_path / "x.json", tmp_path, 8) for v in vs}
+    argvs = {v["name"]: evaluate.variant_argv(cub, v, ARCH, "w.safetensors", tmp_path / "x.json", tmp_path, 8)
+             for v in vs}
     assert [n for n, a in argvs.items() if cbw.RESIZE_FLAG in a] == ["default+none+squash"]
     rest, mode = cbw.split_resize(argvs["default+none+squash"])
     assert mode == "squash" and rest == argvs["default+none"] and cbw.RESIZE_FLAG not in rest

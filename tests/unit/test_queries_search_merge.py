@@ -49,7 +49,8 @@ def test_world_queries_have_the_authors_shape_by_default():
     """The authors write world queries as {entity, query, type: Photo}: no OR alternatives, no exclude list. The
     ``extended`` switch keeps our living-query syntax for them; living queries are the same either way."""
     q = bq.build_queries(entities(), attributes(), bq.KINDS).set_index(["kind", "text"])
-    ext = bq.build_queries(entities(), attributes(), bq.KINDS, world_search_terms="extended").set_index(["kind", "text"])
+    ext = bq.build_queries(entities(), attributes(), bq.KINDS,
+                           world_search_terms="extended").set_index(["kind", "text"])
     world = [k for k in q.index if k[0].endswith("-world")]
     assert {k[0] for k in world} == {"wd-noun-world", "wd-attrnoun-world", "wd-attr-world"}
     for key in world:
