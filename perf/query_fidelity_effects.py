@@ -4,7 +4,8 @@
     .venv/bin/python perf/query_fidelity_effects.py                      # demo (the default)
     .venv/bin/python perf/query_fidelity_effects.py --dataset rehearsal  # any dataset whose KG stage has run
 
-Builds the dataset's queries twice from ``results/{dataset}/entities.parquet`` and ``attributes.parquet``:
+Builds the dataset's queries (its configured kinds, caps and seed) twice from ``results/{dataset}/entities.parquet``
+and ``attributes.parquet``:
 
 * **old**: ``queries.world_search_terms: extended`` (world queries with the living-style OR group and exclude list)
   and ``serpapi_bing`` with ``or_terms: false`` (Bing sends the text only);
@@ -26,12 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 import requests
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import build_queries as bq  # noqa: E402
 import search_web  # noqa: E402
+import workflow_config as wc  # noqa: E402
 
 WEB = ["openverse", "commons", "inaturalist", "brave", "serpapi_google", "serpapi_bing"]
 ENV = {"BRAVE_API_KEY": "k", "SERPAPI_API_KEY": "k"}
@@ -73,11 +76,13 @@ def first_requests(name: str, queries: pd.DataFrame, params: dict) -> dict[str, 
     return out
 
 
-def effects(entities: pd.DataFrame, attributes: pd.DataFrame, kinds: list[str]) -> list[dict]:
-    old_q = bq.build_queries(entities, attributes, kinds, world_search_terms="extended").set_index("query_id",
-                                                                                                  drop=False)
-    new_q = bq.build_queries(entities, attributes, kinds, world_search_terms="authors").set_index("query_id",
-                                                                                                 drop=False)
+def effects(entities: pd.DataFrame, attributes: pd.DataFrame, qcfg: dict) -> list[dict]:
+    def build(world):
+        q = bq.build_queries(entities, attributes, list(qcfg["kinds"]), dict(qcfg.get("max_per_kind") or {}),
+                             int(qcfg.get("seed", 0)), world_search_terms=world)
+        return q.set_index("query_id", drop=False)
+
+    old_q, new_q = build("extended"), build("authors")
     assert list(old_q.index) == list(new_q.index), "the switch must not change which queries exist"
     world = old_q["kind"].str.endswith("-world")
     rows = [{"backend": "pool", "world_changed": 0, "world": int(world.sum()), "living_changed": 0,
@@ -109,8 +114,10 @@ def main(argv=None) -> None:
     base = Path(args.results) / args.dataset
     entities = pd.read_parquet(base / "entities.parquet")
     attributes = pd.read_parquet(base / "attributes.parquet")
-    rows = effects(entities, attributes, bq.KINDS)
-    q = bq.build_queries(entities, attributes, bq.KINDS)
+    qcfg = wc.dataset_config(yaml.safe_load((REPO / "config/config.yaml").read_text()), args.dataset)["queries"]
+    rows = effects(entities, attributes, qcfg)
+    q = bq.build_queries(entities, attributes, list(qcfg["kinds"]), dict(qcfg.get("max_per_kind") or {}),
+                         int(qcfg.get("seed", 0)))
     print(f"dataset {args.dataset}: {len(entities)} entities, {len(q)} queries "
           f"({q['kind'].value_counts().sort_index().to_dict()})")
     print(f"{'backend':15} {'world changed':>15} {'living changed':>16}  example (old q -> new q)")
