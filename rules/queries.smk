@@ -11,6 +11,7 @@ rule build_queries:
         kinds=lambda w: ds(w.dataset)["queries"]["kinds"],
         max_per_kind=lambda w: ds(w.dataset)["queries"]["max_per_kind"],
         seed=lambda w: ds(w.dataset)["queries"]["seed"],
+        world_search_terms=lambda w: ds(w.dataset)["queries"]["world_search_terms"],
     log:
         "logs/{dataset}/build_queries.log",
     threads: 1

@@ -5,6 +5,12 @@ Kinds: ``wd-noun-world`` / ``wd-noun-living`` (entity label; aliases are not que
 attribute's search query), ``wd-attr-*`` ("{attribute} {natural type}", aggregated over entities and sorted by
 frequency; no entity field), ``wordnet-noun-living`` (WordNet rows of entities.parquet).
 ``query_id`` = first 16 hex digits of sha256("{kind}\\t{normalised text}"): independent of backend and of order.
+
+Search terms of world queries (``queries.world_search_terms``): ``authors`` (default) gives every ``*-world`` query
+the authors' world shape, the query text and the photo type only (empty ``or_terms`` and ``exclude_terms``), as
+their world query builder writes ``{entity, query, type: Photo}``; ``extended`` gives world queries the living
+queries' Google syntax as well (names and natural type as alternatives, the drawing/clipart exclude list).
+Living and WordNet queries are the same under both.
 """
 
 import hashlib
@@ -18,6 +24,7 @@ from _helpers import configure_logging, rule_entry, write_parquet
 log = logging.getLogger("entitynet.build_queries")
 
 EXCLUDE_TERMS = "drawing clipart illustration cartoon vector painting"
+WORLD_SEARCH_TERMS = ("authors", "extended")
 KINDS = ["wd-noun-world", "wd-noun-living", "wordnet-noun-living", "wd-attrnoun-world", "wd-attrnoun-living",
          "wd-attr-world", "wd-attr-living"]
 
@@ -91,7 +98,10 @@ def attribute_queries(entities: pd.DataFrame, attributes: pd.DataFrame) -> pd.Da
 
 
 def build_queries(entities: pd.DataFrame, attributes: pd.DataFrame, kinds: list[str],
-                  max_per_kind: dict[str, int] | None = None, seed: int = 0) -> pd.DataFrame:
+                  max_per_kind: dict[str, int] | None = None, seed: int = 0,
+                  world_search_terms: str = "authors") -> pd.DataFrame:
+    if world_search_terms not in WORLD_SEARCH_TERMS:
+        raise ValueError(f"world_search_terms must be one of {WORLD_SEARCH_TERMS}, got {world_search_terms!r}")
     q = pd.concat([noun_queries(entities), attribute_queries(entities, attributes)], ignore_index=True)
     q = q[q["kind"].isin(kinds) & (q["text"].str.len() > 0)]
     # same (kind, text) from several entities: one query carrying all their QIDs
@@ -107,6 +117,10 @@ def build_queries(entities: pd.DataFrame, attributes: pd.DataFrame, kinds: list[
         q = pd.concat(parts)
     q["query_id"] = [query_id(k, t) for k, t in zip(q["kind"], q["text"])]
     q["exclude_terms"] = EXCLUDE_TERMS
+    if world_search_terms == "authors":  # world queries: text + photo type only (see the module docstring)
+        world = q["kind"].str.endswith("-world")
+        q.loc[world, "or_terms"] = ""
+        q.loc[world, "exclude_terms"] = ""
     q["image_type"] = "photo"
     cols = ["query_id", "text", "kind", "qids", "attribute", "natural_type", "is_living", "or_terms",
             "exclude_terms", "image_type", "count"]
@@ -120,7 +134,8 @@ def main(snakemake) -> None:
     p = snakemake.params
     entities = pd.read_parquet(snakemake.input.entities)
     attributes = pd.read_parquet(snakemake.input.attributes)
-    q = build_queries(entities, attributes, list(p.kinds), dict(p.max_per_kind or {}), int(p.seed))
+    q = build_queries(entities, attributes, list(p.kinds), dict(p.max_per_kind or {}), int(p.seed),
+                      str(p.world_search_terms))
     log.info("%d queries: %s", len(q), q["kind"].value_counts().to_dict())
     write_parquet(q, snakemake.output.queries)
 

@@ -7,6 +7,12 @@
    classification run then fails. We replace it with the same top-k computation using ``.item()``. Upstream:
    LAION-AI/CLIP_benchmark ``metrics/zeroshot_classification.py::accuracy`` (no release with a fix as of 1.6.2).
 
+3. One option of ours, ``--entitynet_resize_mode squash`` (taken out of the command line before clip_benchmark
+   parses it): the model's image transform resizes the whole image to the square input size, aspect ratio not kept,
+   with bilinear interpolation and no crop, instead of open_clip's resize-shortest-side + centre crop. This is the
+   authors' ``squash`` CUB task (their task config: ``resize_mode: squash``, ``interpolation: bilinear``), built
+   with open_clip's own ``image_resize_mode``/``image_interpolation`` options.
+
 Usage: ``python scripts/clip_benchmark_wrapped.py eval --model … --pretrained … --dataset wds/NAME …``, or
 ``python scripts/clip_benchmark_wrapped.py batch JOBS.json`` to run several ``eval`` command lines (a JSON list of
 ``{"name": ..., "argv": [...]}``) one after the other in this one process: the imports and the model config
@@ -32,6 +38,41 @@ def accuracy(output, target, topk=(1,)):
     return [correct[:k].reshape(-1).float().sum().item() / n for k in topk]
 
 
+RESIZE_FLAG = "--entitynet_resize_mode"
+#: resize mode -> open_clip create_model_and_transforms options (the authors' squash: bilinear, no crop)
+RESIZE_MODES = {"squash": {"image_resize_mode": "squash", "image_interpolation": "bilinear"}}
+
+
+def split_resize(argv: list[str]) -> tuple[list[str], str | None]:
+    """``argv`` without our ``--entitynet_resize_mode MODE`` option, and MODE (``None`` when absent)."""
+    if RESIZE_FLAG not in argv:
+        return list(argv), None
+    i = argv.index(RESIZE_FLAG)
+    if i + 1 >= len(argv) or argv[i + 1] not in RESIZE_MODES:
+        raise ValueError(f"{RESIZE_FLAG} needs one of {sorted(RESIZE_MODES)}")
+    return argv[:i] + argv[i + 2:], argv[i + 1]
+
+
+def load_open_clip(model_name: str, pretrained: str, cache_dir: str | None = None, device="cpu", *,
+                   resize_mode: str | None = None):
+    """clip_benchmark's open_clip loader (model, transform, tokenizer), with the image transform of ``resize_mode``."""
+    import open_clip
+
+    model, _, transform = open_clip.create_model_and_transforms(
+        model_name, pretrained=pretrained, cache_dir=cache_dir, **RESIZE_MODES.get(resize_mode or "", {}))
+    return model.to(device), transform, open_clip.get_tokenizer(model_name)
+
+
+def set_resize_mode(mode: str | None) -> None:
+    """Make clip_benchmark load open_clip models with the transform of ``mode`` (``None``: its own loader)."""
+    import functools
+
+    import clip_benchmark.models as cm
+    from clip_benchmark.models.open_clip import load_open_clip as stock
+
+    cm.TYPE2FUNC["open_clip"] = functools.partial(load_open_clip, resize_mode=mode) if mode else stock
+
+
 def patch() -> None:
     import clip_benchmark.metrics.zeroshot_classification as zc
 
@@ -46,14 +87,18 @@ def main(argv: list[str]) -> int:
     from clip_benchmark import cli
 
     if argv[:1] != ["batch"]:
-        sys.argv = ["clip_benchmark"] + argv
+        args, mode = split_resize(argv)
+        set_resize_mode(mode)
+        sys.argv = ["clip_benchmark"] + args
         cli.main()
         return 0
     failed = []
     for job in json.loads(Path(argv[1]).read_text()):
-        sys.argv = ["clip_benchmark"] + list(job["argv"])
         print(f"clip_benchmark job {job['name']}", flush=True)
         try:
+            args, mode = split_resize(list(job["argv"]))
+            set_resize_mode(mode)  # every job sets it: a squash job does not leak into the next one
+            sys.argv = ["clip_benchmark"] + args
             cli.main()
         except (Exception, SystemExit):  # argparse exits; report it and go on with the next job
             traceback.print_exc()

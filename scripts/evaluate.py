@@ -2,10 +2,12 @@
 
 For every benchmark the rule runs each prompt variant — class-name style × template set (``openai``: the 80 OpenAI
 ImageNet templates shipped with clip_benchmark; ``none``: the bare class name; ``dataset``: the dataset's own
-templates) — writes each variant's clip_benchmark JSON under ``eval/``, and reports in ``eval.csv`` the **best
-variant** per metric, as the paper does, with the name of that variant. All variants of all benchmarks run in one
-clip_benchmark process (``clip_benchmark_wrapped.py batch``). A benchmark whose data is not
-present is a ``missing`` row (never silently skipped); it fails the run only with ``fail_on_missing: true``.
+templates), plus any image-resize variants (``resize_variants``: e.g. CUB's ``squash``, the whole image resized to
+the model's square input without a crop, with the bare class name, as the authors evaluate CUB) — writes each
+variant's clip_benchmark JSON under ``eval/``, and reports in ``eval.csv`` the **best variant** per metric, as the
+paper does, with the name of that variant. All variants of all benchmarks run in one clip_benchmark process
+(``clip_benchmark_wrapped.py batch``). A benchmark whose data is not present is a ``missing`` row (never silently
+skipped); it fails the run only with ``fail_on_missing: true``.
 """
 
 import json
@@ -40,9 +42,17 @@ def variants(bench: dict) -> list[dict]:
     if bench["task"] != "zeroshot_classification":
         return [{"name": "default", "classnames": None, "templates": None}]
     out = []
-    for cname, cpath in (bench.get("classname_variants") or {"default": None}).items():
+    cnames = (bench.get("classname_variants") or {"default": None}).items()
+    for cname, cpath in cnames:
         for tname in bench.get("template_variants", ["openai", "none"]):
-            out.append({"name": f"{cname}+{tname}", "classnames": cpath, "templates": tname})
+            out.append({"name": f"{cname}+{tname}", "classnames": cpath, "templates": tname, "resize": None})
+    # image-preprocessing variants: the model's default (resize + centre crop) above; each resize mode here runs
+    # with the template sets listed for it
+    for rmode, tnames in (bench.get("resize_variants") or {}).items():
+        for cname, cpath in cnames:
+            for tname in tnames:
+                out.append({"name": f"{cname}+{tname}+{rmode}", "classnames": cpath, "templates": tname,
+                            "resize": rmode})
     return out
 
 
@@ -68,6 +78,10 @@ def variant_argv(bench: dict, variant: dict, arch: str, weights: str, out_json: 
         cfile = work / f"classnames_{short}_{variant['name']}.json"
         cfile.write_text(json.dumps({bench["dataset"]: names, short: names}))
         args += ["--custom_classname_file", str(cfile)]
+    if variant.get("resize"):
+        import clip_benchmark_wrapped
+
+        args += [clip_benchmark_wrapped.RESIZE_FLAG, variant["resize"]]
     return args
 
 

@@ -697,8 +697,13 @@ class SerpApiBingBackend(_SerpApiBackend):
     """SerpAPI Bing Images: ``engine=bing_images, q, first (1-based offset), count, api_key`` + photo filter.
 
     The photo filter is ``photo=photo`` (the parameter SerpAPI documents for Bing Images) by default, or
-    ``qft=+filterui:photo-photo`` (Bing's own URL syntax) with ``bing_filter_param: qft``. ``q`` = the query text
-    only by default (``or_terms``/``exclude_terms`` default false; set them true to send Google-style syntax).
+    ``qft=+filterui:photo-photo`` (Bing's own URL syntax) with ``bing_filter_param: qft``.
+    ``q`` follows the authors' Bing queries by default (``or_terms: natural_type``): the living noun and
+    attribute+noun queries (``wd-noun-living``, ``wd-attrnoun-living``) carry their natural type as the one OR term
+    (``red fox (animal)``; a multi-word type is one phrase: ``barn owl (bird of prey)``); every other query, and
+    every query without a natural type, is its text only; no exclude list. ``or_terms: false`` sends the text only
+    for every query (our earlier Bing behaviour); ``or_terms: true`` sends the row's Google-style OR group, and
+    ``exclude_terms: true`` its exclude list.
     ``first`` advances by the number of results actually returned (``count`` is only a suggestion to Bing).
     """
 
@@ -711,6 +716,21 @@ class SerpApiBingBackend(_SerpApiBackend):
     EXTRA_PARAMS = _SerpApiBackend.EXTRA_PARAMS | {"bing_filter_param"}
     PHOTO = {"photo": "photo", "clipart": "clipart", "lineart": "linedrawing", "linedrawing": "linedrawing",
              "animated": "animatedgif", "transparent": "transparent"}
+    #: kinds whose Bing query the authors gave the natural type as OR term (their living generators' ``bing`` branch)
+    NATURAL_TYPE_KINDS = frozenset({"wd-noun-living", "wd-attrnoun-living"})
+
+    def query_string(self, query: Mapping[str, Any]) -> str:
+        mode = self.params.get("or_terms", "natural_type")
+        if mode != "natural_type":
+            if not isinstance(mode, bool):
+                raise ValueError(f"{self.name}: or_terms must be 'natural_type', true or false, got {mode!r}")
+            return super().query_string(query)
+        q = _text_field(query, "text")
+        nat = _text_field(query, "natural_type") if _text_field(query, "kind") in self.NATURAL_TYPE_KINDS else ""
+        if nat:  # the one alternative is the whole natural-type name (a phrase such as "bird of prey" is not split)
+            q += f" ({' '.join(nat.split())})"
+        return build_query_string(q, "", _text_field(query, "exclude_terms"), use_or_terms=False,
+                                  use_exclude_terms=bool(self.params.get("exclude_terms", self.DEFAULT_EXCLUDE_TERMS)))
 
     def _pages(self, query, max_results):
         count = self._page_size_for(max_results)

@@ -33,7 +33,7 @@ DOWNLOADERS = ("wget", "curl", "gdown", "kaggle", "unzip")
 
 def suite(roots: dict[str, Path]) -> dict[str, dict]:
     """config.yaml's ``benchmarks:`` entries for the paper suite, on the fixture roots: every prompt variant of the
-    real config (31 clip_benchmark jobs, run by evaluate.py in one process)."""
+    real config (32 clip_benchmark jobs, run by evaluate.py in one process)."""
     def cls(name, dataset, **extra):
         return {"task": "zeroshot_classification", "dataset": dataset, "root": str(roots[name]),
                 "template_variants": ["openai", "none"], **extra}
@@ -51,7 +51,7 @@ def suite(roots: dict[str, Path]) -> dict[str, dict]:
         "objectnet": cls("objectnet", "wds/objectnet"),
         "inat2021": cls("inat2021", "wds/inat2021", classname_variants={
             "latin": str(inat / "classnames_latin.txt"), "common": str(inat / "classnames_common.txt")}),
-        "cub200": cls("cub200", "wds/cub200"),
+        "cub200": cls("cub200", "wds/cub200", resize_variants={"squash": ["none"]}),
         "rare_species": cls("rare_species", "wds/rare_species", classname_variants={
             s: str(rare / f"classnames_{s}.txt") for s in ("sci", "com", "tax", "scicom", "taxcom")}),
         "mscoco_captions": ret("mscoco_captions", "wds/mscoco_captions"),
@@ -148,7 +148,7 @@ def test_evaluate_all_twelve(tmp_path, tiny_model, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
     benches = suite(roots)
-    assert sum(len(evaluate.variants(b)) for b in benches.values()) == 31
+    assert sum(len(evaluate.variants(b)) for b in benches.values()) == 32
     out = tmp_path / "eval"
     df = evaluate.evaluate("fixtures", "tiny", ARCH, str(tiny_model), benches, str(out), samples_seen=0,
                            fail_on_missing=True, batch_size=4)

@@ -259,6 +259,69 @@ def test_serpapi_bing_filter_offsets_and_size_parsing(tmp_path):
     assert all(isinstance(h["width"], int) and isinstance(h["height"], int) for h in hits)
 
 
+def _built_queries(world_search_terms: str = "authors") -> dict:
+    """Real build_queries rows (one living entity with a natural type, one world entity), keyed by (kind, text)."""
+    import pandas as pd
+
+    import build_queries
+
+    ents = pd.DataFrame([
+        {"qid": "Q8332", "label": "Red fox", "aliases": ["Vulpes vulpes"], "common_names": [], "taxon_names": [],
+         "is_living": True, "natural_type_label": "animal", "source": "wikidata"},
+        {"qid": "Q132964", "label": "Claw hammer", "aliases": ["nail puller"], "common_names": [], "taxon_names": [],
+         "is_living": False, "natural_type_label": "hand tool", "source": "wikidata"}])
+    attrs = pd.DataFrame([
+        {"qid": "Q8332", "category": "Behavior", "attribute": "sleeping", "query": "sleeping red fox", "source": "kg"},
+        {"qid": "Q132964", "category": "Color", "attribute": "red", "query": "red claw hammer", "source": "kg"}])
+    q = build_queries.build_queries(ents, attrs, build_queries.KINDS, world_search_terms=world_search_terms)
+    return {(r["kind"], r["text"]): r for r in q.to_dict("records")}
+
+
+def _sent_q(name: str, rows, tmp_path, **params) -> list[str]:
+    with SerpApiStandin(api_key=SERP_KEY, n_results=3) as server:
+        b = backend(name, server, tmp_path / f"{name}{len(list(tmp_path.iterdir()))}", **params)
+        for row in rows:
+            b.search(row, 3)
+        return [r.param("q") for r in server.requests]
+
+
+def test_bing_sends_the_natural_type_as_or_term_like_the_authors(tmp_path):
+    """The authors' Bing queries: living noun and attribute+noun queries carry the natural type as their OR term,
+    nothing else carries one, and none has an exclude list. ``or_terms: false`` is our earlier text-only Bing."""
+    rows = _built_queries()
+    keys = [("wd-noun-living", "red fox"), ("wd-attrnoun-living", "sleeping red fox"),
+            ("wd-attr-living", "sleeping animal"), ("wd-noun-world", "claw hammer"),
+            ("wd-attrnoun-world", "red claw hammer"), ("wd-attr-world", "red hand tool")]
+    assert _sent_q("serpapi_bing", [rows[k] for k in keys], tmp_path) == [
+        "red fox (animal)", "sleeping red fox (animal)", "sleeping animal", "claw hammer", "red claw hammer",
+        "red hand tool"]
+    assert _sent_q("serpapi_bing", [rows[k] for k in keys], tmp_path, or_terms=False) == [k[1] for k in keys]
+    # a multi-word natural type is one alternative, not an OR of its words; a row without a type is the text only
+    multi = dict(rows[keys[0]], natural_type="bird of prey")
+    assert _sent_q("serpapi_bing", [multi, dict(rows[keys[0]], natural_type=None)], tmp_path) == [
+        "red fox (bird of prey)", "red fox"]
+    with pytest.raises(ValueError, match="or_terms must be 'natural_type', true or false"):
+        make_backend("serpapi_bing", {"or_terms": "nat"}, str(tmp_path), env=ENV).search(rows[keys[0]], 1)
+
+
+def test_world_queries_reach_google_in_the_authors_shape(tmp_path):
+    """Default world queries reach Google as their text plus the photo filter only; living queries keep their
+    OR group and exclude list; ``world_search_terms: extended`` restores the living-style world syntax."""
+    rows, ext = _built_queries(), _built_queries("extended")
+    world, living = ("wd-noun-world", "claw hammer"), ("wd-noun-living", "red fox")
+    with SerpApiStandin(api_key=SERP_KEY, n_results=3) as server:
+        b = backend("serpapi_google", server, tmp_path)
+        b.search(rows[world], 3)
+        b.search(rows[living], 3)
+        b.search(ext[world], 3)
+        reqs = server.requests
+    assert reqs[0].param("q") == "claw hammer" and reqs[0].param("tbs") == "itp:photo"
+    assert reqs[1].param("q") == ("red fox (vulpes OR animal) -drawing -clipart -illustration -cartoon -vector "
+                                  "-painting")
+    assert reqs[2].param("q") == ("claw hammer (nail OR puller OR hand OR tool) -drawing -clipart -illustration "
+                                  "-cartoon -vector -painting")
+
+
 class OverlappingBing(SerpApiStandin):
     """Bing pages that overlap by 3 results (``stuck=True``: the offset is ignored, every page is the same)."""
 

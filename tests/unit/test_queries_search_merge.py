@@ -45,6 +45,27 @@ def test_query_kinds_ids_and_syntax():
     assert bq.query_id("wd-noun-world", "hammer") != bq.query_id("wd-noun-living", "hammer")
 
 
+def test_world_queries_have_the_authors_shape_by_default():
+    """The authors write world queries as {entity, query, type: Photo}: no OR alternatives, no exclude list. The
+    ``extended`` switch keeps our living-query syntax for them; living queries are the same either way."""
+    q = bq.build_queries(entities(), attributes(), bq.KINDS).set_index(["kind", "text"])
+    ext = bq.build_queries(entities(), attributes(), bq.KINDS,
+                           world_search_terms="extended").set_index(["kind", "text"])
+    world = [k for k in q.index if k[0].endswith("-world")]
+    assert {k[0] for k in world} == {"wd-noun-world", "wd-attrnoun-world", "wd-attr-world"}
+    for key in world:
+        assert (q.at[key, "or_terms"], q.at[key, "exclude_terms"], q.at[key, "image_type"]) == ("", "", "photo")
+    assert ext.at[("wd-noun-world", "hammer"), "or_terms"].split() == ["mallet", "physical", "tool"]
+    assert ext.at[("wd-attrnoun-world", "red hammer"), "exclude_terms"] == bq.EXCLUDE_TERMS
+    living = [k for k in q.index if not k[0].endswith("-world")]
+    assert len(living) == 5
+    cols = ["query_id", "qids", "or_terms", "exclude_terms", "image_type", "natural_type"]
+    assert q.loc[living, cols].equals(ext.loc[living, cols])
+    assert (q.loc[world, "query_id"] == ext.loc[world, "query_id"]).all()  # same query, only its search terms differ
+    with pytest.raises(ValueError, match="world_search_terms"):
+        bq.build_queries(entities(), attributes(), bq.KINDS, world_search_terms="google")
+
+
 def test_query_caps_are_seeded():
     a = bq.build_queries(entities(), attributes(), bq.KINDS, {"wd-noun-world": 1}, seed=3)
     b = bq.build_queries(entities(), attributes(), bq.KINDS, {"wd-noun-world": 1}, seed=3)
