@@ -32,6 +32,11 @@ from llm_client import ChatClient, LLMAnswerError, LLMConfig
 
 log = logging.getLogger("entitynet.kg_llm")
 
+#: Version of the prompts, few-shot examples, answer schemas and answer parsing below. It is part of every LLM cache
+#: key (with the model name), so bump it whenever any of them changes; docs/LLM_PROMPTS.md shows them verbatim
+#: (``prompt_reference()``; a test keeps the document equal to the code).
+PROMPT_VERSION = "1"
+
 WORLD_CATEGORIES = ["Color", "Pattern and texture", "Parts", "Shape and size", "Environment", "Other"]
 ANIMAL_CATEGORIES = ["Color", "Pattern and texture", "Body parts", "Behavior and movement", "Shape and size",
                      "Habitat and environment", "Other"]
@@ -172,7 +177,7 @@ class KGLLM:
     @classmethod
     def from_params(cls, llm: dict, cache_dir, lang: str | None = None, **overrides) -> "KGLLM":
         llm = dict(llm or {})
-        client = ChatClient(LLMConfig.from_dict(llm, "datasets.<name>.llm"), cache_dir)
+        client = ChatClient(LLMConfig.from_dict(llm, "datasets.<name>.llm"), cache_dir, prompt_version=PROMPT_VERSION)
         kw = {k: llm[k] for k in ("world_top_k", "visual_filter", "living_filter") if llm.get(k) is not None}
         kw.update(overrides)
         return cls(client, **kw)
@@ -378,3 +383,60 @@ class KGLLM:
                   + block(describe(row.label, row.description, names), hints))
         return ([{"role": "user", "content": prompt}], attribute_schema(cats, max_per_category),
                 "attributes_" + ("living" if row.is_living else "world"))
+
+
+# ---------------------------------------------------------------------------------------------- prompt reference
+class _Recorder:
+    """A stand-in client that records the jobs it is given and answers none (for :func:`prompt_reference`)."""
+
+    def __init__(self):
+        self.jobs: list[tuple] = []
+
+    def map_json(self, jobs):
+        self.jobs.extend(jobs)
+        return [LLMAnswerError("recorded only")] * len(jobs)
+
+
+def prompt_reference() -> str:
+    """Markdown with every prompt the LLM modes send, for one example entity each, and its answer schema.
+
+    Built by the same methods that build the real requests, so docs/LLM_PROMPTS.md (which embeds this text) shows
+    exactly what a model is asked. The living natural-type prompt is shown without its few-shot blocks, which are
+    added only when the example entities and their answers are in the KG dump (module docstring).
+    """
+    import json
+
+    rec = _Recorder()
+    llm = KGLLM(rec)
+    info = pd.DataFrame({"label": ["hand tool", "tool"], "description": ["tool used by hand", None]},
+                        index=["Q2", "Q1"])
+    world = {"qid": "Q3", "label": "hammer", "description": "tool for striking"}
+    jobs = [("World natural type and visuality", llm._world_job(world, ["Q2", "Q1"], info))]
+    llm.filter_living(pd.DataFrame([{"qid": "Q140", "label": "lion", "description": "species of big cat",
+                                     "root": root} for root in KIND_OF_ROOT]))
+    jobs += [(f"Living clean-up ({KIND_OF_ROOT[r]})", j) for r, j in zip(KIND_OF_ROOT, rec.jobs)]
+    info2 = pd.DataFrame({"label": ["big cat", "mammal", "animal"], "description": [None, "class of animals", None]},
+                         index=["Q1075183", "Q7377", "Q729"])
+    block = llm._living_block("lion", "species of big cat", ["Q1075183", "Q7377", "Q729"], info2, ["Panthera leo"])
+    jobs.append(("Living natural type (few-shot blocks omitted)",
+                 ([{"role": "user", "content": NATURAL_TYPE_INTRO + "\n\n" + block +
+                    "(answer with the id of one listed type)"}], living_type_schema(["Q1075183", "Q7377", "Q729"]),
+                  "living_natural_type")))
+    Row = type("Row", (), {})
+    for label, living, desc in (("hammer", False, "tool for striking"), ("lion", True, "species of big cat")):
+        row = Row()
+        row.qid, row.label, row.description, row.is_living = "Q0", label, desc, living
+        cats = ANIMAL_CATEGORIES if living else WORLD_CATEGORIES
+        jobs.append((f"Attributes ({'animal' if living else 'world'})",
+                     llm._attribute_job(row, [], "color: brown" if not living else "None", cats, 10)))
+    out = [f"Prompt version: `{PROMPT_VERSION}`. Plant and fungus attributes use the categories "
+           f"{', '.join(PLANT_CATEGORIES)}.\n"]
+    for title, (messages, schema, name) in jobs:
+        out.append(f"### {title}\n\nSchema name `{name}`; prompt (one user message):\n\n```text\n"
+                   f"{messages[0]['content']}\n```\n\nAnswer schema:\n\n```json\n"
+                   f"{json.dumps(schema, sort_keys=True)}\n```\n")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # print the prompt reference (docs/LLM_PROMPTS.md embeds it)
+    print(prompt_reference())

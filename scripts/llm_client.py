@@ -6,8 +6,8 @@ One request is ``POST {base_url}/chat/completions`` with ``{"model", "messages",
 ``choices[0].message.content``, parsed as JSON and validated against the schema.
 
 Transport, cache and secrets come from :class:`http_cache.CachedClient`: every successful HTTP response is stored
-under ``cache_dir`` keyed by (endpoint, exact request body) — so a rerun of the same prompts sends no request at
-all —, with bounded retries and backoff on 429 / 5xx / timeouts / broken bodies (``Retry-After`` honoured) and a
+under ``cache_dir`` keyed by (model name, prompt version, endpoint, exact request body) — so a rerun of the same
+prompts sends no request at all, and a new model or prompt version never reads an old answer —, with bounded retries and backoff on 429 / 5xx / timeouts / broken bodies (``Retry-After`` honoured) and a
 rate limit. The API key is read from the environment variable named in config (``api_key_env``), sent as
 ``Authorization: Bearer …``, never part of a cache key, a cache file or a log line.
 
@@ -86,8 +86,12 @@ class ChatClient:
     """Cached, retrying, schema-validating chat-completions client (see module docstring)."""
 
     def __init__(self, config: LLMConfig, cache_dir: str | os.PathLike | None, *, environ=None,
-                 session_factory: Callable | None = None, sleep=None):
+                 session_factory: Callable | None = None, sleep=None, prompt_version: str | None = None):
         self.config = config
+        # part of every cache key (with the model name and the exact body): bumping it re-asks every question even
+        # where only the parsing of answers changed
+        self.prompt_version = prompt_version
+        self.served_models: set[str] = set()
         environ = os.environ if environ is None else environ
         self._key = None
         if config.api_key_env:
@@ -114,7 +118,7 @@ class ChatClient:
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
             if self._key:
                 headers["Authorization"] = f"Bearer {self._key}"
-            c = CachedClient(f"llm-{self.config.model}", self.cache_dir,
+            c = CachedClient(self.cache_namespace, self.cache_dir,
                              requests_per_second=self.config.requests_per_second,
                              max_retries=self.config.max_retries, timeout_s=self.config.timeout_s,
                              secrets=[self._key] if self._key else [], secret_headers=["authorization"],
@@ -124,14 +128,21 @@ class ChatClient:
                 self._clients.append(c)
         return c
 
+    @property
+    def cache_namespace(self) -> str:
+        """The cache's backend name: ``llm-<model>[-p<prompt version>]`` (part of every cache key)."""
+        return f"llm-{self.config.model}" + (f"-p{self.prompt_version}" if self.prompt_version else "")
+
     def stats(self) -> dict:
-        """Requests sent, cache hits, retries and invalid answers so far (all threads)."""
+        """Requests sent, cache hits, retries and invalid answers so far (all threads), and the model names the
+        server reported (``served_models``: the snapshot behind an alias such as ``gpt-4o``)."""
         out = {"requests": 0, "cache_hits": 0, "retries": 0, "cache_writes": 0}
         with self._lock:
             for c in self._clients:
                 for k in out:
                     out[k] += c.stats[k]
         out["invalid_answers"] = self.invalid_answers
+        out["served_models"] = sorted(self.served_models)
         return out
 
     def body(self, messages: list[dict], schema: dict, name: str, seed: int | None = None) -> str:
@@ -156,6 +167,9 @@ class ChatClient:
                 resp = self._client().request_json("POST", self.config.url, body=body)
             except HttpClientError as e:
                 raise LLMError(f"LLM endpoint {self.config.base_url} ({self.config.model}): {e}") from None
+            if isinstance(resp, dict) and isinstance(resp.get("model"), str):
+                with self._lock:
+                    self.served_models.add(resp["model"])
             try:
                 msg = resp["choices"][0]["message"]
                 if msg.get("refusal"):

@@ -37,8 +37,9 @@ class LLMChatStandin(StandinServer):
     api_name = "llm-chat"
 
     def __init__(self, *, api_key: str | None = None, responder: Callable[[dict], str] | None = None,
-                 bad_answers: int = 0, **kw):
+                 bad_answers: int = 0, served_model: str | None = None, **kw):
         super().__init__(api_key=api_key, **kw)
+        self.served_model = served_model  # the "model" answered, as OpenAI names the snapshot behind an alias
         self.responder = responder
         self.bad_answers = int(bad_answers)
         self.bodies: list[dict] = []
@@ -101,7 +102,7 @@ class LLMChatStandin(StandinServer):
         content = '{"truncated": ' if bad else (self.responder or self.answer)(data)
         return Reply(200, {
             "id": f"chatcmpl-standin-{len(self.bodies)}", "object": "chat.completion", "created": int(time.time()),
-            "model": data["model"], "system_fingerprint": "standin",
+            "model": self.served_model or data["model"], "system_fingerprint": "standin",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
                          "logprobs": None, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": len(json.dumps(data)) // 4, "completion_tokens": len(content) // 4,

@@ -190,3 +190,34 @@ def test_llm_attributes_and_rerun_from_cache(server, tmp_path, monkeypatch):
     again, llm2 = run()
     pd.testing.assert_frame_equal(attrs, again)
     assert server.request_count() == n and llm2.stats()["requests"] == 0
+
+
+# ------------------------------------------------------------------------------------ reproducibility of the LLM mode
+def test_prompt_document_is_the_code():
+    """docs/LLM_PROMPTS.md embeds kg_llm.prompt_reference(): a prompt, example or schema changed in the code without
+    the document (or the other way round) fails here."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "LLM_PROMPTS.md").read_text()
+    begin, end = "<!-- BEGIN GENERATED: python scripts/kg_llm.py -->\n", "<!-- END GENERATED -->"
+    embedded = doc[doc.index(begin) + len(begin):doc.index(end)]
+    assert embedded.strip() == kg_llm.prompt_reference().strip(), "run: python scripts/kg_llm.py, paste into the doc"
+    for text in (kg_llm.NATURAL_TYPE_INTRO, kg_llm.VISUALITY_INTRO, kg_llm.ATTRIBUTE_INTRO,
+                 *(intro for intro, _ in kg_llm.FILTER_PROMPTS.values())):
+        assert text in embedded
+
+
+def test_cache_key_includes_model_and_prompt_version(tmp_path):
+    """Same question, other model or other prompt version: a new request; same both: a cache hit, no request.
+    Also records the model name the server reports (the snapshot behind an alias)."""
+    with LLMChatStandin(served_model="snap-2026-01-01") as s:
+        def ask(model, version):
+            c = ChatClient(LLMConfig(base_url=f"{s.url}/v1", model=model), tmp_path, prompt_version=version)
+            c.complete_json([{"role": "user", "content": "is a lion an animal?"}], kg_llm.BOOL_SCHEMA, "is_animal")
+            return c.stats()
+
+        first = ask("m1", "1")
+        assert first["requests"] == 1 and first["served_models"] == ["snap-2026-01-01"]
+        assert ask("m1", "1")["requests"] == 0  # cached
+        assert ask("m1", "2")["requests"] == 1  # new prompt version: asked again
+        assert ask("m2", "2")["requests"] == 1  # new model: asked again
+    assert kg_llm.KGLLM.from_params({"base_url": "http://127.0.0.1:9/v1", "model": "m"}, tmp_path) \
+        .client.prompt_version == kg_llm.PROMPT_VERSION
