@@ -425,6 +425,22 @@ class Graph:
             frontier = nxt
         return seen
 
+    def depth_below(self, targets: np.ndarray, props: tuple[str, ...]) -> np.ndarray:
+        """Shortest number of (reversed) ``props`` edges from ``targets`` down to every node (-1: unreachable)."""
+        depth = np.full(self.n, -1, dtype=np.int64)
+        frontier = np.asarray(targets, dtype=np.int64)
+        frontier = frontier[frontier >= 0]
+        depth[frontier] = 0
+        level = 0
+        while len(frontier):
+            level += 1
+            _, nxt = self.expand(frontier, props, reverse=True)
+            nxt = np.unique(nxt)
+            nxt = nxt[depth[nxt] < 0]
+            depth[nxt] = level
+            frontier = nxt
+        return depth
+
     def ancestor_hops(self, sources: np.ndarray, props: tuple[str, ...], max_hops: int | None,
                       allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Breadth-first ancestors of every source (forward edges) with their hop distance, the source itself
@@ -674,7 +690,8 @@ def living_type_candidates(g: Graph, qids, roots, generic: set[str]):
     return tuple(np.concatenate(x) for x in zip(*out))
 
 
-LATIN_TAXON = re.compile(r"^[A-Z][a-z]+(idae|inae|ini|oidea|formes|aceae|ales|phyta|mycota|opsida|ata|ia|ae)$")
+LATIN_TAXON = re.compile(r"^[A-Z][a-z]+(idae|inae|ini|oidea|formes|aceae|ales|phyta|mycota|opsida|ata|ia|ae|poda|ptera|"
+                         r"phora|zoa|morpha|cea|vora)$")
 LIVING_RULES = ("nearest_common_name", "most_sitelinks")
 
 
@@ -708,8 +725,10 @@ def nearest_common_name_types(g: Graph, qids, roots, generic: set[str], names: d
                               min_sitelinks: float):
     """The living rule ``nearest_common_name``: the nearest ancestor (over P31/P279/P171, staying inside the
     entity's living root) whose label is a common name (:func:`common_name_mask`) with at least ``min_sitelinks``
-    sitelinks, generic classes excluded; ties at the same distance by most sitelinks, then QID number. Gives
-    "big cat" for the lion, "bird" for a songbird, not the root "animal". Returns (src positions, best codes)."""
+    sitelinks, generic classes excluded. Ties at the same distance (a dump with shortcut edges links a species
+    straight to its genus, family and class) go to the most specific candidate, the one farthest from the root
+    (shortest downward path), then most sitelinks, then QID number. Gives "big cat" for the lion, "bird" for a
+    songbird, not the root "animal". Returns (src positions, best codes)."""
     roots = np.asarray(roots, dtype=object)
     qids = np.asarray(qids, dtype=object)
     props = ("P31", "P279", "P171")
@@ -722,7 +741,8 @@ def nearest_common_name_types(g: Graph, qids, roots, generic: set[str], names: d
         src, anc, hops = src[keep], anc[keep], hops[keep]
         if not len(src):
             continue
-        order = np.lexsort((g.qnum[anc], -g.links[anc], hops, src))
+        depth = g.depth_below(g.code([root]), props)
+        order = np.lexsort((g.qnum[anc], -g.links[anc], -depth[anc], hops, src))
         s_ = src[order]
         first = np.r_[True, s_[1:] != s_[:-1]]
         out_s.append(sel[s_[first]])

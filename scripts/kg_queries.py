@@ -33,6 +33,14 @@ def living_member(root: str) -> str:
     return LIVING_MEMBER.format(root=check_qid(root, "living root"))
 
 
+def living_dump_member(root: str) -> str:
+    """What the dump keeps under a living root: every node with a mixed P31/P279/P171 path to it (a superset of
+    :func:`living_member`). It holds the natural-type candidates that are reached through mixed paths, e.g.
+    "big cat" (P279 of the taxon Felidae, which is P171+ of animal), with their edges, names and sitelinks."""
+    q = check_qid(root, "living root")
+    return f"{{ ?ent (wdt:P31|wdt:P279|wdt:P171)+ wd:{q} }} UNION {{ VALUES ?ent {{ wd:{q} }} }}"
+
+
 def _names_template(lang: str) -> tuple[str, str]:
     lang = check_lang(lang)
     template = """?x rdfs:label ?label . ?x schema:description ?desc . ?x skos:altLabel ?alias .
@@ -71,7 +79,7 @@ WHERE {{ {{ SELECT DISTINCT ?x WHERE {{ {member} ?ent {UP_TO_3} ?x . }} }}
 WHERE {{ {member} VALUES ?p {{ {hints} }} ?ent ?p ?v .
   OPTIONAL {{ ?v rdfs:label ?vl . FILTER(LANG(?vl) = "{check_lang(lang)}") }} }}"""
     for root in living_roots:
-        member = living_member(root)
+        member = living_dump_member(root)
         out[f"living/{root}/edges"] = PREFIXES + f"""CONSTRUCT {{ ?ent wdt:P31 ?a . ?ent wdt:P279 ?b . ?ent wdt:P171 ?c . ?ent wdt:P625 ?coord . ?a wdt:P279 ?a2 . }}
 WHERE {{ {member}
   {{ ?ent wdt:P31 ?a . OPTIONAL {{ ?a wdt:P279 ?a2 }} }} UNION {{ ?ent wdt:P279 ?b }} UNION {{ ?ent wdt:P171 ?c }} UNION {{ ?ent wdt:P625 ?coord }} }}"""
