@@ -111,6 +111,13 @@ def truthy(claims: list[dict]) -> list[dict]:
     return preferred or [c for c in claims if c.get("rank", "normal") == "normal"]
 
 
+def commons_path(name: str) -> str:
+    """A Commons file name as Wikidata's RDF writes it after Special:FilePath/ (rawurlencode: ``,`` -> %2C …)."""
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
 def snak_term(snak: dict) -> str | None:
     """Turtle term of a statement value: item -> wd:Q…, commonsMedia -> FilePath IRI, string -> literal."""
     dv = snak.get("datavalue")
@@ -120,7 +127,7 @@ def snak_term(snak: dict) -> str | None:
     if dv["type"] == "wikibase-entityid":
         return f"wd:{v['id']}"
     if snak.get("datatype") == "commonsMedia":
-        return f"<{COMMONS}{v.replace(' ', '%20')}>"
+        return f"<{COMMONS}{commons_path(v)}>"
     if dv["type"] == "string":
         return f'"{turtle_literal(v)}"'
     if dv["type"] == "monolingualtext" and v.get("language") == "en":
@@ -159,7 +166,7 @@ def record_triples(shared: Path) -> tuple[list[str], dict[str, str], dict[str, l
         for c in ent.get("claims", {}).get("P31", []):
             triples.append(f"wd:{q} wdt:P31 wd:Q{c['mainsnak']['datavalue']['value']['numeric-id']} .")
         for c in ent.get("claims", {}).get("P18", []):
-            triples.append(f"wd:{q} wdt:P18 <{COMMONS}{c['mainsnak']['datavalue']['value'].replace(' ', '%20')}> .")
+            triples.append(f"wd:{q} wdt:P18 <{COMMONS}{commons_path(c['mainsnak']['datavalue']['value'])}> .")
         if "en" in ent.get("labels", {}):
             labels.setdefault(q, ent["labels"]["en"]["value"])
         if q not in seen_records and ent.get("sitelinks"):
