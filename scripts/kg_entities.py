@@ -696,9 +696,10 @@ LIVING_RULES = ("nearest_common_name", "most_sitelinks")
 
 
 def common_name_mask(g: Graph, names: dict | None) -> np.ndarray:
-    """Nodes whose label is a common (vernacular) name: they have a common name (P1843) in the language, or their
-    label differs from each of their taxon names (P225, case-insensitive; "lion" vs "Panthera leo"); a node with
-    no P225 at all counts unless its label is one Latin-looking word ("Felidae", "Vertebrata")."""
+    """Nodes whose label is a common (vernacular) name: the label is one of their common names (P1843, in the
+    language), or it differs from each of their taxon names (P225, case-insensitive; "lion" vs "Panthera leo"); a
+    node with no P225 at all counts unless its label is one Latin-looking word ("Felidae", "Vertebrata"). Panthera,
+    labelled with its taxon name, does not count even though it has the common name "big cats"."""
     labels = g.info["label"]
     ok = g.has_label.copy()
     names = names or {}
@@ -715,8 +716,11 @@ def common_name_mask(g: Graph, names: dict | None) -> np.ndarray:
     latin = labels.astype(str).str.match(LATIN_TAXON.pattern).to_numpy() & g.has_label
     ok &= ~(latin & ~has_taxon)
     if common is not None and len(common):
-        c = g.code(common["s"].dropna())
-        ok[c[c >= 0]] = True
+        c = common.dropna()
+        code = g.code(c["s"])
+        c = c[code >= 0].assign(c=code[code >= 0])
+        same = c["v"].astype(str).str.casefold().to_numpy() == labels.iloc[c["c"]].astype(str).str.casefold().to_numpy()
+        ok[c["c"].to_numpy()[same]] = True
         ok &= g.has_label
     return ok
 
