@@ -1,17 +1,5 @@
 # Stage 1: knowledge graph -> frozen dump -> entities and attributes.
 
-FUNGUS = "Q764"
-
-
-def living_roots_of(dataset):
-    """living_roots, plus fungus (Q764) when living.include_fungi is true (the authors queried animals and plants
-    only; their fungi came from WordNet)."""
-    d = ds(dataset)
-    roots = list(d.get("living_roots", []))
-    if (d.get("living") or {}).get("include_fungi") and FUNGUS not in roots:
-        roots.append(FUNGUS)
-    return roots
-
 
 rule kg_dump:
     output:
