@@ -11,6 +11,12 @@ rule kg_dump:
         living_roots=lambda w: living_roots_of(w.dataset),
         language=lambda w: ds(w.dataset)["kg"]["language"],
         page_size=lambda w: ds(w.dataset)["kg"]["page_size"],
+        # the visuality filter's abstract classes: the dump keeps the P279 paths up to them
+        abstract_classes=lambda w: (
+            (ds(w.dataset).get("visual_filter") or {}).get("abstract_classes", [])
+            if (ds(w.dataset).get("visual_filter") or {}).get("enabled")
+            else []
+        ),
         max_tries=lambda w: ds(w.dataset)["kg"]["max_tries"],
         timeout_s=lambda w: ds(w.dataset)["kg"]["timeout_s"],
         user_agent=config["user_agent"],

@@ -628,14 +628,16 @@ def clean_living(living: pd.DataFrame, kinds) -> pd.DataFrame:
 
 
 def non_visual_mask(g: Graph, abstract_classes, min_sitelinks_without_image: float) -> np.ndarray:
-    """Nodes the visuality filter drops: instances or subclasses (P31/P279*, P279*) of an abstract class, or
-    without an image (P18) and with fewer than ``min_sitelinks_without_image`` sitelinks."""
+    """Nodes the visuality filter drops, all of them without an image (P18; a depicted class is visual): instances
+    or subclasses (P31/P279*, P279*) of an abstract class, and those with fewer than ``min_sitelinks_without_image``
+    sitelinks. (Wikidata's hierarchy puts some objects under abstract classes too, e.g. hand fan under craft under
+    artistic creation; their image keeps them.)"""
     bad = np.zeros(g.n, dtype=bool)
     for q in abstract_classes:
         bad |= living_member_mask(g, check_qid(q, "visual_filter.abstract_classes"), include_target=True)
     if min_sitelinks_without_image:
-        bad |= g.info["image"].isna().to_numpy() & (g.links < float(min_sitelinks_without_image))
-    return bad
+        bad |= g.links < float(min_sitelinks_without_image)
+    return bad & g.info["image"].isna().to_numpy()
 
 
 def visual_filter(world: pd.DataFrame, g: Graph, abstract_classes, min_sitelinks_without_image: float) -> pd.DataFrame:

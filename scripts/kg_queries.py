@@ -56,13 +56,15 @@ def _names_template(lang: str) -> tuple[str, str]:
     return template, where
 
 
-def dump_queries(roots: list[str], living_roots: list[str], lang: str) -> dict[str, str]:
+def dump_queries(roots: list[str], living_roots: list[str], lang: str, abstract_classes=()) -> dict[str, str]:
     """CONSTRUCT queries whose union is the sub-graph later steps need, partitioned per root and facet.
 
     Keys are stable facet names (``world/<root>/edges`` …) used in the provenance file and for paging. Living roots
     get a ``hints`` facet too (colour, habitat, main food source, parts …), so that the KG mode has living
     attributes (``wd-attr-living`` / ``wd-attrnoun-living`` queries), and their ``names`` facet carries the
     ancestors' names (taxon names, common names, sitelinks) that the living natural-type rule reads.
+    ``abstract_classes`` (the visuality filter's): a ``world/<root>/abstract`` facet keeps the real P279 edges on
+    every path from a member up to one of them, however long, so the filter can test the ancestry on the dump.
     """
     names_tpl, names_where = _names_template(lang)
     hints = " ".join(f"wdt:{p}" for p in ATTRIBUTE_HINT_PROPERTIES)
@@ -75,6 +77,10 @@ WHERE {{ {member} ?ent wdt:P279 ?p1 . OPTIONAL {{ ?p1 wdt:P279 ?p2 . OPTIONAL {{
         out[f"world/{root}/names"] = PREFIXES + f"""CONSTRUCT {{ {names_tpl} }}
 WHERE {{ {{ SELECT DISTINCT ?x WHERE {{ {member} ?ent {UP_TO_3} ?x . }} }}
   {names_where} }}"""
+        if abstract_classes:
+            values = " ".join(f"wd:{check_qid(q, 'abstract class')}" for q in abstract_classes)
+            out[f"world/{root}/abstract"] = PREFIXES + f"""CONSTRUCT {{ ?x wdt:P279 ?y . }}
+WHERE {{ VALUES ?a {{ {values} }} {member} ?ent wdt:P279* ?x . ?x wdt:P279 ?y . ?y wdt:P279* ?a . }}"""
         out[f"world/{root}/hints"] = PREFIXES + f"""CONSTRUCT {{ ?ent ?p ?v . ?v rdfs:label ?vl . }}
 WHERE {{ {member} VALUES ?p {{ {hints} }} ?ent ?p ?v .
   OPTIONAL {{ ?v rdfs:label ?vl . FILTER(LANG(?vl) = "{check_lang(lang)}") }} }}"""

@@ -151,17 +151,38 @@ def test_visual_filter():
     ttl = """
 wd:Q1 rdfs:label "tool"@en . wd:Q7184903 rdfs:label "abstract object"@en .
 wd:Q2 wdt:P279 wd:Q1 ; rdfs:label "hammer"@en ; wdt:P18 "Hammer.jpg" .
-wd:Q3 wdt:P279 wd:Q1 ; wdt:P279 wd:Q7184903 ; rdfs:label "tool concept"@en ; wdt:P18 "x.jpg" .
+wd:Q3 wdt:P279 wd:Q1 ; wdt:P279 wd:Q6 ; rdfs:label "tool concept"@en .
+wd:Q6 wdt:P279 wd:Q7 . wd:Q7 wdt:P279 wd:Q8 . wd:Q8 wdt:P279 wd:Q7184903 .
+wd:Q9 wdt:P279 wd:Q1 ; wdt:P279 wd:Q6 ; rdfs:label "hand fan"@en ; wdt:P18 "Fan.jpg" .
 wd:Q4 wdt:P279 wd:Q1 ; rdfs:label "obscure tool"@en ; wikibase:sitelinks 3 .
 wd:Q5 wdt:P279 wd:Q1 ; rdfs:label "famous tool"@en ; wikibase:sitelinks 30 .
 """
     tables = ke.fetch_tables(store_from(ttl), "en")
     vis = {"enabled": True, "abstract_classes": ["Q7184903"], "min_sitelinks_without_image": 10}
     on = set(ke.build_entities(tables, ["Q1"], [], "en", 0, [], False, None, GENERIC, visual=vis)["qid"])
-    assert {"Q2", "Q5"} <= on and not {"Q3", "Q4"} & on
+    assert {"Q2", "Q5", "Q9"} <= on and not {"Q3", "Q4"} & on  # Q9: under the abstract class, but depicted
     off = set(ke.build_entities(tables, ["Q1"], [], "en", 0, [], False, None, GENERIC,
                                 visual={**vis, "enabled": False})["qid"])
     assert {"Q3", "Q4"} <= off
+
+
+def test_dump_keeps_the_long_paths_to_abstract_classes(tmp_path):
+    """The abstract class is 4 P279 hops above Q3 (the edges facet keeps 3): the abstract facet keeps the path."""
+    from kg_dump import dump
+
+    ttl = tmp_path / "kg.ttl"
+    ttl.write_text(__import__("test_kg").PREFIX + """
+wd:Q1 rdfs:label "tool"@en . wd:Q7184903 rdfs:label "abstract object"@en .
+wd:Q3 wdt:P279 wd:Q1 ; wdt:P279 wd:Q6 ; rdfs:label "tool concept"@en .
+wd:Q6 wdt:P279 wd:Q7 . wd:Q7 wdt:P279 wd:Q8 . wd:Q8 wdt:P279 wd:Q7184903 .
+wd:Q4 wdt:P279 wd:Q1 ; rdfs:label "hammer"@en .
+""")
+    vis = {"enabled": True, "abstract_classes": ["Q7184903"], "min_sitelinks_without_image": 0}
+    for abstract, kept in (([], {"Q1", "Q3", "Q4"}), (["Q7184903"], {"Q1", "Q4"})):
+        out = tmp_path / f"x{len(abstract)}.nt.gz"
+        dump(f"file:{ttl}", ["Q1"], [], "en", 100, str(out), str(tmp_path / "p.json"), "t", abstract_classes=abstract)
+        ents = ke.build_entities(str(out), ["Q1"], [], "en", 0, [], False, None, GENERIC, visual=vis)
+        assert set(ents["qid"]) == kept
 
 
 def config():
