@@ -11,6 +11,8 @@ commit of each file):
 - ``molrn_imagenet_wikidata/graph_arcs.csv``          animal hierarchy arcs under Q729
 - ``wikidata/entity_facts_razrfly.json``              real statements of Q107411 and Q257102
 - ``gcompris_pd_cc0_photos/``                         the photos, ``manifest.tsv`` and ``zero_shot_labels.tsv``
+- ``wikidata_records/``                               verbatim Wikidata records: ``globalbioticinteractions__nomer__items.json``,
+  ``OneZoom__tree-build__Felidae_latest-all.json``, ``HeardLibrary__vandycite__superclasses.ttl``
 
 Writes, next to this file:
 - ``kg/extract.ttl``          a small real Wikidata extract (Turtle, Wikidata RDF dump shape)
