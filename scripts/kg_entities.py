@@ -3,16 +3,26 @@
 Selection follows the authors' code (docs/PAPER_NOTES.md §3–§5):
 - world: ``?ent wdt:P279* wd:<root>`` (root included), label in the configured language required, sitelinks ≥
   ``min_sitelinks`` (a missing count counts as 0), no instances; P18 optional.
-- living: ``(P31/P279*)|P279+`` or ``P171+`` under each living root (or the root itself), minus humans, mythical
-  creatures, individuals, cultivars (``living.exclude``, through the same paths) and anything with coordinates
-  (P625); P18 required unless ``living.require_image`` is false; plus fruits (P31|P279 of Q3314483 / Q1364) linked
-  to a taxon ``P171*`` under the root via P1582 / P1672; capped per root by sitelinks (ties by QID).
+- living: ``(P31/P279*)|P279+`` or ``P171+`` under each living root (or the root itself), plus fruits (P31|P279 of
+  Q3314483 / Q1364) linked to a taxon ``P171*`` under the root via P1582 / P1672, minus the root's own exclusions
+  (``living.exclude_by_root``, the authors' per-root MINUS: humans, mythical creatures, individuals for animals;
+  cultivars, individuals for plants; ``living.exclude`` for roots not listed) and, under the roots of
+  ``living.exclude_coordinates_roots`` (plants), anything with coordinates (P625, individual trees); P18 required
+  unless ``living.require_image`` is false; then the living clean-up (``living.cleanup``: colour variants,
+  products, named individuals, cultivars by their description, :func:`clean_living`); capped per root by sitelinks
+  (ties by QID). Fungi are a living root only with ``living.include_fungi`` (the rule adds Q764).
+- world visuality filter (``visual_filter``, :func:`visual_filter`): entities without an image (P18) are dropped
+  when they descend from an abstract class or have fewer than ``min_sitelinks_without_image`` sitelinks.
 - **Deviation**: an entity under several roots is kept once with *all* its roots (the authors kept the first root).
-- **Deviation**: natural types come from a deterministic KG heuristic by default, not an LLM: among the ancestors
-  1–3 P279 hops up (world; generic classes excluded) or the ancestors over P31/P279/P171 that are themselves P279*
-  of the living root (living), take the candidate with the most sitelinks, ties broken by fewer hops then by QID
-  number. Candidates need a label. Living things default to their root (animal / plant / fungus), world entities
-  to their first root. P279 cycles are harmless (breadth-first search with a visited set).
+- **Deviation**: natural types come from a deterministic KG heuristic by default, not an LLM. World: among the
+  ancestors 1–3 P279 hops up (generic classes excluded), the candidate with the most sitelinks, ties broken by
+  fewer hops then by QID number. Living (``natural_types.living_rule``): ``nearest_common_name`` (default) takes
+  the nearest ancestor over P31/P279/P171 whose label is a common name and that has ≥
+  ``natural_types.living_min_sitelinks`` sitelinks (:func:`nearest_common_name_types`: lion → big cat);
+  ``most_sitelinks`` (and the fallback) takes, among the ancestors that are P279* of the living root, the one with
+  the most sitelinks (usually the root itself). Candidates need a label. Living things default to their root
+  (animal / plant / fungus), world entities to their first root. P279 cycles are harmless (breadth-first search
+  with a visited set).
 - ``natural_types.mode: llm`` asks an OpenAI-compatible chat model instead (``kg_llm``, docs/PAPER_NOTES.md §5):
   the world prompt picks among the top-10 candidates by sitelinks and classes the entity visual / non-visual (non-visual
   world entities are dropped, as only visual entities became queries in the paper); the living prompt picks among
