@@ -233,4 +233,6 @@ def test_demo_query_kinds(tmp_path):
     queries = bq.build_queries(ents, attrs, d["queries"]["kinds"])
     kinds = set(queries["kind"])
     assert len(kinds) >= 5, kinds
+    # through the dump: big cat is a mixed-path ancestor (P279 of the taxon Felidae), kept by the living facets
+    assert ents.set_index("qid").loc["Q140", "natural_type_qid"] == "Q6667323"
     assert {"wd-attr-living", "wd-attrnoun-living"} <= kinds
