@@ -49,6 +49,19 @@ def ds(dataset):
     return _DS_CACHE[dataset]
 
 
+FUNGUS = "Q764"
+
+
+def living_roots_of(dataset):
+    """living_roots, plus fungus (Q764) when living.include_fungi is true (the authors queried animals and plants
+    only; their fungi came from WordNet)."""
+    d = ds(dataset)
+    roots = list(d.get("living_roots", []))
+    if (d.get("living") or {}).get("include_fungi") and FUNGUS not in roots:
+        roots.append(FUNGUS)
+    return roots
+
+
 def src(dataset):
     """Dataset whose KG/search/download a dataset reuses (itself unless subset_of)."""
     return wc.source_dataset(config, dataset)

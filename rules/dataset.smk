@@ -106,7 +106,7 @@ rule dataset_card:
         description=lambda w: ds(w.dataset).get("description", ""),
         source=lambda w: src(w.dataset),
         subset=lambda w: ds(w.dataset).get("subset"),
-        roots=lambda w: ds(w.dataset).get("roots", []) + ds(w.dataset).get("living_roots", []),
+        roots=lambda w: ds(w.dataset).get("roots", []) + living_roots_of(w.dataset),
     log:
         "logs/{dataset}/dataset_card.log",
     threads: 1

@@ -8,9 +8,15 @@ rule kg_dump:
     params:
         endpoint=lambda w: ds(w.dataset)["kg"]["endpoint"],
         roots=lambda w: ds(w.dataset).get("roots", []),
-        living_roots=lambda w: ds(w.dataset).get("living_roots", []),
+        living_roots=lambda w: living_roots_of(w.dataset),
         language=lambda w: ds(w.dataset)["kg"]["language"],
         page_size=lambda w: ds(w.dataset)["kg"]["page_size"],
+        # the visuality filter's abstract classes: the dump keeps the P279 paths up to them
+        abstract_classes=lambda w: (
+            (ds(w.dataset).get("visual_filter") or {}).get("abstract_classes", [])
+            if (ds(w.dataset).get("visual_filter") or {}).get("enabled")
+            else []
+        ),
         max_tries=lambda w: ds(w.dataset)["kg"]["max_tries"],
         timeout_s=lambda w: ds(w.dataset)["kg"]["timeout_s"],
         user_agent=config["user_agent"],
@@ -64,15 +70,21 @@ rule kg_entities:
         entities="results/{dataset}/entities.parquet",
     params:
         roots=lambda w: ds(w.dataset).get("roots", []),
-        living_roots=lambda w: ds(w.dataset).get("living_roots", []),
+        living_roots=lambda w: living_roots_of(w.dataset),
         allow_empty_roots=lambda w: ds(w.dataset)["kg"].get("allow_empty_roots", []),
         language=lambda w: ds(w.dataset)["kg"]["language"],
         min_sitelinks=lambda w: ds(w.dataset)["min_sitelinks"],
         living_exclude=lambda w: ds(w.dataset)["living"]["exclude"],
+        exclude_by_root=lambda w: ds(w.dataset)["living"].get("exclude_by_root") or {},
+        coordinate_roots=lambda w: ds(w.dataset)["living"].get("exclude_coordinates_roots"),
+        cleanup=lambda w: ds(w.dataset)["living"].get("cleanup", []),
+        visual_filter=lambda w: ds(w.dataset).get("visual_filter") or {},
         require_image=lambda w: ds(w.dataset)["living"]["require_image"],
         max_living_per_root=lambda w: ds(w.dataset)["living"]["max_per_root"],
         generic_classes=lambda w: ds(w.dataset)["natural_types"]["generic_classes"],
         natural_types_mode=lambda w: ds(w.dataset)["natural_types"].get("mode", "kg"),
+        living_rule=lambda w: ds(w.dataset)["natural_types"].get("living_rule", "nearest_common_name"),
+        living_type_min_sitelinks=lambda w: ds(w.dataset)["natural_types"].get("living_min_sitelinks", 0),
         llm=lambda w: ds(w.dataset).get("llm") or {},
         llm_cache_dir="resources/cache/llm",
     log:

@@ -9,6 +9,9 @@ generation; it yields fewer, more literal attributes. Caps follow the paper: at 
 ``ceil(cap / #(entity, category) pairs)`` per pair, then trims to the exact total. In LLM mode only the top
 ``living_limit`` living entities per root get attributes (the paper's ATTRIBUTE_LIMIT = 500).
 
+World and living roots both dump their hint statements (``kg_queries.dump_queries``), so living things get
+colour (P462), habitat (P2974), main food source (P1034) and parts (P527) attributes in the KG mode too.
+
 The hints come from one SPARQL query on the frozen dump in embedded Oxigraph, in memory for small dumps and in a
 temporary on-disk store for large ones (``kg.store``, ``kg.disk_store_min_mb``; ``sparql_client.embedded_store``).
 """
@@ -35,6 +38,7 @@ HINT_RULES: dict[str, tuple[str, str]] = {
     "P366": ("Environment", "{e} for {a}"),
     "P2283": ("Other", "{e} using {a}"),
     "P4733": ("Other", "{e} {a}"),
+    "P2974": ("Environment", "{e} in {a}"),  # habitat (living)
     "P1034": ("Other", "{e} eating {a}"),
     "P1552": ("Other", "{a} {e}"),
     "P1672": ("Other", "{e} {a}"),

@@ -42,9 +42,10 @@ def extract(endpoint, queries: dict[str, str], page_size: int) -> tuple[set[str]
 
 
 def dump(endpoint_spec: str, roots: list[str], living_roots: list[str], lang: str, page_size: int,
-         out_nt_gz: str, out_provenance: str, user_agent: str, retry: RetryPolicy | None = None) -> dict:
+         out_nt_gz: str, out_provenance: str, user_agent: str, retry: RetryPolicy | None = None,
+         abstract_classes=()) -> dict:
     endpoint = open_endpoint(endpoint_spec, user_agent=user_agent, retry=retry)
-    queries = kq.dump_queries(roots, living_roots, lang)
+    queries = kq.dump_queries(roots, living_roots, lang, list(abstract_classes))
     started = dt.datetime.now(dt.timezone.utc)
     triples, stats = extract(endpoint, queries, page_size)
     if not triples:
@@ -83,7 +84,8 @@ def main(snakemake) -> None:
     p = snakemake.params
     dump(p.endpoint, list(p.roots), list(p.living_roots), p.language, int(p.page_size),
          snakemake.output.extract, snakemake.output.provenance, p.user_agent,
-         RetryPolicy(max_tries=int(p.max_tries), timeout_s=float(p.timeout_s)))
+         RetryPolicy(max_tries=int(p.max_tries), timeout_s=float(p.timeout_s)),
+         abstract_classes=list(getattr(p, "abstract_classes", None) or []))
 
 
 if __name__ == "__main__":

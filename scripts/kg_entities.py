@@ -3,16 +3,26 @@
 Selection follows the authors' code (docs/PAPER_NOTES.md §3–§5):
 - world: ``?ent wdt:P279* wd:<root>`` (root included), label in the configured language required, sitelinks ≥
   ``min_sitelinks`` (a missing count counts as 0), no instances; P18 optional.
-- living: ``(P31/P279*)|P279+`` or ``P171+`` under each living root (or the root itself), minus humans, mythical
-  creatures, individuals, cultivars (``living.exclude``, through the same paths) and anything with coordinates
-  (P625); P18 required unless ``living.require_image`` is false; plus fruits (P31|P279 of Q3314483 / Q1364) linked
-  to a taxon ``P171*`` under the root via P1582 / P1672; capped per root by sitelinks (ties by QID).
+- living: ``(P31/P279*)|P279+`` or ``P171+`` under each living root (or the root itself), plus fruits (P31|P279 of
+  Q3314483 / Q1364) linked to a taxon ``P171*`` under the root via P1582 / P1672, minus the root's own exclusions
+  (``living.exclude_by_root``, the authors' per-root MINUS: humans, mythical creatures, individuals for animals;
+  cultivars, individuals for plants; ``living.exclude`` for roots not listed) and, under the roots of
+  ``living.exclude_coordinates_roots`` (plants), anything with coordinates (P625, individual trees); P18 required
+  unless ``living.require_image`` is false; then the living clean-up (``living.cleanup``: colour variants,
+  products, named individuals, cultivars by their description, :func:`clean_living`); capped per root by sitelinks
+  (ties by QID). Fungi are a living root only with ``living.include_fungi`` (the rule adds Q764).
+- world visuality filter (``visual_filter``, :func:`visual_filter`): entities without an image (P18) are dropped
+  when they descend from an abstract class or have fewer than ``min_sitelinks_without_image`` sitelinks.
 - **Deviation**: an entity under several roots is kept once with *all* its roots (the authors kept the first root).
-- **Deviation**: natural types come from a deterministic KG heuristic by default, not an LLM: among the ancestors
-  1–3 P279 hops up (world; generic classes excluded) or the ancestors over P31/P279/P171 that are themselves P279*
-  of the living root (living), take the candidate with the most sitelinks, ties broken by fewer hops then by QID
-  number. Candidates need a label. Living things default to their root (animal / plant / fungus), world entities
-  to their first root. P279 cycles are harmless (breadth-first search with a visited set).
+- **Deviation**: natural types come from a deterministic KG heuristic by default, not an LLM. World: among the
+  ancestors 1–3 P279 hops up (generic classes excluded), the candidate with the most sitelinks, ties broken by
+  fewer hops then by QID number. Living (``natural_types.living_rule``): ``nearest_common_name`` (default) takes
+  the nearest ancestor over P31/P279/P171 whose label is a common name and that has ≥
+  ``natural_types.living_min_sitelinks`` sitelinks (:func:`nearest_common_name_types`: lion → big cat);
+  ``most_sitelinks`` (and the fallback) takes, among the ancestors that are P279* of the living root, the one with
+  the most sitelinks (usually the root itself). Candidates need a label. Living things default to their root
+  (animal / plant / fungus), world entities to their first root. P279 cycles are harmless (breadth-first search
+  with a visited set).
 - ``natural_types.mode: llm`` asks an OpenAI-compatible chat model instead (``kg_llm``, docs/PAPER_NOTES.md §5):
   the world prompt picks among the top-10 candidates by sitelinks and classes the entity visual / non-visual (non-visual
   world entities are dropped, as only visual entities became queries in the paper); the living prompt picks among
@@ -90,13 +100,28 @@ def select_world(store, roots: list[str], lang: str, min_sitelinks: int) -> pd.D
     return pd.concat(frames, ignore_index=True) if frames else _empty_selection()
 
 
+def root_exclusions(root: str, exclude: list[str], exclude_by_root: dict | None) -> list[str]:
+    """The classes excluded under ``root``: its own list in ``exclude_by_root`` (the authors' per-root MINUS), else
+    the shared ``exclude`` list."""
+    if exclude_by_root and root in exclude_by_root:
+        return list(exclude_by_root[root])
+    return list(exclude)
+
+
+def coordinates_excluded(root: str, coordinate_roots) -> bool:
+    """Whether P625 (coordinates) excludes under ``root``: ``coordinate_roots`` None = every root (old behaviour)."""
+    return coordinate_roots is None or root in set(coordinate_roots)
+
+
 def select_living(store, roots: list[str], lang: str, exclude: list[str], require_image: bool,
-                  max_per_root: int | None) -> pd.DataFrame:
+                  max_per_root: int | None, exclude_by_root: dict | None = None,
+                  coordinate_roots=None) -> pd.DataFrame:
     """Living entities per root with the SPARQL queries of ``kg_queries`` (reference)."""
     frames = []
     for root in roots:
-        rows = store.select(kq.living_entities_query(root, lang, exclude, require_image))
-        rows += store.select(kq.fruits_query(root, lang, require_image))
+        ex, xc = root_exclusions(root, exclude, exclude_by_root), coordinates_excluded(root, coordinate_roots)
+        rows = store.select(kq.living_entities_query(root, lang, ex, require_image, xc))
+        rows += store.select(kq.fruits_query(root, lang, require_image, ex, xc))
         df = rows_to_frame(rows, ["ent", "label", "desc", "links", "image"])
         if df.empty:
             continue
@@ -410,6 +435,22 @@ class Graph:
             frontier = nxt
         return seen
 
+    def depth_below(self, targets: np.ndarray, props: tuple[str, ...]) -> np.ndarray:
+        """Shortest number of (reversed) ``props`` edges from ``targets`` down to every node (-1: unreachable)."""
+        depth = np.full(self.n, -1, dtype=np.int64)
+        frontier = np.asarray(targets, dtype=np.int64)
+        frontier = frontier[frontier >= 0]
+        depth[frontier] = 0
+        level = 0
+        while len(frontier):
+            level += 1
+            _, nxt = self.expand(frontier, props, reverse=True)
+            nxt = np.unique(nxt)
+            nxt = nxt[depth[nxt] < 0]
+            depth[nxt] = level
+            frontier = nxt
+        return depth
+
     def ancestor_hops(self, sources: np.ndarray, props: tuple[str, ...], max_hops: int | None,
                       allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Breadth-first ancestors of every source (forward edges) with their hop distance, the source itself
@@ -529,17 +570,26 @@ def select_world_fast(g: Graph, roots: list[str], min_sitelinks: int) -> pd.Data
 
 
 def living_candidates(g: Graph, coords: set, roots: list[str], exclude: list[str],
-                      require_image: bool) -> pd.DataFrame:
+                      require_image: bool, exclude_by_root: dict | None = None, coordinate_roots=None) -> pd.DataFrame:
     """Living entities per root before the per-root cap: the SPARQL semantics of ``living_entities_query`` +
-    ``fruits_query``; sorted per root by sitelinks (desc, missing last) then QID, as :func:`select_living`."""
-    excluded = g.mask_of(coords)
-    for ex in exclude:
-        excluded |= living_member_mask(g, check_qid(ex, "living exclude"), include_target=False)
+    ``fruits_query``; sorted per root by sitelinks (desc, missing last) then QID, as :func:`select_living`.
+    Exclusions are per root (:func:`root_exclusions`, :func:`coordinates_excluded`) and apply to fruits too."""
+    coord_mask = g.mask_of(coords)
+    member_cache: dict[str, np.ndarray] = {}
+
+    def member(ex):
+        if ex not in member_cache:
+            member_cache[ex] = living_member_mask(g, check_qid(ex, "living exclude"), include_target=False)
+        return member_cache[ex]
+
     with_image = g.info["image"].notna().to_numpy() if require_image else np.ones(g.n, dtype=bool)
     frames = []
     for root in roots:
         check_qid(root, "living root")
-        mask = (living_member_mask(g, root, include_target=True) & ~excluded) | fruit_mask(g, root)
+        excluded = coord_mask.copy() if coordinates_excluded(root, coordinate_roots) else np.zeros(g.n, dtype=bool)
+        for ex in root_exclusions(root, exclude, exclude_by_root):
+            excluded |= member(ex)
+        mask = (living_member_mask(g, root, include_target=True) | fruit_mask(g, root)) & ~excluded
         df = _selection_frame(g, mask & with_image, root)
         if df.empty:
             log.warning("living root %s: no entity found in the dump", root)
@@ -547,6 +597,68 @@ def living_candidates(g: Graph, coords: set, roots: list[str], exclude: list[str
         df = df.sort_values(["sitelinks", "qid"], ascending=[False, True], na_position="last", kind="stable")
         frames.append(df.reset_index(drop=True))
     return pd.concat(frames, ignore_index=True) if frames else _empty_selection()
+
+
+# Living clean-up (KG mode's stand-in for the paper's LLM true/false filter): patterns on the English
+# description, the only place Wikidata says "color of tiger", "leather from alligator" or "Internet celebrity".
+CLEANUP_PATTERNS: dict[str, str] = {
+    "colour_variant": r"\bcolou?r (?:of|variant|variety|morph|form|phase)\b|\bcolou?r(?:ation)? (?:variant|morph)\b",
+    "product": (r"^(?:[\w-]+ )?(?:leather|oil|meat|fur|wool|silk|product|dish|food|spice|juice|flour|extract|"
+                r"honey|drug|medicine|beverage|condiment|cheese|sauce)s?(?=[\s,;(]|$)|\b(?:extracted|made|obtained|produced) "
+                r"from\b|\bused in cooking\b|\bherb mixture\b"),
+    "individual": r"\b(?:individual|specimen|celebrity|famous|mascot|racehorse|pet of|born|died|foaled)\b",
+    "cultivar": r"\bcultivar\b|\bcultivated variety\b",
+    "breed": r"\bbreed\b",
+}
+CLEANUP_DEFAULT = ("colour_variant", "product", "individual", "cultivar")
+
+
+def cleanup_reasons(living: pd.DataFrame, kinds) -> pd.Series:
+    """Per row the first clean-up kind its description matches (None: kept). ``kinds``: names of
+    ``CLEANUP_PATTERNS``; ``breed`` is off by default because the authors' filter keeps breeds."""
+    unknown = set(kinds) - set(CLEANUP_PATTERNS)
+    if unknown:
+        raise ValueError(f"living.cleanup: unknown kind(s) {sorted(unknown)}; known: {sorted(CLEANUP_PATTERNS)}")
+    desc = living["description"].fillna("").astype(str) if "description" in living else pd.Series("", index=living.index)
+    reason = pd.Series(None, index=living.index, dtype=object)
+    for kind in kinds:
+        hit = desc.str.contains(CLEANUP_PATTERNS[kind], case=False, regex=True) & reason.isna()
+        reason[hit] = kind
+    return reason
+
+
+def clean_living(living: pd.DataFrame, kinds) -> pd.DataFrame:
+    """Drop living rows whose description marks them as colour variants, products, individuals, cultivars …"""
+    if living.empty or not kinds:
+        return living
+    reason = cleanup_reasons(living, list(kinds))
+    for kind, n in reason.value_counts().items():
+        log.info("living clean-up: dropped %d %s entities", n, kind)
+    return living[reason.isna()].reset_index(drop=True)
+
+
+def non_visual_mask(g: Graph, abstract_classes, min_sitelinks_without_image: float) -> np.ndarray:
+    """Nodes the visuality filter drops, all of them without an image (P18; a depicted class is visual): instances
+    or subclasses (P31/P279*, P279*) of an abstract class, and those with fewer than ``min_sitelinks_without_image``
+    sitelinks. (Wikidata's hierarchy puts some objects under abstract classes too, e.g. hand fan under craft under
+    artistic creation; their image keeps them.)"""
+    bad = np.zeros(g.n, dtype=bool)
+    for q in abstract_classes:
+        bad |= living_member_mask(g, check_qid(q, "visual_filter.abstract_classes"), include_target=True)
+    if min_sitelinks_without_image:
+        bad |= g.links < float(min_sitelinks_without_image)
+    return bad & g.info["image"].isna().to_numpy()
+
+
+def visual_filter(world: pd.DataFrame, g: Graph, abstract_classes, min_sitelinks_without_image: float) -> pd.DataFrame:
+    """World entities that pass the KG visuality filter (:func:`non_visual_mask`); the paper had an LLM judge it."""
+    if world.empty:
+        return world
+    bad = non_visual_mask(g, abstract_classes, min_sitelinks_without_image)
+    drop = bad[g.code(world["qid"])]
+    if drop.any():
+        log.info("visuality filter: dropped %d of %d world rows", int(drop.sum()), len(world))
+    return world[~drop].reset_index(drop=True)
 
 
 def cap_per_root(living: pd.DataFrame, max_per_root: int | None) -> pd.DataFrame:
@@ -590,8 +702,80 @@ def living_type_candidates(g: Graph, qids, roots, generic: set[str]):
     return tuple(np.concatenate(x) for x in zip(*out))
 
 
-def natural_types(ents: pd.DataFrame, g: Graph, generic: set[str]) -> pd.Series:
-    """Natural-type QID per row of ``ents`` (columns qid, is_living, living_root, roots); see module docstring."""
+LATIN_TAXON = re.compile(r"^[A-Z][a-z]+(idae|inae|ini|oidea|formes|aceae|ales|phyta|mycota|opsida|ata|ia|ae|poda|ptera|"
+                         r"phora|zoa|morpha|cea|vora)$")
+LIVING_RULES = ("nearest_common_name", "most_sitelinks")
+
+
+def common_name_mask(g: Graph, names: dict | None) -> np.ndarray:
+    """Nodes whose label is a common (vernacular) name: the label is one of their common names (P1843, in the
+    language), or it differs from each of their taxon names (P225, case-insensitive; "lion" vs "Panthera leo"); a
+    node with no P225 at all counts unless its label is one Latin-looking word ("Felidae", "Vertebrata"). Panthera,
+    labelled with its taxon name, does not count even though it has the common name "big cats"."""
+    labels = g.info["label"]
+    ok = g.has_label.copy()
+    names = names or {}
+    taxon = names.get("taxon_names")
+    common = names.get("common_names")
+    has_taxon = np.zeros(g.n, dtype=bool)
+    if taxon is not None and len(taxon):
+        t = taxon.dropna()
+        code = g.code(t["s"])
+        t = t[code >= 0].assign(c=code[code >= 0])
+        has_taxon[t["c"].to_numpy()] = True
+        same = t["v"].astype(str).str.casefold().to_numpy() == labels.iloc[t["c"]].astype(str).str.casefold().to_numpy()
+        ok[t["c"].to_numpy()[same]] = False
+    latin = labels.astype(str).str.match(LATIN_TAXON.pattern).to_numpy() & g.has_label
+    ok &= ~(latin & ~has_taxon)
+    if common is not None and len(common):
+        c = common.dropna()
+        code = g.code(c["s"])
+        c = c[code >= 0].assign(c=code[code >= 0])
+        same = c["v"].astype(str).str.casefold().to_numpy() == labels.iloc[c["c"]].astype(str).str.casefold().to_numpy()
+        ok[c["c"].to_numpy()[same]] = True
+        ok &= g.has_label
+    return ok
+
+
+def nearest_common_name_types(g: Graph, qids, roots, generic: set[str], names: dict | None,
+                              min_sitelinks: float):
+    """The living rule ``nearest_common_name``: the nearest ancestor (over P31/P279/P171, staying inside the
+    entity's living root) whose label is a common name (:func:`common_name_mask`) with at least ``min_sitelinks``
+    sitelinks, generic classes excluded. Ties at the same distance (a dump with shortcut edges links a species
+    straight to its genus, family and class) go to the most specific candidate, the one farthest from the root
+    (shortest downward path), then most sitelinks, then QID number. Gives "big cat" for the lion, "bird" for a
+    songbird, not the root "animal". Returns (src positions, best codes)."""
+    roots = np.asarray(roots, dtype=object)
+    qids = np.asarray(qids, dtype=object)
+    props = ("P31", "P279", "P171")
+    good = common_name_mask(g, names) & (g.links >= min_sitelinks) & ~g.mask_of(generic)
+    out_s, out_b = [], []
+    for root in pd.unique(roots):
+        sel = np.flatnonzero(roots == root)
+        src, anc, hops = g.ancestor_hops(g.code(qids[sel]), props, None, allowed=g.reach(g.code([root]), props, 0))
+        keep = good[anc]
+        src, anc, hops = src[keep], anc[keep], hops[keep]
+        if not len(src):
+            continue
+        depth = g.depth_below(g.code([root]), props)
+        order = np.lexsort((g.qnum[anc], -g.links[anc], -depth[anc], hops, src))
+        s_ = src[order]
+        first = np.r_[True, s_[1:] != s_[:-1]]
+        out_s.append(sel[s_[first]])
+        out_b.append(anc[order][first])
+    if not out_s:
+        e = np.empty(0, dtype=np.int64)
+        return e, e
+    return np.concatenate(out_s), np.concatenate(out_b)
+
+
+def natural_types(ents: pd.DataFrame, g: Graph, generic: set[str], living_rule: str = "most_sitelinks",
+                  names: dict | None = None, living_min_sitelinks: float = 0) -> pd.Series:
+    """Natural-type QID per row of ``ents`` (columns qid, is_living, living_root, roots); see module docstring.
+    ``living_rule``: ``nearest_common_name`` (:func:`nearest_common_name_types`; entities it finds nothing for
+    fall back to ``most_sitelinks``) or ``most_sitelinks`` (the candidate with the most sitelinks, often the root)."""
+    if living_rule not in LIVING_RULES:
+        raise ValueError(f"natural_types.living_rule must be one of {LIVING_RULES}, not {living_rule!r}")
     out = np.full(len(ents), None, dtype=object)
     living = ents["is_living"].to_numpy(dtype=bool)
     qids = ents["qid"].to_numpy(dtype=object)
@@ -601,6 +785,9 @@ def natural_types(ents: pd.DataFrame, g: Graph, generic: set[str]) -> pd.Series:
         nt = lroots.copy()
         src, best = g.pick_best(*living_type_candidates(g, qids[lp], lroots, generic))
         nt[src] = g.nodes[best]
+        if living_rule == "nearest_common_name":
+            src, best = nearest_common_name_types(g, qids[lp], lroots, generic, names, living_min_sitelinks)
+            nt[src] = g.nodes[best]
         out[lp] = nt
     if (~living).any():
         wp = np.flatnonzero(~living)
@@ -708,13 +895,19 @@ def check_empty_roots(info: pd.DataFrame, world: pd.DataFrame, living: pd.DataFr
 def build_entities(source, roots: list[str], living_roots: list[str], lang: str, min_sitelinks: int,
                    living_exclude: list[str], require_image: bool, max_living_per_root: int | None,
                    generic_classes: list[str], llm=None, timings: dict | None = None,
-                   allow_empty_roots=None) -> pd.DataFrame:
+                   allow_empty_roots=None, exclude_by_root: dict | None = None, coordinate_roots=None,
+                   cleanup=(), visual: dict | None = None, living_rule: str = "most_sitelinks",
+                   living_type_min_sitelinks: float = 0) -> pd.DataFrame:
     """The entities table (``docs/CONTRACTS.md``).
 
     ``source``: the dump path (read directly, :func:`read_dump_tables`), a loaded store (SPARQL scans,
     :func:`fetch_tables`) or a :class:`KGTables`. ``llm``: a ``kg_llm.KGLLM`` for ``natural_types.mode: llm``
     (None: the KG heuristic only). ``timings``: filled with seconds per step when given. ``allow_empty_roots``:
     None (no check) or the QIDs that may select nothing; any other empty root raises :class:`EmptyRootError`.
+    ``exclude_by_root`` / ``coordinate_roots``: per-root exclusions (:func:`root_exclusions`). ``cleanup``: the
+    living clean-up kinds (:func:`clean_living`). ``visual``: ``{enabled, abstract_classes,
+    min_sitelinks_without_image}`` for world entities (:func:`visual_filter`; None: off). ``living_rule`` /
+    ``living_type_min_sitelinks``: the living natural-type rule (:func:`natural_types`).
     """
     for q in list(roots) + list(living_roots) + list(living_exclude) + list(generic_classes):
         check_qid(q, "roots / living roots / exclude / generic classes")
@@ -724,8 +917,13 @@ def build_entities(source, roots: list[str], living_roots: list[str], lang: str,
         g = Graph(tables.edges, tables.info, extra_nodes=list(roots) + list(living_roots))
     with _timed(timings, "select_world"):
         world = select_world_fast(g, list(roots), int(min_sitelinks))
+        if visual and visual.get("enabled"):
+            world = visual_filter(world, g, list(visual.get("abstract_classes") or []),
+                                  float(visual.get("min_sitelinks_without_image") or 0))
     with _timed(timings, "select_living"):
-        living = living_candidates(g, tables.coords, list(living_roots), list(living_exclude), bool(require_image))
+        living = living_candidates(g, tables.coords, list(living_roots), list(living_exclude), bool(require_image),
+                                   exclude_by_root, coordinate_roots)
+        living = clean_living(living, list(cleanup or ()))
         if llm is not None:
             llm.set_names(tables.names)
             living = llm.filter_living(living)
@@ -742,7 +940,8 @@ def build_entities(source, roots: list[str], living_roots: list[str], lang: str,
             ents[kind] = name_lists(tables.names[kind], ents["qid"])
     with _timed(timings, "natural_types"):
         generic = set(generic_classes)
-        ents["natural_type_qid"] = natural_types(ents, g, generic)
+        ents["natural_type_qid"] = natural_types(ents, g, generic, living_rule, tables.names,
+                                                 float(living_type_min_sitelinks))
         if llm is not None:
             ents = llm.natural_types(ents, g, generic)
     return finish(ents, tables.info)
@@ -772,7 +971,13 @@ def main(snakemake) -> None:
     ents = build_entities(snakemake.input.extract, list(p.roots), list(p.living_roots), p.language,
                           int(p.min_sitelinks), list(p.living_exclude), bool(p.require_image), p.max_living_per_root,
                           list(p.generic_classes), llm=llm, timings=timings,
-                          allow_empty_roots=list(p.allow_empty_roots))
+                          allow_empty_roots=list(p.allow_empty_roots),
+                          exclude_by_root=dict(getattr(p, "exclude_by_root", None) or {}) or None,
+                          coordinate_roots=getattr(p, "coordinate_roots", None),
+                          cleanup=list(getattr(p, "cleanup", None) or ()),
+                          visual=dict(getattr(p, "visual_filter", None) or {}),
+                          living_rule=getattr(p, "living_rule", "most_sitelinks"),
+                          living_type_min_sitelinks=float(getattr(p, "living_type_min_sitelinks", 0) or 0))
     wn = snakemake.input.get("wordnet") if hasattr(snakemake.input, "get") else None
     if wn:
         ents = add_wordnet(ents, pd.read_parquet(wn if isinstance(wn, str) else wn[0]))

@@ -11,6 +11,8 @@ commit of each file):
 - ``molrn_imagenet_wikidata/graph_arcs.csv``          animal hierarchy arcs under Q729
 - ``wikidata/entity_facts_razrfly.json``              real statements of Q107411 and Q257102
 - ``gcompris_pd_cc0_photos/``                         the photos, ``manifest.tsv`` and ``zero_shot_labels.tsv``
+- ``wikidata_records/``                               verbatim Wikidata records: ``globalbioticinteractions__nomer__items.json``,
+  ``OneZoom__tree-build__Felidae_latest-all.json``, ``HeardLibrary__vandycite__superclasses.ttl``
 
 Writes, next to this file:
 - ``kg/extract.ttl``          a small real Wikidata extract (Turtle, Wikidata RDF dump shape)
@@ -50,6 +52,25 @@ HAND_EDGES = [
     ("Q927924", "P279", "Q2424752", "volleyball (ball) -> product (shortcut)"),
 ]
 
+# Labels of attribute-hint values that the verbatim records point at but do not carry (a record holds only its own
+# labels). Each is Wikidata's English label of that item as known to the maintainer; NOT copied from a source file.
+HAND_VALUE_LABELS = [
+    ("Q23445", "black", "colour (P462) value of tiger and jaguar"),
+    ("Q23444", "white", "colour (P462) value of tiger"),
+    ("Q39338", "orange", "colour (P462) value of tiger"),
+    ("Q4421", "forest", "habitat (P2974) value of tiger, leopard and snow leopard"),
+    ("Q8502", "mountain", "habitat (P2974) value of snow leopard"),
+]
+# World attribute hints: the records hold none for world classes. Illustrative, true of the class, NOT a copied record.
+HAND_WORLD_HINTS = [
+    ("Q99895", "P186", "Q28823", "pillow made from (P186) textile: illustrative world attribute hint"),
+]
+RECORD_PROPS = ("P31", "P279", "P171", "P105", "P141", "P1034", "P2974", "P462", "P527")
+RECORDS = "wikidata_records/globalbioticinteractions__nomer__items.json"
+FELIDAE = "wikidata_records/OneZoom__tree-build__Felidae_latest-all.json"
+SUPERCLASSES = "wikidata_records/HeardLibrary__vandycite__superclasses.ttl"
+COMMONS = "http://commons.wikimedia.org/wiki/Special:FilePath/"
+
 LATIN_SUFFIXES = ("idae", "inae", "formes", "oidea", "ata", "ia", "ae", "a", "us", "es", "um", "i")
 
 
@@ -70,6 +91,103 @@ def arc_property(child_pattern: str | None, child_label: str) -> str:
     if child_pattern in ("subclass", "subclass_instance", "subclass_taxon_subclass"):
         return "P279"
     return "P171" if looks_like_taxon(child_label) else "P279"
+
+
+def dump_lines(path: Path) -> list[dict]:
+    """Entities of a Wikidata JSON dump file (one entity per line between ``[`` and ``]``); first copy of a QID wins."""
+    out, seen = [], set()
+    for line in open(path, encoding="utf-8"):
+        line = line.strip().rstrip(",")
+        if line in ("[", "]", ""):
+            continue
+        ent = json.loads(line)
+        if ent["id"] not in seen:
+            seen.add(ent["id"])
+            out.append(ent)
+    return out
+
+
+def truthy(claims: list[dict]) -> list[dict]:
+    """The statements the ``wdt:`` (truthy) mapping keeps: preferred rank if any, else normal; never deprecated."""
+    preferred = [c for c in claims if c.get("rank") == "preferred"]
+    return preferred or [c for c in claims if c.get("rank", "normal") == "normal"]
+
+
+def commons_path(name: str) -> str:
+    """A Commons file name as Wikidata's RDF writes it after Special:FilePath/ (rawurlencode: ``,`` -> %2C …)."""
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def snak_term(snak: dict) -> str | None:
+    """Turtle term of a statement value: item -> wd:Q…, commonsMedia -> FilePath IRI, string -> literal."""
+    dv = snak.get("datavalue")
+    if not dv:
+        return None
+    v = dv["value"]
+    if dv["type"] == "wikibase-entityid":
+        return f"wd:{v['id']}"
+    if snak.get("datatype") == "commonsMedia":
+        return f"<{COMMONS}{commons_path(v)}>"
+    if dv["type"] == "string":
+        return f'"{turtle_literal(v)}"'
+    if dv["type"] == "monolingualtext" and v.get("language") == "en":
+        return f'"{turtle_literal(v["text"])}"@en'
+    return None
+
+
+def record_triples(shared: Path) -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
+    """Triples converted one to one from the verbatim Wikidata records (RDF dump mapping: truthy ``wdt:``,
+    English labels, descriptions and aliases, sitelink counts on the data node). Returns (triples, labels, aliases)."""
+    triples: list[str] = []
+    labels: dict[str, str] = {}
+    aliases: dict[str, list[str]] = {}
+    seen_records = set()
+    for ent in dump_lines(shared / RECORDS):
+        q = ent["id"]
+        seen_records.add(q)
+        claims = ent.get("claims", {})
+        for prop in RECORD_PROPS + ("P225", "P1843", "P18"):
+            for c in truthy(claims.get(prop, [])):
+                term = snak_term(c["mainsnak"])
+                if term and (prop != "P1843" or term.endswith("@en")):
+                    triples.append(f"wd:{q} wdt:{prop} {term} .")
+        if "en" in ent.get("labels", {}):
+            labels[q] = ent["labels"]["en"]["value"]
+        if "en" in ent.get("descriptions", {}):
+            triples.append(f'wd:{q} schema:description "{turtle_literal(ent["descriptions"]["en"]["value"])}"@en .')
+        aliases[q] = [a["value"] for a in ent.get("aliases", {}).get("en", [])]
+        data = f"<https://www.wikidata.org/wiki/Special:EntityData/{q}>"
+        triples.append(f"{data} schema:about wd:{q} .")
+        triples.append(f"{data} wikibase:sitelinks {len(ent.get('sitelinks', {}))} .")
+    # OneZoom's abridged cat-family lines: P31 and P18 are unabridged; labels only where the richer records lack one.
+    for ent in dump_lines(shared / FELIDAE):
+        q = ent["id"]
+        # abridged shape: no datavalue types, items as {"numeric-id": n}, no ranks; sitelink keys kept (titles emptied)
+        for c in ent.get("claims", {}).get("P31", []):
+            triples.append(f"wd:{q} wdt:P31 wd:Q{c['mainsnak']['datavalue']['value']['numeric-id']} .")
+        for c in ent.get("claims", {}).get("P18", []):
+            triples.append(f"wd:{q} wdt:P18 <{COMMONS}{commons_path(c['mainsnak']['datavalue']['value'])}> .")
+        if "en" in ent.get("labels", {}):
+            labels.setdefault(q, ent["labels"]["en"]["value"])
+        if q not in seen_records and ent.get("sitelinks"):
+            data = f"<https://www.wikidata.org/wiki/Special:EntityData/{q}>"
+            triples.append(f"{data} schema:about wd:{q} .")
+            triples.append(f"{data} wikibase:sitelinks {len(ent['sitelinks'])} .")
+    # The WDQS CONSTRUCT of upward P279 closures: its P279 edges and English labels.
+    import pyoxigraph
+
+    for t in pyoxigraph.parse(path=str(shared / SUPERCLASSES), format=pyoxigraph.RdfFormat.TURTLE):
+        s, p, o = str(t.subject.value), str(t.predicate.value), t.object
+        if not s.startswith(WD):
+            continue
+        q = s[len(WD):]
+        if p == "http://www.wikidata.org/prop/direct/P279" and str(o.value).startswith(WD):
+            triples.append(f"wd:{q} wdt:P279 wd:{str(o.value)[len(WD):]} .")
+        elif p == "http://www.w3.org/2000/01/rdf-schema#label" and getattr(o, "language", None) == "en":
+            labels.setdefault(q, o.value)
+    return list(dict.fromkeys(triples)), labels, aliases
 
 
 def build(shared: Path) -> None:
@@ -127,7 +245,22 @@ def build(shared: Path) -> None:
         if ent.get("label_en"):
             labels.setdefault(q, ent["label_en"])
 
+    # Verbatim Wikidata records (VERBATIM block of the Turtle): their labels replace the mapping's title-cased ones.
+    rec_triples, rec_labels, rec_aliases = record_triples(shared)
+    labels.update(rec_labels)
+    for q, al in rec_aliases.items():
+        aliases[q].update(al)
+    for q, label, why in HAND_VALUE_LABELS:
+        labels.setdefault(q, label)
+        hand.append((f"wd:{q}", "rdfs:label", f'"{label}"@en', f"value label: {why}"))
+    for s_, p_, o_, why in HAND_WORLD_HINTS:
+        hand.append((f"wd:{s_}", f"wdt:{p_}", f"wd:{o_}", why))
+
+    hand_labels = {q for q, _, _ in HAND_VALUE_LABELS}
     for q, label in sorted(labels.items()):
+        if q in hand_labels and q not in rec_labels:
+            triples.append(f'wd:{q} rdfs:label "{turtle_literal(label)}"@en .  # HAND-ADDED: value label')
+            continue
         triples.append(f'wd:{q} rdfs:label "{turtle_literal(label)}"@en .')
         for a in sorted(aliases.get(q, ())):
             if a.lower() != label.lower():
@@ -137,10 +270,17 @@ def build(shared: Path) -> None:
             for alias in sorted(a):
                 triples.append(f'wd:{q} skos:altLabel "{turtle_literal(alias)}"@en .')
 
+    triples.append("# VERBATIM: converted one to one from the verbatim Wikidata records of " + RECORDS + ", " + FELIDAE
+                   + " and " + SUPERCLASSES + " (resources/demo/README.md, 'Wikidata records')")
+    triples.extend(rec_triples)
+    triples.append("# END VERBATIM")
+    for s_, p_, o_, why in HAND_WORLD_HINTS:
+        triples.append(f"wd:{s_} wdt:{p_} wd:{o_} .  # HAND-ADDED: {why}")
+
     header = """# EntityNet embedded demo: a small real Wikidata extract in the Wikidata RDF dump shape.
 # Built by resources/demo/build_demo_resources.py from the project's offline data collection (see resources/demo/README.md).
 # Lines marked HAND-ADDED are not Wikidata statements; kg/hand_added.tsv lists them with the reason.
-# No sitelink counts are included (the sources carry none): the demo config sets min_sitelinks: 0.
+# Sitelink counts exist only for the verbatim records (the other sources carry none): the demo sets min_sitelinks: 0.
 @prefix wd: <http://www.wikidata.org/entity/> .
 @prefix wdt: <http://www.wikidata.org/prop/direct/> .
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .

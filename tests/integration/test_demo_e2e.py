@@ -42,6 +42,8 @@ def test_kg_artifacts(demo):
 def test_queries_search_urls(demo):
     q = pd.read_parquet(demo / "results/demo/queries.parquet")
     assert q["query_id"].is_unique and {"wd-noun-world", "wd-noun-living"} <= set(q["kind"])
+    # the bundled records' living hints (colour, habitat, food) and the KG-mode rules: 6 of the 7 kinds (no WordNet)
+    assert {"wd-attrnoun-living", "wd-attr-living", "wd-attrnoun-world", "wd-attr-world"} <= set(q["kind"])
     hits = pd.concat(pd.read_parquet(p) for p in sorted((demo / "results/demo/search/pool").glob("chunk_*.parquet")))
     assert len(hits) > 0 and set(hits["query_id"]) <= set(q["query_id"])
     urls = pd.read_parquet(demo / "results/demo/urls.parquet")

@@ -25,6 +25,8 @@ ALLOWED_CONFIG_DIFFERENCES = {
     "kg.allow_empty_roots": "the bundled extract has no fungi (Q764)",
     "min_sitelinks": "the bundled extract carries no sitelink counts (all would be dropped)",
     "living.require_image": "the bundled extract carries no P18 for the mapped taxa",
+    "visual_filter.min_sitelinks_without_image": "the bundled extract has P18 and sitelinks for few items only",
+    "natural_types.living_min_sitelinks": "the bundled extract has sitelinks for few items only",
     "wordnet.max_synsets": "size",
     "queries.max_per_kind.*": "size",
     "search.n_chunks": "size (still several chunks)",
