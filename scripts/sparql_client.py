@@ -187,6 +187,28 @@ class HttpSparql:
         return self._request(query, "application/n-triples", parse)
 
 
+_TSV_LITERAL = r'^"(.*)"(?:@[A-Za-z0-9-]+|\^\^<[^>]*>)?$'
+_TSV_ESCAPES = {"t": "\t", "n": "\n", "r": "\r"}
+
+
+def _plain_tsv_values(col):
+    """SPARQL TSV terms -> plain values: ``<iri>`` -> ``iri``, ``"lit"@en`` / ``"lit"^^<dt>`` -> ``lit`` (escapes
+    undone), bare numbers and ``_:b`` kept; NaN (unbound) kept."""
+    s = col.astype(object)
+    present = s.notna()
+    iri = present & s.str.startswith("<", na=False)
+    s = s.where(~iri, s.str.slice(1, -1))
+    lit = present & s.str.startswith('"', na=False)
+    if lit.any():
+        inner = s[lit].str.extract(_TSV_LITERAL, expand=False)
+        escaped = inner.str.contains("\\", regex=False, na=False)
+        if escaped.any():
+            inner[escaped] = inner[escaped].str.replace(
+                r"\\(.)", lambda m: _TSV_ESCAPES.get(m.group(1), m.group(1)), regex=True)
+        s = s.where(~lit, inner)
+    return s
+
+
 def _term_to_json(term) -> dict | None:
     import pyoxigraph as ox
 
@@ -239,21 +261,28 @@ class EmbeddedSparql:
     def select_frame(self, query: str):
         """SELECT as a pandas DataFrame of plain values, without building one Python object per binding.
 
-        The solutions are serialised by Oxigraph itself (SPARQL 1.1 CSV: IRIs and literals as their plain
-        lexical values, language tags and datatypes dropped) and parsed by pandas' C reader; every column is
-        ``str`` and an unbound value is NaN. Filter languages inside the query (``FILTER(LANG(?v) = "en")``).
+        The solutions are serialised by Oxigraph itself as SPARQL 1.1 TSV and parsed by pandas' C reader; IRIs and
+        literals are then reduced to their plain lexical values (language tags and datatypes dropped), every column
+        is ``str`` and an unbound value is NaN. Filter languages inside the query (``FILTER(LANG(?v) = "en")``).
+        TSV, not CSV: Oxigraph 0.5 writes an IRI that contains a comma into CSV unquoted (Wikimedia Commons file
+        names often do), which shifted every later column of that row; in TSV a tab inside a literal is escaped
+        and an IRI cannot hold one.
         """
+        import csv
+
         import pandas as pd
         import pyoxigraph as ox
 
         res = self.store.query(query)
         names = [v.value for v in res.variables]
-        data = res.serialize(format=ox.QueryResultsFormat.CSV)
+        data = res.serialize(format=ox.QueryResultsFormat.TSV)
         end_of_header = data.find(b"\n")
         if end_of_header < 0 or end_of_header >= len(data) - 1:  # header only: no solution
             return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
-        df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""], engine="c")
-        df.columns = names
+        df = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False, na_values=[""], engine="c",
+                         quoting=csv.QUOTE_NONE, header=0, names=names)
+        for col in names:
+            df[col] = _plain_tsv_values(df[col])
         return df
 
     def select(self, query: str) -> list[dict]:
