@@ -1,7 +1,7 @@
 """Is the rehearsal's two-process CPU training deterministic, and what does retraining one model cost?
 
-    .venv/bin/python perf/rehearsal_retrain.py --workdir /tmp/rh --port-base 56983
-    .venv/bin/python perf/rehearsal_retrain.py --workdir /tmp/rh --port-base 56983 --model vitb16
+    .venv/bin/python perf/rehearsal_retrain.py --workdir WORKDIR --port-base N
+    .venv/bin/python perf/rehearsal_retrain.py --workdir WORKDIR --port-base N --model vitb16
 
 When the workdir has no trained ``results/rehearsal/<model>`` yet, the rehearsal's ``<model>/eval.csv`` target is run
 first (timed as "first run"); then ``tests/rehearsal/retrain.py`` deletes the model's outputs and open_clip run
