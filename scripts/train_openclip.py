@@ -48,8 +48,9 @@ of them, and cuBLAS split-K / atomics in backward passes (scatter/index_add, emb
 order; and the hybrid path's adaptive share decides *by timing* which images the CPU decodes (PIL) and which nvJPEG
 decodes (pixels differ by a few levels). ``--entitynet-deterministic`` (recipe key ``deterministic: true``) sets
 ``torch.use_deterministic_algorithms(True, warn_only=True)``, ``cudnn.deterministic``, no ``cudnn.benchmark``,
-``CUBLAS_WORKSPACE_CONFIG=:4096:8``, and fixes an ``auto`` CPU share at 0.5. It costs speed; ops without a
-deterministic kernel still run and warn. NCCL all-reduce order can still differ across world sizes.
+``CUBLAS_WORKSPACE_CONFIG=:4096:8``, and fixes an ``auto`` CPU share at 0.5 (upstream's ``main`` turns
+``cudnn.benchmark`` back on when CUDA is available; :func:`keep_deterministic` undoes that). It costs speed; ops
+without a deterministic kernel still run and warn. NCCL all-reduce order can still differ across world sizes.
 """
 
 import argparse
@@ -96,6 +97,25 @@ def make_deterministic(cpu_share: str | float) -> str | float:
     logging.getLogger("entitynet").info("deterministic mode: deterministic algorithms, cuDNN deterministic, "
                                         "hybrid CPU share %s", 0.5 if cpu_share == "auto" else cpu_share)
     return 0.5 if cpu_share == "auto" else cpu_share
+
+
+def keep_deterministic(upstream_main) -> None:
+    """On a CUDA machine upstream's ``main`` turns ``cudnn.benchmark`` on and ``cudnn.deterministic`` off, after
+    :func:`make_deterministic` ran; wrap its ``random_seed`` (first called after those lines, before the model is
+    built) so that the deterministic settings are back before any cuDNN kernel is chosen."""
+    import torch
+
+    seed_fn = upstream_main.random_seed
+    if getattr(seed_fn, "entitynet_deterministic", False):
+        return
+
+    def random_seed(*args, **kwargs):
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        return seed_fn(*args, **kwargs)
+
+    random_seed.entitynet_deterministic = True
+    upstream_main.random_seed = random_seed
 
 
 def parse_cpu_share(value: str) -> str | float:
@@ -542,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
         ours.entitynet_cpu_share = make_deterministic(ours.entitynet_cpu_share)
     import open_clip_train.main as upstream_main
 
+    if ours.entitynet_deterministic:
+        keep_deterministic(upstream_main)
     upstream_main.get_data = make_get_data(ours.entitynet_text_candidates, ours.entitynet_alt_text_chance,
                                            ours.entitynet_data_path, ours.entitynet_device_prefetch,
                                            ours.entitynet_cpu_share)

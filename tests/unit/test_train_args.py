@@ -1,4 +1,6 @@
 """The paper's recipe -> open_clip_train flags; launchers; ablation names."""
+import os
+
 import pytest
 import yaml
 
@@ -71,3 +73,63 @@ def test_deterministic_switch():
         assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+@pytest.fixture
+def torch_flags(monkeypatch):
+    """Restores torch's global determinism flags and CUBLAS_WORKSPACE_CONFIG after the test."""
+    import torch
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    yield torch
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+def test_deterministic_flags(torch_flags):
+    """Every switch the README names: deterministic algorithms (warn only), cuDNN deterministic without benchmark
+    (set to the opposite first), the cuBLAS workspace; a workspace the user chose is kept."""
+    import train_openclip
+
+    torch = torch_flags
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
+    train_openclip.make_deterministic("auto")
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":16:8"
+    train_openclip.make_deterministic("auto")
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_deterministic_survives_upstream_main(torch_flags, monkeypatch, deterministic):
+    """open_clip_train's main turns cudnn.benchmark on and cudnn.deterministic off when CUDA is available, after our
+    switches ran and before its first random_seed (read from its source, so an upstream change shows here). The
+    wrapper's main, given --entitynet-deterministic, has them off/on again when upstream seeds; without the flag,
+    upstream's settings stand. Upstream's main is replaced by those lines (this machine has no CUDA)."""
+    import inspect
+
+    import open_clip_train.main as upstream_main
+
+    import train_openclip
+
+    torch = torch_flags
+    src = inspect.getsource(upstream_main.main)
+    assert src.index("torch.backends.cudnn.benchmark = True") < src.index("random_seed(")
+    seen = {}
+
+    def fake_main(args):  # what upstream's main does on a CUDA machine, in this order
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
+        upstream_main.random_seed(0, 0)
+        seen.update(benchmark=torch.backends.cudnn.benchmark, deterministic=torch.backends.cudnn.deterministic)
+
+    monkeypatch.setattr(upstream_main, "main", fake_main)
+    monkeypatch.setattr(upstream_main, "random_seed", upstream_main.random_seed)  # restored after the test
+    monkeypatch.setattr(upstream_main, "get_data", upstream_main.get_data)
+    monkeypatch.setattr(train_openclip, "allow_cpu_ddp", lambda: None)  # a global torch patch, not needed here
+    flags = ["--entitynet-deterministic"] if deterministic else []
+    assert train_openclip.main(["--", *flags, "--model", "ViT-mini-32-ctx32"]) == 0
+    assert seen == {"benchmark": not deterministic, "deterministic": deterministic}
