@@ -24,14 +24,9 @@ include: "rules/report.smk"
 
 # Console: quiet by default (progress, warnings, a closing summary); `--config console=verbose` or `--verbose`
 # prints everything. Detail goes to the rule logs and .snakemake/log (scripts/run_console.py).
-import os as _os
 import run_console as _console
 
-CONSOLE = _console.console_mode(config, bool(getattr(workflow.output_settings, "verbose", False)))
-_os.environ["ENTITYNET_CONSOLE"] = CONSOLE  # read by the rule scripts' logging (_helpers.configure_logging)
-if CONSOLE == "quiet":
-    _os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars of rule scripts: per-job progress is shown instead
-    _console.install(lambda: workflow.dryrun)
+CONSOLE = _console.setup(config, workflow)
 
 
 onsuccess:

@@ -137,6 +137,20 @@ def install(is_dryrun: Callable[[], bool], logger_name: str = SNAKEMAKE_LOGGER) 
     return found
 
 
+def setup(config: dict, workflow) -> str:
+    """The Snakefile's console set-up; returns the mode. The mode goes to the rule scripts in ``$ENTITYNET_CONSOLE``
+    (job processes inherit the environment); a quiet console also turns off the scripts' tqdm bars (the per-job
+    lines show progress) and gets :class:`QuietConsole` on Snakemake's handler."""
+    import os
+
+    mode = console_mode(config, bool(getattr(getattr(workflow, "output_settings", None), "verbose", False)))
+    os.environ[ENV] = mode
+    if mode == "quiet":
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        install(lambda: workflow.dryrun)
+    return mode
+
+
 # --- the closing summary -------------------------------------------------------------------------------------------
 
 def headline(eval_csv: Path, limit: int = 6) -> list[str]:
