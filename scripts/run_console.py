@@ -8,7 +8,8 @@
 * Snakemake's own lines: :func:`install` adds :class:`QuietConsole` to Snakemake's console handler. Each job becomes
   one line when it starts and one when it ends; the host banner, per-job input/output/resources blocks and
   scheduler chatter ("Select jobs to execute...") go to the run's log under ``.snakemake/log`` only. Dry runs are
-  left as they are (their job list is the point of a dry run), and so are warnings and errors.
+  left as they are (their job list is the point of a dry run), and so are warnings and errors, and so is the
+  job-side Snakemake of a cluster job (its output is that job's log).
 * The end: the Snakefile's ``onsuccess`` prints :func:`summary_lines`: where the evaluation, dataset card, overview
   and report are, and the headline numbers.
 
@@ -145,7 +146,8 @@ def setup(config: dict, workflow) -> str:
 
     mode = console_mode(config, bool(getattr(getattr(workflow, "output_settings", None), "verbose", False)))
     os.environ[ENV] = mode
-    if mode == "quiet":
+    # A job-side Snakemake (the one a Slurm job runs, exec mode not DEFAULT) writes the job's own log: keep it full.
+    if mode == "quiet" and getattr(workflow, "is_main_process", True):
         os.environ.setdefault("TQDM_DISABLE", "1")
         install(lambda: workflow.dryrun)
     return mode

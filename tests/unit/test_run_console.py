@@ -133,3 +133,25 @@ def test_rule_script_info_goes_to_log_only_when_quiet(tmp_path, capsys, monkeypa
     log.info("detail")
     assert "detail" in capsys.readouterr().err
     logging.captureWarnings(False)
+
+
+def test_setup_leaves_job_side_snakemake_and_verbose_alone(monkeypatch):
+    installed = []
+    monkeypatch.setattr(rc, "install", lambda is_dryrun: installed.append(is_dryrun) or True)
+    monkeypatch.setenv(rc.ENV, "unset")  # restored after the test (setup writes the variable)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+
+    class Settings:
+        verbose = False
+
+    class Workflow:
+        output_settings = Settings()
+        is_main_process = True
+        dryrun = False
+
+    assert rc.setup({}, Workflow()) == "quiet" and len(installed) == 1 and __import__("os").environ[rc.ENV] == "quiet"
+    Workflow.is_main_process = False  # the Snakemake inside a Slurm job
+    assert rc.setup({}, Workflow()) == "quiet" and len(installed) == 1
+    Workflow.is_main_process, Settings.verbose = True, True  # snakemake --verbose
+    assert rc.setup({"console": "quiet"}, Workflow()) == "verbose" and len(installed) == 1
+    assert __import__("os").environ[rc.ENV] == "verbose"
