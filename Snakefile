@@ -30,7 +30,9 @@ CONSOLE = _console.setup(config, workflow)
 
 
 onsuccess:
-    _console.print_summary(_console.summary_lines(*_console.run_outputs(workflow.dag, DEFAULT_TARGETS + DEFAULT_REPORT_TARGETS), logfiles=log))
+    # the last thing a run prints: where the results are, with the headline numbers
+    _outputs = _console.run_outputs(workflow.dag, DEFAULT_TARGETS + DEFAULT_REPORT_TARGETS)
+    _console.print_summary(_console.summary_lines(*_outputs, logfiles=log))
 
 
 rule all:

@@ -215,14 +215,16 @@ def summary_lines(eval_csvs: Iterable[str], cards: Iterable[str], overviews: Ite
 
 
 def run_outputs(dag, default_targets: Iterable[str] = ()) -> tuple[list[str], list[str], list[str]]:
-    """The eval.csv, card.md and overview.html files among the jobs of a run's DAG (Snakemake's ``workflow.dag``),
-    falling back to those in ``default_targets``."""
+    """The eval.csv, card.md and overview.html files among the jobs of a run's DAG (Snakemake's ``workflow.dag``);
+    those in ``default_targets`` when the DAG has none (or cannot be read)."""
     evals, cards, overviews = [], [], []
     try:
         files = [str(f) for job in dag.jobs for f in job.output]
     except Exception:  # noqa: BLE001 - the summary must not fail a finished run
         files = []
-    for f in list(files) + list(default_targets):
+    if not any(f.endswith(("/eval.csv", "/card/card.md", "/overview.html")) for f in files):
+        files = list(default_targets)
+    for f in files:
         if f.endswith("/eval.csv"):
             evals.append(f)
         elif f.endswith("/card/card.md"):

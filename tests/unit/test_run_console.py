@@ -107,7 +107,8 @@ def test_run_outputs_picks_eval_card_overview():
         jobs = [Job("results/d/m/eval.csv", "results/d/m/eval"), Job("results/d/card/card.md", "results/d/card/x.png"),
                 Job("results/d/overview.html")]
 
-    assert rc.run_outputs(Dag()) == (["results/d/m/eval.csv"], ["results/d/card/card.md"], ["results/d/overview.html"])
+    assert rc.run_outputs(Dag(), ["results/demo/tiny/eval.csv"]) == (
+        ["results/d/m/eval.csv"], ["results/d/card/card.md"], ["results/d/overview.html"])  # the run's, not the demo's
     assert rc.run_outputs(None, ["results/e/m/eval.csv"]) == (["results/e/m/eval.csv"], [], [])
 
 
