@@ -188,6 +188,14 @@ def card_headline(card_json: Path) -> str:
             + (f"; by query kind: {kinds}" if kinds else ""))
 
 
+def _guarded(fn, path: Path) -> list[str]:
+    """``fn(path)``, or one line saying why the file could not be summarised: the summary never fails a run."""
+    try:
+        return fn(path)
+    except Exception as e:  # noqa: BLE001
+        return [f"(not summarised: {type(e).__name__}: {e})"]
+
+
 def summary_lines(eval_csvs: Iterable[str], cards: Iterable[str], overviews: Iterable[str] = (),
                   logfiles: Iterable[str] = (), report: str = "report.html") -> list[str]:
     """The run's closing summary: each evaluation with its headline numbers, each dataset card (size, download
@@ -197,13 +205,13 @@ def summary_lines(eval_csvs: Iterable[str], cards: Iterable[str], overviews: Ite
     for path in sorted(set(eval_csvs)):
         if Path(path).exists():
             lines.append(f"  evaluation    {path}")
-            lines += [f"                {h}" for h in headline(Path(path))]
+            lines += [f"                {h}" for h in _guarded(headline, Path(path))]
     for path in sorted(set(cards)):
         if Path(path).exists():
             lines.append(f"  dataset card  {path}")
             stats = Path(path).with_suffix(".json")
             if stats.exists():
-                lines.append(f"                {card_headline(stats)}")
+                lines += [f"                {h}" for h in _guarded(lambda p: [card_headline(p)], stats)]
     for path in sorted(set(overviews)):
         if Path(path).exists():
             lines.append(f"  overview      {path}")

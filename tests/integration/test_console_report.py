@@ -127,3 +127,35 @@ def test_report_renders_markdown_outputs_as_html(demo, tmp_path):
     page = tmp_path / "eval_table_from_report.html"
     page.write_bytes(base64.b64decode(m.group(1)))
     assert_eval_rows_in(chromium_dom(page, tmp_path), demo / "results/demo/tiny/eval.csv")
+
+
+def test_report_all_plans_the_runs_on_disk_and_renders_the_ablation_twin(tmp_path):
+    """Without a demo run: results on disk decide what `report_all` holds; the ablation table's HTML twin is made
+    by the real rule (other rules disallowed, so the Markdown on disk is taken as it is) and read in Chromium."""
+    from workflow_helpers import make_workdir
+
+    wd = make_workdir(tmp_path / "wd")
+    md = wd / "results/paper/ablation_demo_tiny.md"
+    md.parent.mkdir(parents=True)
+    md.write_text("Alt-text ablation\n\n| run | ImageNet | Avg. |\n|---|---|---|\n| 0% alt text | 1.2 | *3.4* |\n"
+                  "| 50% alt text | **5.6** | 7.8 |\n| 100% alt text | 9.0 | **12.3** |\n")
+    for model in ("tiny", "tiny-alt0"):  # two evaluated models of the demo, one of them an ablation run
+        (wd / f"results/demo/{model}").mkdir(parents=True)
+        (wd / f"results/demo/{model}/eval.csv").write_text("x\n")
+    (wd / "results/demo/nosuchmodel").mkdir()
+    (wd / "results/demo/nosuchmodel/eval.csv").write_text("x\n")  # not a model of the config: left out
+
+    dry = snakemake(wd, "-n", "--cores", "1", "report_all", timeout=300)
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
+    for target in ("results/demo/overview.html", "results/demo/card/card.html", "results/paper/ablation_demo_tiny.html",
+                   "results/demo/tiny/report/eval_table.html", "results/demo/tiny-alt0/report/eval_table.html"):
+        assert target in dry.stdout, target
+    assert "nosuchmodel" not in dry.stdout
+
+    r = snakemake(wd, "--cores", "1", "--allowed-rules", "ablation_html", "--", "results/paper/ablation_demo_tiny.html",
+                  timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    parser = TableCells()
+    parser.feed(chromium_dom(wd / "results/paper/ablation_demo_tiny.html", tmp_path))
+    assert parser.rows == [["run", "ImageNet", "Avg."], ["0% alt text", "1.2", "3.4"], ["50% alt text", "5.6", "7.8"],
+                           ["100% alt text", "9.0", "12.3"]]

@@ -96,6 +96,8 @@ def test_summary_has_paths_and_headline_numbers(tmp_path):
     assert text.count(str(ev)) == 1 and "demo_heldout acc1 9.1 %" in text and "not evaluated: imagenet1k (missing)" in text
     assert "19 images, 15 entities, download success 95.0 %; by query kind: wd-noun-living 13" in text
     assert "absent.html" not in text and "full log      /x/run.log" in text
+    ev.write_text("not,an,eval\n1,2,3\n")  # a malformed file is named, not a failed run
+    assert "(not summarised: KeyError: 'benchmark')" in "\n".join(rc.summary_lines([str(ev)], []))
 
 
 def test_run_outputs_picks_eval_card_overview():
