@@ -1,4 +1,5 @@
-# Two commands a user needs: `make demo` (embedded offline demo, default target) and `make test` (whole suite).
+# Two commands a user needs: `make demo` (embedded offline demo, default target) and `make test` (whole suite);
+# `make report` writes report.html of the runs on disk.
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ CORES ?= 2
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: venv demo rehearsal test unit lint dag clean-demo
+.PHONY: venv demo report rehearsal test unit lint dag clean-demo
 
 venv: $(VENV)/.installed
 
@@ -18,8 +19,14 @@ $(VENV)/.installed: requirements.lock.txt
 	$(PY) -m pip check
 	touch $@
 
+# Quiet console by default (config key `console`); `make demo V=1` prints every job's detail and the rule output.
 demo: venv
-	$(SNAKEMAKE) --cores $(CORES)
+	$(SNAKEMAKE) --cores $(CORES) $(if $(V),--config console=verbose)
+
+# report.html: the report pages of every run on disk (rule report_all: overviews, cards, eval tables, paper outputs).
+report: venv
+	$(SNAKEMAKE) --cores $(CORES) report_all
+	$(SNAKEMAKE) --report report.html report_all
 
 # The flagship configuration in miniature against local endpoints (README "Rehearsal"); needs wordnet-base.
 rehearsal: venv

@@ -19,9 +19,24 @@ include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/paper.smk"
+include: "rules/report.smk"
+
+
+# Console: quiet by default (progress, warnings, a closing summary); `--config console=verbose` or `--verbose`
+# prints everything. Detail goes to the rule logs and .snakemake/log (scripts/run_console.py).
+import run_console as _console
+
+CONSOLE = _console.setup(config, workflow)
+
+
+onsuccess:
+    # the last thing a run prints: where the results are, with the headline numbers
+    _outputs = _console.run_outputs(workflow.dag, DEFAULT_TARGETS + DEFAULT_REPORT_TARGETS)
+    _console.print_summary(_console.summary_lines(*_outputs, logfiles=log))
 
 
 rule all:
     default_target: True
     input:
         DEFAULT_TARGETS,
+        DEFAULT_REPORT_TARGETS,

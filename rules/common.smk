@@ -176,3 +176,49 @@ DEFAULT_TARGETS = [
     ),
     "results/{d}/card/card.md".format(d=_dt_cfg.get("dataset", "demo")),
 ]
+
+
+# The report (rules/report.smk): the datasets and models that have been run.
+import glob as _glob
+
+
+def evaluated_models(dataset):
+    """Models of a dataset that have an eval.csv on disk, plus the default target's model on its dataset: what the
+    overview and `make report` show ("the datasets and models that have been run")."""
+    found = {Path(p).parent.name for p in _glob.glob(f"results/{dataset}/*/eval.csv")}
+    dt = config.get("default_target", {})
+    if dataset == dt.get("dataset", "demo"):
+        found.add(dt.get("model", "tiny"))
+    valid = [m for m in found if m.split("-alt")[0] in config["models"]]
+    return sorted(valid)
+
+
+def run_datasets():
+    """Datasets (of the config) with a dataset card on disk, plus the default target's dataset."""
+    found = {Path(p).parts[1] for p in _glob.glob("results/*/card/card.md")}
+    found.add(config.get("default_target", {}).get("dataset", "demo"))
+    return sorted(d for d in found if d in config["datasets"])
+
+
+def report_targets(wildcards=None):
+    """Everything `make report` puts in report.html: per dataset that has been run its overview and card; per
+    evaluated model its eval table and bars; every ablation table and Fig. 1 on disk."""
+    targets = []
+    for d in run_datasets():
+        targets += [f"results/{d}/overview.html", f"results/{d}/card/card.html"]
+        for m in evaluated_models(d):
+            targets += [f"results/{d}/{m}/report/eval_table.html", f"results/{d}/{m}/report/eval_bars.png"]
+    for md in sorted(_glob.glob("results/paper/ablation_*.md")):
+        targets.append(md[: -len(".md")] + ".html")
+    targets += sorted(_glob.glob("results/paper/fig1_*.png"))
+    return targets
+
+
+# The default target's report pages (built by `snakemake` with the demo).
+_dt_d = config.get("default_target", {}).get("dataset", "demo")
+_dt_m = config.get("default_target", {}).get("model", "tiny")
+DEFAULT_REPORT_TARGETS = [
+    f"results/{_dt_d}/overview.html",
+    f"results/{_dt_d}/card/card.html",
+    f"results/{_dt_d}/{_dt_m}/report/eval_table.html",
+]

@@ -95,7 +95,7 @@ rule dataset_card:
         queries=lambda w: f"results/{src(w.dataset)}/queries.parquet",
         entities=lambda w: f"results/{src(w.dataset)}/entities.parquet",
     output:
-        card=report("results/{dataset}/card/card.md", category="Dataset card", subcategory="{dataset}"),
+        card="results/{dataset}/card/card.md",  # in the report as its HTML twin (rules/report.smk)
         stats="results/{dataset}/card/card.json",
         **{
             p: report(f"results/{{dataset}}/card/{p}.png", category="Dataset card", subcategory="{dataset}")

@@ -5,11 +5,7 @@ rule model_report:
     input:
         eval_csv="results/{dataset}/{model}/eval.csv",
     output:
-        table=report(
-            "results/{dataset}/{model}/report/eval_table.md",
-            category="Evaluation",
-            caption="../docs/report/eval_table.rst",
-        ),
+        table="results/{dataset}/{model}/report/eval_table.md",  # in the report as its HTML twin (rules/report.smk)
         figure=report(
             "results/{dataset}/{model}/report/eval_bars.png",
             category="Evaluation",
@@ -32,11 +28,7 @@ rule ablation_table:
         eval=lambda w: expand("results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=ablation_models(w)),
     output:
         csv="results/paper/ablation_{dataset}_{recipe}.csv",
-        md=report(
-            "results/paper/ablation_{dataset}_{recipe}.md",
-            category="Paper",
-            caption="../docs/report/ablation.rst",
-        ),
+        md="results/paper/ablation_{dataset}_{recipe}.md",  # in the report as its HTML twin (rules/report.smk)
         tex="results/paper/ablation_{dataset}_{recipe}.tex",
     params:
         labels=["0% alt text", "50% alt text", "100% alt text"],

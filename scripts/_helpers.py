@@ -12,15 +12,29 @@ from pathlib import Path
 import pandas as pd
 
 
+def console_is_quiet(snakemake=None) -> bool:
+    """Whether the console is quiet (``console: quiet``, the default): the mode the Snakefile resolved (from the
+    config key and ``snakemake --verbose``) in ``$ENTITYNET_CONSOLE``, else the job's config key."""
+    mode = os.environ.get("ENTITYNET_CONSOLE") or (getattr(snakemake, "config", None) or {}).get("console", "quiet")
+    return mode != "verbose"
+
+
 def configure_logging(snakemake=None, level: int = logging.INFO) -> logging.Logger:
-    """Send logging (and uncaught exceptions) to the rule's ``log`` file if there is one, else to stderr."""
+    """Send logging (and uncaught exceptions) to the rule's ``log`` file if there is one, else to stderr.
+
+    With a log file and a quiet console (:func:`console_is_quiet`), stderr gets WARNING and above only: the INFO
+    detail (per page, per chunk, child process output) is in the log file; a verbose console gets it all."""
     handlers: list[logging.Handler] = []
     logfile = None
     if snakemake is not None and len(snakemake.log) > 0:
         logfile = str(snakemake.log[0])
         Path(logfile).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(logfile))
-    handlers.append(logging.StreamHandler(sys.stderr))
+    console = logging.StreamHandler(sys.stderr)
+    if logfile is not None and console_is_quiet(snakemake):
+        console.setLevel(logging.WARNING)
+        logging.captureWarnings(True)  # Python warnings (sklearn, torch) into the log, and on the console as WARNING
+    handlers.append(console)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     logger = logging.getLogger("entitynet")

@@ -1,6 +1,7 @@
 """The embedded demo, end to end, through the real CLI: the default target in a fresh working directory.
 
-Runs once in the suite (minutes on 2 cores); asserts every artifact's schema and non-empty content.
+Runs once in the suite (minutes on 2 cores; the ``demo`` fixture, tests/integration/conftest.py); asserts every
+artifact's schema and non-empty content.
 """
 import json
 import sys
@@ -11,20 +12,9 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from workflow_helpers import make_workdir, snakemake  # noqa: E402
+from workflow_helpers import snakemake  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    wd = make_workdir(tmp_path_factory.mktemp("demo"))
-    t0 = time.time()
-    r = snakemake(wd, "--cores", "2", timeout=1200)
-    elapsed = time.time() - t0
-    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
-    print(f"\ndemo default target: {elapsed:.0f} s")
-    return wd
 
 
 def test_kg_artifacts(demo):

@@ -27,7 +27,8 @@ def test_default_target_is_the_demo_chain(wd):
     counts = job_counts(r.stdout)
     chain = ["kg_dump", "kg_entities", "kg_attributes", "build_queries", "pool_index", "search", "merge_search",
              "download", "dedup_decontaminate", "build_shards", "dataset_card", "text_candidates", "train",
-             "build_demo_evalset", "evaluate", "model_report", "all"]
+             "build_demo_evalset", "evaluate", "model_report", "card_html", "eval_table_html", "dataset_overview",
+             "all"]
     assert set(counts) == set(chain)
     assert counts["search"] == CONFIG["datasets"]["demo"]["search"]["n_chunks"]
     assert "results/demo/tiny/eval.csv" in r.stdout

@@ -81,7 +81,7 @@ def test_missing_key_refused_before_any_job_dry_run_plans_offline(tmp_path, monk
     assert r.returncode != 0
     assert "BRAVE_API_KEY" in out and "datasets.demo.search.backends.brave" in out, out[-3000:]
     # refused before the first job: nothing was run, written or locked
-    assert "rule kg_dump" not in out and "Finished jobid" not in out
+    assert "rule kg_dump" not in out and "Finished jobid" not in out and "start kg_dump" not in out
     assert not any((wd / d).exists() for d in ("results", "logs", "benchmarks", "resources/kg"))
     assert not (wd / ".snakemake/locks").exists() or not any((wd / ".snakemake/locks").iterdir())
     record("config: API key", "missing BRAVE_API_KEY for a selected backend", "refused", jobs_started=0)
