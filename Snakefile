@@ -17,6 +17,7 @@ include: "rules/search.smk"
 include: "rules/download.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
+include: "rules/benchmarks.smk"
 include: "rules/evaluate.smk"
 include: "rules/paper.smk"
 

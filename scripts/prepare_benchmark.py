@@ -25,6 +25,7 @@ sibling folder and renamed into place only when complete: a failed preparation l
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -43,6 +44,7 @@ log = logging.getLogger("entitynet.prepare_benchmark")
 
 SOURCES = ("hf_hub", "cub200", "xm3600", "local")
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
+HF_PATTERNS = ["test/*", "*.txt"]  # the test split and the metadata files (not a train split)
 IMAGENET_URL = "https://image-net.org/download.php"
 
 
@@ -174,13 +176,15 @@ def from_hf_hub(name: str, src: dict, tmp: Path) -> dict:
     try:
         endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
         snap = Path(snapshot_download(repo, repo_type="dataset", revision=revision, cache_dir=str(cache),
-                                      endpoint=endpoint))
+                                      endpoint=endpoint, allow_patterns=src.get("allow_patterns") or HF_PATTERNS))
         listing = {f.path: f for f in HfApi(endpoint=endpoint).list_repo_tree(repo, repo_type="dataset", revision=snap.name,
                                                                recursive=True) if hasattr(f, "blob_id")}
     except PrepareError:
         raise
     except Exception as e:
         raise PrepareError(f"benchmark {name}: download of {repo}@{revision} failed: {type(e).__name__}: {e}") from e
+    patterns = src.get("allow_patterns") or HF_PATTERNS
+    listing = {p: e for p, e in listing.items() if any(fnmatch.fnmatch(p, pat) for pat in patterns)}
     for rel, entry in sorted(listing.items()):
         f = snap / rel
         if entry.lfs is not None:
@@ -313,8 +317,9 @@ def from_local(name: str, src: dict, tmp: Path, missing_hint: str = "") -> dict:
 def local_missing_message(name: str, src: dict, path) -> str:
     where = f"benchmarks.{name}.source.local_path"
     got = f" ({path!r} does not exist)" if path else " (not set)"
-    how = src.get("how_to_obtain") or ""
-    if name.startswith("imagenet1k") or "image-net.org" in how:
+    how = ("give a clip_benchmark webdataset root (test/nshards.txt, test/N.tar, classnames.txt) or a folder per "
+           "class, as a folder or a tar archive")
+    if name.startswith("imagenet1k"):
         how = (f"its licence forbids redistribution: download the validation set from {IMAGENET_URL} and give "
                f"the folder (class folders <wnid>/, or a clip_benchmark wds root) or a tar archive of it")
     return (f"benchmark {name} cannot be prepared: it is supplied locally via {where}{got}; {how}. Or opt out "
