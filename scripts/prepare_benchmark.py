@@ -44,7 +44,7 @@ log = logging.getLogger("entitynet.prepare_benchmark")
 
 SOURCES = ("hf_hub", "cub200", "xm3600", "local")
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
-HF_PATTERNS = ["test/*", "*.txt"]  # the test split and the metadata files (not a train split)
+HF_PATTERNS = ["test/*", "classnames*.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]  # no train split
 IMAGENET_URL = "https://image-net.org/download.php"
 
 

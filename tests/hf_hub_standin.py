@@ -12,7 +12,7 @@ It serves tiny in-memory repositories in the Hub's file layout and wire format, 
 
 Files whose name ends in ``.tar``, ``.safetensors`` or ``.bin`` are LFS files, as on the Hub. Faults, per file
 path, consumed one GET each: ``truncate`` (``Content-Length`` promises the whole file, half is sent, the connection
-closes) and ``corrupt`` (right length and headers, one byte flipped).
+closes; a ``Range`` request gets the whole file again) and ``corrupt`` (right length and headers, one byte flipped).
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ class HubStandin:
         self.repos[(repo_type, repo_id)] = {"commit": commit, "files": dict(files)}
         return commit
 
-    def add_fault(self, path: str, kind: str) -> None:
+    def add_fault(self, path: str, kind: str, times: int = 1) -> None:
+        """The next ``times`` GETs of ``path`` get the fault (huggingface_hub retries a broken body itself)."""
         assert kind in ("truncate", "corrupt")
-        self.faults.setdefault(path, []).append(kind)
+        self.faults.setdefault(path, []).extend([kind] * times)
 
     @property
     def url(self) -> str:
