@@ -131,7 +131,7 @@ def baseline_eval_inputs(wildcards):
     return benchmark_inputs(list(wc.suite_by_name(config, config["evaluation"].get("baseline_suite", "paper"))))
 
 
-# Roots rule prepare_benchmark builds (data/benchmarks/<name> with a source): also "built by rules" for onstart.
+# Roots that prepare_benchmark builds (data/benchmarks/<name> with a source), "built by rules" for onstart.
 PREPARED_EVAL_ROOTS = {b["root"] for n, b in config["benchmarks"].items() if wc.prepared_by_rule(n, b)}
 
 
