@@ -367,9 +367,11 @@ def prepare(name: str, bench: dict, dest: str | os.PathLike, cache: str | os.Pat
                 raise PrepareError(f"benchmark {name}: class-name variant {variant!r} ({rel}) is not in the source")
         counts = count_root(tmp, bench.get("dataset", ""))
         check_counts(name, counts, bench.get("expected"))
-        files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        paths = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
+        files = {str(p.relative_to(tmp)): sha256_file(p) for p in paths}
         manifest = {"benchmark": name, "source": {"type": kind, **info}, "licence": src.get("licence"),
-                    "counts": counts, "files": files, "dataset": bench.get("dataset"), "task": bench.get("task")}
+                    "counts": counts, "files": files, "bytes": sum(p.stat().st_size for p in paths),
+                    "dataset": bench.get("dataset"), "task": bench.get("task")}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if dest.exists():
             shutil.rmtree(dest)

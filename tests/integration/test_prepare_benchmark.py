@@ -70,6 +70,7 @@ def test_hub_snapshot_prepared_with_manifest(tmp_path, hub):
     assert sorted(m["files"]) == ["classnames.txt", "test/0.tar", "test/nshards.txt",
                                   "zeroshot_classification_templates.txt"]
     assert m["files"]["test/0.tar"] == pb.sha256_file(dest / "test/0.tar")
+    assert m["bytes"] == sum(len(b) for p, b in files.items() if not p.startswith("train/"))
     assert (dest / "test/0.tar").read_bytes() == files["test/0.tar"]
     assert not any("train/" in path for _, path in hub.requests)
     no_partial(tmp_path / "data/benchmarks/nothing")  # and nothing but the root and the Hub cache was left
