@@ -72,7 +72,7 @@ def test_stored_short_side_plans_one_resize_job(wd):
     """models.<name>.stored_short_side: one resize_shards job, and the train job reads its shards_s<N> output."""
     (wd / "s384.yaml").write_text("models: {vitb32: {stored_short_side: 384}}")
     r = snakemake(wd, "results/entitynet/vitb32/eval.csv", "results/entitynet/vitb16/eval.csv", "-n", "--cores", "1",
-                  "--configfile", str(wd / "config/config.yaml"), str(wd / "s384.yaml"), timeout=300)
+                  *with_local_benchmarks(wd), str(wd / "s384.yaml"), timeout=300)
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
     assert counts["resize_shards"] == 1 and counts["train"] == 2 and counts["build_shards"] == 1
