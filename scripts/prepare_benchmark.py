@@ -23,8 +23,6 @@ Counts are recounted from what was written (tar members, jsonl lines) and compar
 sibling folder and renamed into place only when complete: a failed preparation leaves no root behind.
 """
 
-from __future__ import annotations
-
 import fnmatch
 import hashlib
 import io
@@ -386,7 +384,11 @@ def prepare(name: str, bench: dict, dest: str | os.PathLike, cache: str | os.Pat
 def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
-    prepare(snakemake.wildcards.benchmark, dict(p.bench), snakemake.output.root, getattr(p, "cache", None))
+    try:
+        prepare(snakemake.wildcards.benchmark, dict(p.bench), snakemake.output.root, getattr(p, "cache", None))
+    except PrepareError as e:
+        log.error("%s", e)  # the reason in the job's log too, not only on Snakemake's stderr
+        raise
 
 
 if __name__ == "__main__":

@@ -310,3 +310,25 @@ def test_prepared_root_evaluated_by_clip_benchmark_with_hf_hub_baseline(tmp_path
     assert 0.0 <= acc1 <= 1.0
     got = [p for m, p in hub.requests if m == "GET"]
     assert any(p.endswith("/entitynet-test/tiny-clip/resolve/main/open_clip_model.safetensors") for p in got), got
+
+
+def test_rule_prepares_a_root_by_target_name(tmp_path):
+    """Through Snakemake: `snakemake data/benchmarks/cub200` runs prepare_benchmark on the configured source; a
+    count mismatch fails the job and leaves no root (the error is in the job's log)."""
+    from workflow_helpers import make_workdir, snakemake
+
+    wd = make_workdir(tmp_path / "wd")
+    arc = cub_archive(tmp_path / "CUB_200_2011.tgz")
+    for expected, ok in (({"images": 4, "classes": 3}, False), ({"images": 3, "classes": 3}, True)):
+        (wd / "cub.yaml").write_text(json.dumps({"benchmarks": {"cub200": {
+            "source": {"type": "cub200", "url": arc.as_uri()}, "expected": expected}}}))
+        r = snakemake(wd, "data/benchmarks/cub200", "--cores", "1", "--configfile", str(wd / "config/config.yaml"),
+                      str(wd / "cub.yaml"), timeout=300)
+        if not ok:
+            assert r.returncode != 0, r.stdout[-2000:]
+            assert "count mismatch (images: 3 found, 4 expected" in (wd / "logs/benchmarks/cub200.log").read_text()
+            no_partial(wd / "data/benchmarks/cub200")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    m = json.loads((wd / "data/benchmarks/cub200/manifest.json").read_text())
+    assert m["counts"] == {"images": 3, "classes": 3, "shards": 1} and m["source"]["url"] == arc.as_uri()
+    assert m["licence"].startswith("Caltech-UCSD Birds")  # the repository config's source keys, merged
