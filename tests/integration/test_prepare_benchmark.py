@@ -47,7 +47,8 @@ def hub_bench(expected=None):
 
 
 @pytest.fixture()
-def hub(monkeypatch):
+def hub(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # never the user's cache (nor a previous test's)
     with HubStandin() as h:
         monkeypatch.setenv("HF_ENDPOINT", h.url)
         monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
