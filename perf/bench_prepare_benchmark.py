@@ -5,7 +5,8 @@
 
 Synthetic photos (noise-textured 400x300 JPEGs, ~40-60 kB like a benchmark image) are served by the Hugging Face
 Hub stand-in of the tests (hf_hub: snapshot, sha256 verification against the listing, copy, recount) or written as a
-CUB-style .tgz, an XM3600-style captions.zip + images.tgz and an ImageFolder tree (local). The figures are the
+CUB-style .tgz, an XM3600-style captions.zip + images.tgz, an iNat-2021-style val.json.tar.gz + val.tar.gz and an ImageFolder
+tree (local). The figures are the
 **local** work per image (no wide-area network: the real download time is size / bandwidth on top). Each run checks
 the count it prepared, so a fast but wrong preparation cannot pass unnoticed. Prints one line per source and an
 estimate for each paper benchmark at the measured rate of its source type.
@@ -37,7 +38,7 @@ from hf_hub_standin import HubStandin  # noqa: E402
 # paper benchmark -> (source type, images), as in config/config.yaml
 PAPER = {"imagenet1k": ("local", 50000), "imagenetv2": ("hf_hub", 10000), "imagenet-r": ("hf_hub", 30000),
          "imagenet_sketch": ("hf_hub", 50889), "imagenet-a": ("hf_hub", 7500), "objectnet": ("hf_hub", 18574),
-         "inat2021": ("local", 100000), "cub200": ("cub200", 5794), "rare_species": ("local", 11983),
+         "inat2021": ("inat2021", 100000), "cub200": ("cub200", 5794), "rare_species": ("local", 11983),
          "mscoco_captions": ("hf_hub", 5000), "flickr30k": ("hf_hub", 1000), "xm3600": ("xm3600", 3600)}
 
 
@@ -122,6 +123,21 @@ def main() -> None:
         rates["xm3600"] = timed("xm3600", n, lambda: run("xm3600", {
             "task": "zeroshot_retrieval", "dataset": "crossmodal3600", "expected": {"images": n},
             "source": {"type": "xm3600", "captions_url": cap.as_uri(), "images_url": imgs_tgz.as_uri()}}))
+        # inat2021: val.json.tar.gz + val.tar.gz
+        ann, val = tmp / "val.json.tar.gz", tmp / "val.tar.gz"
+        meta = {"images": [], "annotations": [], "categories": [{"id": c, "name": f"Genus species{c}",
+                                                                 "common_name": f"c{c}"} for c in range(100)]}
+        with tarfile.open(val, "w:gz") as t:
+            for i, b in enumerate(imgs):
+                fn = f"val/{i % 100:05d}_Animalia_Genus_species{i % 100}/{i:08x}.jpg"
+                meta["images"].append({"id": i, "file_name": fn})
+                meta["annotations"].append({"id": i, "image_id": i, "category_id": i % 100})
+                add(t, fn, b)
+        with tarfile.open(ann, "w:gz") as t:
+            add(t, "val.json", json.dumps(meta).encode())
+        rates["inat2021"] = timed("inat2021", n, lambda: run("inat2021", {
+            "task": cls, "dataset": "wds/inat2021", "expected": {"images": n, "classes": 100},
+            "source": {"type": "inat2021", "annotations_url": ann.as_uri(), "images_url": val.as_uri()}}))
         # local ImageFolder tree (ImageNet-style)
         tree = tmp / "val"
         for i, b in enumerate(imgs):

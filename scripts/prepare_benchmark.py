@@ -14,6 +14,8 @@
 * ``xm3600``: Crossmodal-3600 as Google distributes it (``source.captions_url``: a zip or the ``captions.jsonl``
   itself; ``source.images_url``: a tar(.gz) of ``<image/key>.jpg``), written as ``xm3600/captions.jsonl`` and
   ``xm3600/images/`` (clip_benchmark's ``crossmodal3600`` loader). Only images with English captions count.
+* ``inat2021``: the iNaturalist 2021 validation set as distributed (``source.images_url``: ``val.tar.gz``;
+  ``source.annotations_url``: ``val.json`` or ``val.json.tar.gz``); Latin and common class names from its categories.
 * ``local``: a user-supplied folder or tar archive (``source.local_path``) that is already a clip_benchmark
   webdataset root, or (ImageNet-1k) an ImageFolder validation tree ``<wnid>/<image>`` whose class names are
   OpenAI's ImageNet names in sorted-wnid order. ImageNet's licence forbids redistribution: it is only ever local.
@@ -40,7 +42,7 @@ from _helpers import configure_logging, rule_entry
 
 log = logging.getLogger("entitynet.prepare_benchmark")
 
-SOURCES = ("hf_hub", "cub200", "xm3600", "local")
+SOURCES = ("hf_hub", "cub200", "xm3600", "inat2021", "local")
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
 HF_PATTERNS = ["test/*", "classnames*.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]  # no train split
 IMAGENET_URL = "https://image-net.org/download.php"
@@ -264,6 +266,48 @@ def from_xm3600(name: str, src: dict, tmp: Path, cache: Path) -> dict:
             "captions_sha256": sha256_file(cap), "images_sha256": sha256_file(img)}
 
 
+def _json_member(path: Path) -> dict:
+    """A JSON file, plain or as the single ``.json`` member of a tar(.gz) archive."""
+    if tarfile.is_tarfile(path):
+        with tarfile.open(path) as t:
+            member = next(m for m in t if m.isfile() and m.name.endswith(".json"))
+            return json.loads(t.extractfile(member).read())
+    return json.loads(Path(path).read_text())
+
+
+def from_inat2021(name: str, src: dict, tmp: Path, cache: Path) -> dict:
+    """iNaturalist 2021 validation as distributed: ``val.json`` (COCO style: ``images``, ``annotations``,
+    ``categories`` with ``name`` and ``common_name``; plain or in ``val.json.tar.gz``) and ``val.tar.gz``. Labels are
+    the category ids; class names the Latin ``name`` (``classnames.txt``, ``classnames_latin.txt``) and the
+    ``common_name`` (``classnames_common.txt``)."""
+    sha = src.get("sha256") or {}
+    ann = download(src["annotations_url"], cache / Path(src["annotations_url"]).name, sha.get("annotations"))
+    img = download(src["images_url"], cache / Path(src["images_url"]).name, sha.get("images"))
+    try:
+        meta = _json_member(ann)
+        cats = sorted(meta["categories"], key=lambda c: int(c["id"]))
+        if [int(c["id"]) for c in cats] != list(range(len(cats))):
+            raise ValueError("category ids are not 0..n-1")
+        label_of = {a["image_id"]: int(a["category_id"]) for a in meta["annotations"]}
+        by_file = {im["file_name"].lstrip("./"): (int(im["id"]), label_of[im["id"]]) for im in meta["images"]}
+        latin = [c["name"] for c in cats]
+        common = [c.get("common_name") or c["name"] for c in cats]
+        with tarfile.open(img) as t:
+            def samples():
+                for m in t:
+                    hit = by_file.get(m.name.lstrip("./")) if m.isfile() else None
+                    if hit:
+                        yield f"s{hit[0]:07d}", "jpg", t.extractfile(m).read(), hit[1]
+
+            write_wds(tmp, samples(), latin, src.get("templates"))
+    except (StopIteration, KeyError, ValueError, tarfile.TarError, EOFError, OSError) as e:
+        raise PrepareError(f"benchmark {name}: iNaturalist 2021 sources unreadable ({type(e).__name__}: {e})") from e
+    (tmp / "classnames_latin.txt").write_text("\n".join(latin) + "\n")
+    (tmp / "classnames_common.txt").write_text("\n".join(common) + "\n")
+    return {"annotations_url": src["annotations_url"], "images_url": src["images_url"],
+            "annotations_sha256": sha256_file(ann), "images_sha256": sha256_file(img)}
+
+
 def imagenet_classnames() -> list[str]:
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
@@ -357,6 +401,8 @@ def prepare(name: str, bench: dict, dest: str | os.PathLike, cache: str | os.Pat
             info = from_cub200(name, src, tmp, cache)
         elif kind == "xm3600":
             info = from_xm3600(name, src, tmp, cache)
+        elif kind == "inat2021":
+            info = from_inat2021(name, src, tmp, cache)
         else:
             info = from_local(name, src, tmp)
         for variant, path in (bench.get("classname_variants") or {}).items():

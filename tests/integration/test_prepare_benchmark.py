@@ -211,6 +211,57 @@ def test_xm3600_english(tmp_path):
     assert ann["annotations"][0] == "a picture number 0" and len(ann["image_paths"]) == 5
 
 
+def inat_sources(tmp_path: Path) -> tuple[Path, Path]:
+    """val.json.tar.gz + val.tar.gz in iNat 2021's layout: 3 species, 2 images each (class folders of the taxonomy)."""
+    cats = [{"id": 0, "name": "Lumbricus terrestris", "common_name": "Common Earthworm"},
+            {"id": 1, "name": "Coris julis", "common_name": "Mediterranean Rainbow Wrasse"},
+            {"id": 2, "name": "Atherina hepsetus", "common_name": "Sand Smelt"}]
+    images, annotations, blobs = [], [], {}
+    for i in range(6):
+        c = cats[i % 3]
+        folder = f"val/{c['id']:05d}_Animalia_X_Y_Z_{c['name'].replace(' ', '_')}"
+        images.append({"id": 100 + i, "file_name": f"{folder}/{i:04x}.jpg"})
+        annotations.append({"id": i, "image_id": 100 + i, "category_id": c["id"]})
+        blobs[f"{folder}/{i:04x}.jpg"] = jpeg(i)
+    ann, img = tmp_path / "val.json.tar.gz", tmp_path / "val.tar.gz"
+    with tarfile.open(ann, "w:gz") as t:
+        data = json.dumps({"images": images, "annotations": annotations, "categories": cats}).encode()
+        ti = tarfile.TarInfo("val.json")
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    with tarfile.open(img, "w:gz") as t:
+        for name, data in blobs.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    return ann, img
+
+
+def test_inat2021_val_with_latin_and_common_names(tmp_path):
+    ann, img = inat_sources(tmp_path)
+    bench = {"task": CLS, "dataset": "wds/inat2021",
+             "source": {"type": "inat2021", "annotations_url": ann.as_uri(), "images_url": img.as_uri()},
+             "classname_variants": {"latin": "data/benchmarks/inat2021/classnames_latin.txt",
+                                    "common": "data/benchmarks/inat2021/classnames_common.txt"},
+             "expected": {"images": 6, "classes": 3}}
+    dest = tmp_path / "data/benchmarks/inat2021"
+    m = pb.prepare("inat2021", bench, dest)
+    assert m["counts"] == {"images": 6, "classes": 3, "shards": 1}
+    assert (dest / "classnames_common.txt").read_text().splitlines()[1] == "Mediterranean Rainbow Wrasse"
+    assert (dest / "classnames.txt").read_text() == (dest / "classnames_latin.txt").read_text()
+    with tarfile.open(dest / "test/0.tar") as t:
+        cls = {m.name: t.extractfile(m).read() for m in t if m.name.endswith(".cls")}
+    assert cls == {f"s{100 + i:07d}.cls": str(i % 3).encode() for i in range(6)}
+    with pytest.raises(pb.PrepareError, match="class-name variant 'vernacular' .* is not in the source"):
+        pb.prepare("inat2021", {**bench, "classname_variants": {"vernacular": "x/classnames_vernacular.txt"}},
+                   tmp_path / "v/inat2021")
+    no_partial(tmp_path / "v/inat2021")
+    bench["expected"]["classes"] = 4
+    with pytest.raises(pb.PrepareError, match="count mismatch"):
+        pb.prepare("inat2021", bench, tmp_path / "again/inat2021")
+    no_partial(tmp_path / "again/inat2021")
+
+
 def test_local_imagefolder_and_archive(tmp_path):
     tree = tmp_path / "val"
     for c, wnid in enumerate(["n01", "n02", "n03"]):
