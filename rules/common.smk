@@ -22,7 +22,7 @@ onstart:
         _suites = sorted({ds(j.wildcards.dataset).get("eval_suite", "paper") for j in _jobs if j.rule.name == "evaluate"}
                          | {config["evaluation"].get("baseline_suite", "paper") for j in _jobs
                             if j.rule.name == "evaluate_baseline"})
-        wc.check_benchmarks_present(config, _suites, RULE_BUILT_EVAL_ROOTS)
+        wc.check_benchmarks_present(config, _suites, RULE_BUILT_EVAL_ROOTS | PREPARED_EVAL_ROOTS)
         wc.check_api_keys(config, [(j.wildcards.dataset, j.wildcards.backend) for j in _jobs if j.rule.name == "search"])
     except wc.ConfigError as _e:
         raise WorkflowError(f"Invalid configuration: {_e}")
@@ -129,10 +129,30 @@ def download_chunks(wildcards):
 RULE_BUILT_EVAL_ROOTS = {"resources/eval/demo_heldout"}
 
 
+def benchmark_inputs(names):
+    """Roots of the named benchmarks that a rule builds (build_demo_evalset, prepare_benchmark), less
+    evaluation.skip. Plan-time check: a benchmark that is neither on disk nor preparable stops the run here."""
+    try:
+        prepared = wc.benchmark_inputs(config, [n for n in names if config["benchmarks"][n].get("root")
+                                                not in RULE_BUILT_EVAL_ROOTS])
+    except wc.ConfigError as e:
+        raise WorkflowError(f"Benchmark data cannot be prepared: {e}")
+    built = [config["benchmarks"][n].get("root") for n in names
+             if config["benchmarks"][n].get("root") in RULE_BUILT_EVAL_ROOTS]
+    return sorted(set(built) | set(prepared))
+
+
 def eval_inputs(wildcards):
-    """Benchmark roots that a rule of this workflow builds become inputs; user-provided ones are checked at run time."""
-    roots = [b.get("root") for b in wc.suite(config, wildcards.dataset).values()]
-    return [r for r in roots if r in RULE_BUILT_EVAL_ROOTS]
+    """The benchmark roots of the dataset's suite that rules build become inputs of its evaluate job."""
+    return benchmark_inputs(list(wc.suite(config, wildcards.dataset)))
+
+
+def baseline_eval_inputs(wildcards):
+    return benchmark_inputs(list(wc.suite_by_name(config, config["evaluation"].get("baseline_suite", "paper"))))
+
+
+# Roots that prepare_benchmark builds (data/benchmarks/<name> with a source), "built by rules" for onstart.
+PREPARED_EVAL_ROOTS = {b["root"] for n, b in config["benchmarks"].items() if wc.prepared_by_rule(n, b)}
 
 
 # Eval roots that a rule of this workflow builds; they are inputs of dedup_decontaminate, so they exist when it runs.
@@ -146,11 +166,20 @@ def dedup_eval_sets(dataset):
         raise WorkflowError(
             f"datasets.{dataset}.dedup.eval_sets: {unknown} not in benchmarks ({sorted(config['benchmarks'])})"
         )
-    return {n: config["benchmarks"][n]["root"] for n in names}
+    skip = set(config["evaluation"].get("skip") or [])
+    return {n: config["benchmarks"][n]["root"] for n in names if n not in skip}
+
+
+def dedup_skipped(dataset):
+    """Eval sets of the dataset opted out with evaluation.skip (listed in counts.json and on the card)."""
+    names = ds(dataset).get("dedup", {}).get("eval_sets")
+    names = list(wc.suite(config, dataset)) if names is None else names
+    return [n for n in names if n in set(config["evaluation"].get("skip") or [])]
 
 
 def dedup_eval_inputs(wildcards):
-    return sorted(r for r in dedup_eval_sets(wildcards.dataset).values() if r in RULE_BUILT_EVAL_ROOTS)
+    """Rule-built roots of the eval sets: inputs, so adding or re-preparing a benchmark reruns decontamination."""
+    return benchmark_inputs(list(dedup_eval_sets(wildcards.dataset)))
 
 
 def dedup_of(dataset, name):

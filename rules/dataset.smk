@@ -15,6 +15,7 @@ rule dedup_decontaminate:
         urls="results/{dataset}/urls_dedup.parquet",
     params:
         eval_sets=lambda w: dedup_eval_sets(w.dataset),
+        skipped=lambda w: dedup_skipped(w.dataset),
         hamming_threshold=lambda w: ds(w.dataset).get("dedup", {}).get("hamming_threshold", 4),
         decontam_threshold=lambda w: ds(w.dataset).get("dedup", {}).get("decontam_threshold", 8),
         representative=lambda w: ds(w.dataset).get("dedup", {}).get("representative", "largest"),

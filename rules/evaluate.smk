@@ -55,6 +55,8 @@ rule evaluate:
 
 rule evaluate_baseline:
     # A published open_clip model, e.g. results/baselines/ViT-B-32__openai/eval.csv (weights from the model hubs).
+    input:
+        benchmarks=baseline_eval_inputs,
     output:
         eval_csv="results/baselines/{tag}/eval.csv",
         details=directory("results/baselines/{tag}/eval"),

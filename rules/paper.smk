@@ -50,12 +50,16 @@ rule plot_fig1:
             "results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=fig1_models(w.dataset)
         ),
         reference="resources/paper/reference_points.csv",
+        baselines=lambda w: expand(
+            "results/baselines/{tag}/eval.csv", tag=config["paper"].get("fig1_baselines", [])
+        ),
     output:
         png=report("results/paper/fig1_{dataset}.png", category="Paper", caption="../docs/report/fig1.rst"),
         points="results/paper/fig1_{dataset}_points.csv",
     params:
         dataset_labels=lambda w: {w.dataset: config["paper"].get("dataset_labels", {}).get(w.dataset, w.dataset)},
         arch_labels=lambda w: {m: config["models"][m]["arch"] for m in fig1_models(w.dataset)},
+        baseline_labels=config["paper"].get("baseline_labels", {}),
     log:
         "logs/paper/fig1_{dataset}.log",
     threads: 1

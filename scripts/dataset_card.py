@@ -185,6 +185,7 @@ def card_stats(index, urls, queries, entities, status: pd.DataFrame, dedup_count
             "contaminated_per_eval_set": dd.get("contaminated_total", {}),
             "eval_set_sizes": dd.get("eval_set_sizes", {}),
             "eval_sets_missing": dd.get("eval_sets_missing", []),
+            "eval_sets_skipped": dd.get("eval_sets_skipped", []),
             "corrupt_images": dd.get("n_corrupt"),
         },
     }
@@ -303,6 +304,7 @@ def render_markdown(stats: Mapping, dataset: str, description: str = "", source:
         ("duplicates dropped", f"{d.get('duplicates_dropped') or 0:,}"),
         ("eval-contaminated images removed", f"{d.get('contaminated') or 0:,}"),
         ("eval sets not checked (root missing)", ", ".join(d.get("eval_sets_missing") or []) or "none"),
+        ("eval sets skipped (evaluation.skip)", ", ".join(d.get("eval_sets_skipped") or []) or "none"),
         ("images with an alt text", f"{stats['alt_text']['with']:,} ({_pct(stats['alt_text']['with'], n)})"),
         ("alt texts / queries per image (mean)",
          f"{stats['texts_per_image']['alt_texts_mean']:.2f} / {stats['texts_per_image']['queries_mean']:.2f}"),
@@ -320,7 +322,8 @@ def render_markdown(stats: Mapping, dataset: str, description: str = "", source:
             _md_table(["eval set", "eval images", "training images removed"],
                    [(k, f"{(d.get('eval_set_sizes') or {}).get(k, 0):,}", f"{v:,}")
                     for k, v in (d.get("contaminated_per_eval_set") or {}).items()]
-                   + [(k, "missing", "not checked") for k in d.get("eval_sets_missing") or []]), "",
+                   + [(k, "missing", "not checked") for k in d.get("eval_sets_missing") or []]
+                   + [(k, "skipped (evaluation.skip)", "not checked") for k in d.get("eval_sets_skipped") or []]), "",
             "![dedup](dedup.png)", ""]
     out += ["## Images per root class", "", _md_table(["root", "label", "images"], [
         (r["key"], r["label"], f"{r['images']:,}") for r in stats["root_classes"]]), "",

@@ -6,9 +6,10 @@ What this entry adds to ``image_dedup.main`` (which does the hashing, grouping, 
 * the eval sets come as ``params.eval_sets`` (``{benchmark name: root}``); a root that does **not exist** is skipped
   with a logged warning and listed in ``counts.json`` (``eval_sets_missing``, ``eval_set_status``: ``ok`` or
   ``missing``) instead of failing the job: the paper's benchmarks are large downloads a user may not have yet, and
-  the model evaluation reports the same roots as ``missing``. A root that exists but holds no image still fails
+  the model evaluation reports the same roots as ``missing``. Benchmarks opted out with ``evaluation.skip`` come as
+  ``params.skipped`` and are listed as ``eval_sets_skipped`` (status ``skipped``). A root that exists but holds no image still fails
   (a misconfiguration must not pass decontamination silently). Eval roots built by a rule of this workflow (the
-  demo's held-out set) are the rule's inputs, so they always exist when it runs.
+  demo's held-out set, the roots rule ``prepare_benchmark`` prepares) are the rule's inputs, so they always exist when it runs.
 
 Snakemake rule (see ``rules/dataset.smk``): input ``chunks`` (download chunk dirs), ``urls`` (urls.parquet),
 optional ``eval_sets`` (rule-built roots, only for the DAG); params ``eval_sets`` (dict), ``hamming_threshold``,
@@ -64,7 +65,10 @@ def main(snakemake) -> None:
     counts = json.loads(Path(snakemake.output.counts).read_text())
     counts["eval_sets_missing"] = sorted(missing)
     counts["eval_set_roots"] = {**present, **missing}
-    counts["eval_set_status"] = {name: ("ok" if name in present else "missing") for name in eval_sets}
+    skipped = [str(n) for n in (getattr(p, "skipped", None) or [])]
+    counts["eval_sets_skipped"] = sorted(skipped)
+    counts["eval_set_status"] = {**{name: ("ok" if name in present else "missing") for name in eval_sets},
+                                 **{name: "skipped" for name in skipped}}
     counts["n_download_dirs"] = len(dirs)
     write_json(counts, snakemake.output.counts)
 

@@ -145,8 +145,13 @@ def model_macs(arch: str, samples_seen: int, text_context: int, count: str = "au
 
 def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str, dict], out_dir: str,
              samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int = 77,
-             skip=(), mac_count: str = "authors", global_batch: int | None = None) -> pd.DataFrame:
-    """``eval.csv`` rows of a model on a suite; benchmarks in ``skip`` (``evaluation.skip``) are ``skipped`` rows."""
+             skip=(), mac_count: str = "authors", global_batch: int | None = None,
+             macs_arch: str | None = None) -> pd.DataFrame:
+    """``eval.csv`` rows of a model on a suite; benchmarks in ``skip`` (``evaluation.skip``) are ``skipped`` rows.
+
+    ``arch``/``weights`` are clip_benchmark's ``--model``/``--pretrained``; ``macs_arch`` the open_clip architecture
+    whose MACs are counted (default ``arch``). A suite where nothing could be evaluated (every benchmark not skipped
+    is missing) is an error even with ``fail_on_missing: false``: a table with no value is not a result."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, jobs = [], []
@@ -166,6 +171,10 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
             out_json = out / f"{name}__{v['name']}.json"
             jobs.append({"name": f"{name}/{v['name']}", "bench": name, "variant": v["name"], "out": str(out_json),
                          "argv": variant_argv(bench, v, arch, weights, out_json, out, batch_size)})
+    if not jobs and any(r["status"] == "missing" for r in rows):
+        raise FileNotFoundError(f"nothing evaluated: every benchmark of the suite that is not in evaluation.skip is "
+                                f"missing ({[r['benchmark'] for r in rows if r['status'] == 'missing']}); prepare "
+                                "them (rule prepare_benchmark, docs/BENCHMARKS.md) or list them in evaluation.skip")
     metrics = run_jobs(jobs, weights, out)
     for name, bench in suite.items():
         results = {j["variant"]: metrics[j["name"]] for j in jobs if j["bench"] == name}
@@ -176,15 +185,29 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
     df.insert(0, "model", model)
     df.insert(0, "dataset", dataset)
     df["samples_seen"] = samples_seen
-    df["macs_1e18"] = model_macs(arch, samples_seen, text_context, mac_count, global_batch)
+    df["macs_1e18"] = model_macs(macs_arch or arch, samples_seen, text_context, mac_count, global_batch)
     return df[list(EVAL_COLUMNS)]
 
 
 def parse_baseline_tag(tag: str) -> tuple[str, str]:
-    """``ViT-B-32__openai`` -> (``ViT-B-32``, ``openai``); ``hf-hub:imageomics/bioclip`` style uses ``__hf-hub:…``."""
+    """``ViT-B-32__openai`` -> (``ViT-B-32``, ``openai``); ``ViT-B-16__hf-hub:imageomics/bioclip`` ->
+    (``ViT-B-16``, ``hf-hub:imageomics/bioclip``)."""
     if "__" not in tag:
         raise ValueError(f"baseline tag {tag!r}: expected <open_clip model>__<pretrained tag>, e.g. ViT-B-32__openai")
     arch, pretrained = tag.split("__", 1)
+    return arch, pretrained
+
+
+MODEL_SCHEMAS = ("hf-hub:", "local-dir:")
+
+
+def clip_benchmark_model(arch: str, pretrained: str) -> tuple[str, str]:
+    """clip_benchmark's ``(--model, --pretrained)`` of a baseline. open_clip honours ``hf-hub:org/repo`` (and
+    ``local-dir:``) only as the *model name* (config and weights then come from that repo through open_clip's own
+    loading; ``pretrained`` is ignored), so such a tag moves into the model argument; an open_clip pretrained tag
+    (``openai``, ``laion2b_s34b_b79k``) or a local checkpoint file stays ``pretrained`` of ``arch``."""
+    if pretrained.startswith(MODEL_SCHEMAS):
+        return pretrained, pretrained
     return arch, pretrained
 
 
@@ -207,9 +230,11 @@ def main(snakemake) -> None:
     if snakemake.rule == "evaluate_baseline":
         # open_clip pretrained weights: fetched from the model hubs by open_clip itself (needs internet once)
         arch, pretrained = parse_baseline_tag(snakemake.wildcards.tag)
-        df = evaluate("baselines", snakemake.wildcards.tag, arch, pretrained, suite, snakemake.output.details,
-                      baseline_samples_seen(pretrained, p.samples_seen), bool(p.fail_on_missing),
-                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []),
+        model_arg, pretrained_arg = clip_benchmark_model(arch, pretrained)
+        df = evaluate("baselines", snakemake.wildcards.tag, model_arg, pretrained_arg, suite,
+                      snakemake.output.details, baseline_samples_seen(pretrained, p.samples_seen),
+                      bool(p.fail_on_missing), int(p.batch_size), int(p.mac_text_context),
+                      skip=list(getattr(p, "skip", []) or []), macs_arch=arch,
                       mac_count=mac_count, global_batch=global_batch)
     else:
         summary = json.loads(Path(snakemake.input.summary).read_text())

@@ -526,6 +526,19 @@ def points_from_eval(
     return pd.DataFrame(rows, columns=[*POINT_COLUMNS, "dataset", "model"])
 
 
+def baseline_points(eval_df: pd.DataFrame, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Fig. 1 points of measured baselines (rule evaluate_baseline: dataset ``baselines``, model = the tag
+    ``<arch>__<pretrained>``): the architecture from the tag, the training-data label from ``labels[tag]`` (e.g.
+    ``{"ViT-B-32__openai": "OpenAI"}``), else the pretrained part of the tag."""
+    if eval_df is None or len(eval_df) == 0:
+        return pd.DataFrame(columns=[*POINT_COLUMNS, "dataset", "model"])
+    tags = list(dict.fromkeys(eval_df["model"]))
+    arch = {t: t.split("__", 1)[0] for t in tags}
+    pts = points_from_eval(eval_df, arch_labels=arch)
+    pts["training_data"] = [(labels or {}).get(t) or t.split("__", 1)[-1] for t in pts["model"]]
+    return pts
+
+
 def read_reference_points(path: str | os.PathLike) -> pd.DataFrame:
     """Read resources/paper/reference_points.csv (columns: POINT_COLUMNS + source, approximate, note)."""
     ref = pd.read_csv(path)
@@ -600,10 +613,12 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[in
     return front
 
 
-def _combined_points(our_points: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """Ours and reference points in one frame with `origin` ("ours"/"reference"), `family` and normalised `arch`."""
+def _combined_points(our_points: pd.DataFrame, reference: pd.DataFrame,
+                     measured: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Ours, reference and measured-baseline points in one frame with `origin` ("ours"/"reference"/"measured"),
+    `family` and normalised `arch`."""
     frames = []
-    for origin, frame in (("ours", our_points), ("reference", reference)):
+    for origin, frame in (("ours", our_points), ("reference", reference), ("measured", measured)):
         if frame is None or len(frame) == 0:
             continue
         missing = [c for c in POINT_COLUMNS if c not in frame.columns]
@@ -699,13 +714,16 @@ def _draw_annotation(ax: Any, note: Mapping[str, Any]) -> None:
                     ha="left", va="center", fontsize=10, fontweight="bold")
 
 
-def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | os.PathLike | None = None):
+def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | os.PathLike | None = None,
+              measured: pd.DataFrame | None = None):
     """Draw Fig. 1 (two panels, accuracy vs training cost) and optionally save it as PNG (atomically).
 
     Args:
         our_points: Fig. 1 points of our runs (POINT_COLUMNS; e.g. from `points_from_eval`), may be empty.
         reference: reference points (POINT_COLUMNS; e.g. `read_reference_points`), may be empty.
         out_png: where to save; None only returns the figure.
+        measured: baselines evaluated by this workflow (`baseline_points`), drawn beside the paper's read-off points
+            with a black cross over the marker ("measured here" in the legend; the others "read off the paper").
 
     Colour encodes the training-data family (EntityNet blue with a black outline, CC12M orange, DataComp green,
     OpenAI red, DFN brown, others further colours), the marker the architecture. When we have EntityNet points of
@@ -719,7 +737,7 @@ def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | 
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    points = _combined_points(our_points, reference)
+    points = _combined_points(our_points, reference, measured)
     # Only points with a cost and at least one panel's accuracy count, for the axes and the legends: a run of ours
     # without ImageNet-1k and iNat 2021 results (the demo, evaluated on its own held-out photos) is named above the
     # panels instead, and must not stretch the cost axis by nine decades.
@@ -754,6 +772,9 @@ def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | 
                 edgecolors=colour if hollow else ("black" if is_entitynet else colour),
                 linewidths=1.4 if is_entitynet else 0.8, zorder=3 if p.origin == "ours" else 2,
             )
+            if p.origin == "measured":
+                ax.scatter([p.macs_1e18], [getattr(p, column)], marker="x", s=30, color="black", linewidths=1.2,
+                           zorder=4, label="_measured")
         panel_notes = [note for note in notes if note["panel"] == column]
         for note in panel_notes:
             _draw_annotation(ax, note)
@@ -792,6 +813,9 @@ def plot_fig1(our_points: pd.DataFrame, reference: pd.DataFrame, out_png: str | 
     if len(points):
         arch_handles.append(Line2D([], [], ls="--", color="grey"))
         arch_labels.append("Pareto front")
+        if (points["origin"] == "measured").any():
+            arch_handles.append(Line2D([], [], ls="", marker="x", color="black"))
+            arch_labels.append("measured here (others: read off the paper)")
         fig.legend(data_handles, data_labels, loc="lower center", bbox_to_anchor=(0.5, 0.065),
                    ncol=len(data_handles), frameon=False, fontsize=9)
         fig.legend(arch_handles, arch_labels, loc="lower center", bbox_to_anchor=(0.5, 0.0),
@@ -862,10 +886,17 @@ def _main_fig1(smk: Any) -> None:
     )
     ref_path = _named(smk.input, "reference")
     reference = read_reference_points(ref_path) if ref_path else pd.DataFrame(columns=list(POINT_COLUMNS))
-    plot_fig1(ours, reference, _named(smk.output, "png", smk.output[0]))
+    base_paths = _as_list(_named(smk.input, "baselines"))
+    measured = baseline_points(read_eval_csvs(base_paths), _named(smk.params, "baseline_labels") or None) \
+        if base_paths else None
+    plot_fig1(ours, reference, _named(smk.output, "png", smk.output[0]), measured=measured)
     points_out = _named(smk.output, "points")
     if points_out:
-        _atomic_write_text(points_out, ours.to_csv(index=False, na_rep="", lineterminator="\n"))
+        parts = [f for f in (ours.assign(origin="ours"),
+                             None if measured is None else measured.assign(origin="measured baseline")) if
+                 f is not None and len(f)]
+        table = pd.concat(parts, ignore_index=True) if parts else ours.assign(origin="ours")
+        _atomic_write_text(points_out, table.to_csv(index=False, na_rep="", lineterminator="\n"))
     for note in fig1_annotations(ours, reference):
         logger.info("Fig. 1 %s: %s vs %s -> %s", note["panel"], note["subject_label"], note["baseline_label"],
                     note["text"])

@@ -484,3 +484,39 @@ def check_benchmarks_present(config: dict, suites: list[str], built_by_rules=(),
         raise ConfigError(f"benchmark data not found: {rows}. Put each benchmark at its root (sources: "
                           f"{BENCHMARK_SOURCES}), change the root, or opt out with evaluation.skip: "
                           f"[{', '.join(sorted(missing))}] (reported as skipped in eval.csv)")
+
+
+PREPARED_ROOT = "data/benchmarks/{name}"
+
+
+def prepared_by_rule(name: str, bench: dict) -> bool:
+    """Whether rule ``prepare_benchmark`` builds the benchmark's root (it has a ``source`` and the standard root)."""
+    return bool(bench.get("source")) and bench.get("root") == PREPARED_ROOT.format(name=name)
+
+
+def benchmark_inputs(config: dict, names, base: Path = Path(".")) -> list[str]:
+    """Plan-time check and input list: the roots that rule ``prepare_benchmark`` builds for ``names`` (less
+    ``evaluation.skip``). A benchmark that is neither on disk nor preparable (e.g. ImageNet-1k without
+    ``source.local_path``) raises ConfigError naming the benchmark, the key and how to supply it."""
+    from prepare_benchmark import can_prepare
+
+    skip = set(config["evaluation"].get("skip") or [])
+    out, problems = [], []
+    for name in names:
+        if name in skip:
+            continue
+        bench = config["benchmarks"][name]
+        root = bench.get("root")
+        if prepared_by_rule(name, bench):
+            if not (Path(base) / root).exists() and (why := can_prepare(name, bench)):
+                problems.append(why)
+            else:
+                out.append(root)
+        elif not root or not (Path(base) / root).exists():
+            problems.append(f"benchmark {name}: root {root!r} does not exist and no rule builds it (rule "
+                            f"prepare_benchmark builds {PREPARED_ROOT.format(name=name)} from benchmarks.{name}"
+                            f".source); put the data there, set benchmarks.{name}.root/source, or opt out with "
+                            f"evaluation.skip: [{name}]")
+    if problems:
+        raise ConfigError(" | ".join(problems))
+    return out

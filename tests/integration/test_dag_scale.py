@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 import workflow_config as wc
+from workflow_helpers import local_benchmarks_overlay
 
 REPO = Path(__file__).resolve().parents[2]
 PY = REPO / ".venv" / "bin" / "python"
@@ -75,7 +76,9 @@ def dryrun(tmp_path_factory):
         if sub.name not in ("kg", "eval", "cache"):
             (wd / "resources" / sub.name).symlink_to(sub)
     ru0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    r = subprocess.run([PYTHON, "-m", "snakemake", "-n", *TARGETS, "--profile", "slurm"], cwd=wd,
+    overlay = local_benchmarks_overlay(wd)  # ImageNet-1k & co. supplied locally, so the paper suite can be planned
+    r = subprocess.run([PYTHON, "-m", "snakemake", "-n", *TARGETS, "--profile", "slurm", "--configfile",
+                        str(wd / "config/config.yaml"), str(overlay)], cwd=wd,
                        env=_clean_env(**SITE_ENV), capture_output=True, text=True, timeout=300)
     wall, ru1 = time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -105,6 +108,7 @@ def test_job_counts_follow_config(dryrun, config):
     assert counts["search"] == n_search * len(backends), counts
     assert counts["download"] == n_download, counts
     assert counts["train"] == 2 and counts["evaluate"] == 2, counts  # one per model target
+    assert counts["prepare_benchmark"] == len(config["evaluation"]["suites"]["paper"]), counts  # shared by both
     for rule in expected_once:
         assert counts[rule] == 1, (rule, counts)
     # the Job stats table agrees with the job blocks
@@ -133,14 +137,14 @@ def test_partitions_per_rule(dryrun):
     seen = {}
     for j in dryrun["jobs"]:
         seen.setdefault(j["rule"], set()).add(j["resources"].get("slurm_partition"))
-    for rule in ("kg_dump", "search", "download"):  # internet=1 rules
+    for rule in ("kg_dump", "search", "download", "prepare_benchmark"):  # internet=1 rules
         assert seen[rule] == {"net-test"}, (rule, seen[rule])
     for rule in ("train", "evaluate"):
         assert seen[rule] == {"gpu-test"}, (rule, seen[rule])
     for rule in ("kg_entities", "kg_attributes", "build_queries", "merge_search", "build_shards", "text_candidates"):
         assert seen[rule] == {"open"}, (rule, seen[rule])
     internet = {j["rule"] for j in dryrun["jobs"] if j["resources"].get("internet") == "1"}
-    assert internet == {"kg_dump", "search", "download"}, internet
+    assert internet == {"kg_dump", "search", "download", "prepare_benchmark"}, internet
     # every job gets the profile's node default unless it sets its own
     assert all(j["resources"].get("nodes") == "1" for j in dryrun["jobs"]), "a job without nodes=1"
 

@@ -105,7 +105,7 @@ def built(tmp_path_factory):
     dd |= {"counts": str(root / "dedup/counts.json"), "urls": str(root / "urls_dedup.parquet")}
     dedup_decontaminate.main(Job({"chunks": chunks, "urls": str(root / "urls.parquet")}, dd, {
         "eval_sets": {"heldout": str(root / "eval/heldout"), "absent": str(root / "eval/not_downloaded")},
-        "hamming_threshold": 4, "decontam_threshold": 8, "representative": "largest"}))
+        "hamming_threshold": 4, "decontam_threshold": 8, "representative": "largest", "skipped": ["imagenet1k"]}))
     shards = {}
     for name, subset in (("full", None), ("full_again", None), ("living", "living")):
         out = {"shards_dir": str(root / name / "shards"), "status": str(root / name / "status.parquet"),
@@ -133,7 +133,8 @@ def test_counts_and_drop_list(built):
     assert counts["n_download_dirs"] == 3                       # chunk 0, its retry/, chunk 1
     assert counts["n_images"] == 9 and counts["n_corrupt"] == 0
     assert counts["eval_sets_missing"] == ["absent"]
-    assert counts["eval_set_status"] == {"heldout": "ok", "absent": "missing"}
+    assert counts["eval_set_status"] == {"heldout": "ok", "absent": "missing", "imagenet1k": "skipped"}
+    assert counts["eval_sets_skipped"] == ["imagenet1k"]
     assert counts["contaminated_total"] == {"heldout": 2} and counts["n_contaminated"] == 2
     assert counts["n_duplicates_dropped"] == 2
     drop = pd.read_parquet(built["dd"]["drop"])
@@ -194,6 +195,20 @@ def test_subset_reuses_source_dedup_and_eval_root_is_built_first(wd):
     assert counts["build_shards"] == 2 and counts["dataset_card"] == 2 and counts["build_demo_evalset"] == 1
     assert "results/demo/dedup/drop.parquet" in r.stdout and "results/demoliving/dedup" not in r.stdout
     assert "results/demoliving/download/" not in r.stdout
+
+
+def test_prepared_benchmarks_are_dedup_inputs_and_skipped_ones_listed(wd):
+    """A dataset's eval sets that prepare_benchmark builds are inputs of its dedup job (a new or re-prepared root
+    reruns decontamination); one in evaluation.skip is neither prepared nor an input."""
+    (wd / "evalsets.yaml").write_text("datasets: {demo: {dedup: {eval_sets: [demo_heldout, cub200, imagenet1k]}}}\n"
+                                      "evaluation: {skip: [imagenet1k]}\n")
+    r = snakemake(wd, "-n", "--cores", "1", "-p", "results/demo/dedup/counts.json", "--configfile",
+                  str(wd / "config/config.yaml"), str(wd / "evalsets.yaml"), timeout=180)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert job_counts(r.stdout)["prepare_benchmark"] == 1 and "output: data/benchmarks/cub200" in r.stdout
+    dedup_job = r.stdout[r.stdout.index("rule dedup_decontaminate:"):]
+    inputs = dedup_job[dedup_job.index("input:"):dedup_job.index("output:")]
+    assert "data/benchmarks/cub200" in inputs and "imagenet1k" not in inputs
 
 
 def test_unknown_eval_set_is_refused_before_any_job(wd):

@@ -11,7 +11,7 @@ import yaml
 import train
 import workflow_config as wc
 from conftest import REPO
-from workflow_helpers import job_counts, make_workdir, snakemake
+from workflow_helpers import job_counts, make_workdir, snakemake, with_local_benchmarks
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
 FLAGSHIP, REHEARSAL = ("entitynet", "vitb32"), ("rehearsal", "vitb32")
@@ -164,7 +164,7 @@ def test_rehearsal_plans_the_same_rules_as_the_flagship(tmp_path):
     wd = make_workdir(tmp_path / "wf")
     rules = {}
     for dataset in (FLAGSHIP[0], REHEARSAL[0]):
-        r = snakemake(wd, "-n", f"results/{dataset}/vitb32/eval.csv", timeout=600)
+        r = snakemake(wd, "-n", f"results/{dataset}/vitb32/eval.csv", *with_local_benchmarks(wd), timeout=600)
         assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
         rules[dataset] = set(job_counts(r.stdout + r.stderr))
         assert {"kg_dump", "search", "download", "train", "evaluate"} <= rules[dataset], rules[dataset]

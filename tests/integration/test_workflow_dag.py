@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from workflow_helpers import REPO, job_counts, make_workdir, snakemake  # noqa: E402
+from workflow_helpers import REPO, job_counts, make_workdir, snakemake, with_local_benchmarks  # noqa: E402
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
 
@@ -35,10 +35,12 @@ def test_default_target_is_the_demo_chain(wd):
 
 
 def test_entitynet_eval_plans_full_chain_offline(wd):
-    r = snakemake(wd, "-n", "--cores", "1", "results/entitynet/vitb32/eval.csv", timeout=300)
+    r = snakemake(wd, "-n", "--cores", "1", "results/entitynet/vitb32/eval.csv", *with_local_benchmarks(wd),
+                  timeout=300)
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
     ds = CONFIG["datasets"]["entitynet"]
+    assert counts["prepare_benchmark"] == len(CONFIG["evaluation"]["suites"]["paper"])  # each root by its name
     assert counts["search"] == ds["search"]["n_chunks"] * len(ds["search"]["backends"])
     assert counts["download"] == ds["download"]["n_chunks"]
     for rule in ("kg_dump", "kg_entities", "kg_attributes", "build_queries", "merge_search", "build_shards",
@@ -50,7 +52,7 @@ def test_entitynet_eval_plans_full_chain_offline(wd):
 
 def test_ablation_and_livingthings_targets(wd):
     r = snakemake(wd, "-n", "--cores", "1", "results/entitynet/vitb32-alt0/eval.csv",
-                  "results/livingthings/vitb32/eval.csv", timeout=300)
+                  "results/livingthings/vitb32/eval.csv", *with_local_benchmarks(wd), timeout=300)
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
     assert counts["train"] == 2 and counts["build_shards"] == 2
@@ -71,7 +73,7 @@ def test_stored_short_side_plans_one_resize_job(wd):
     """models.<name>.stored_short_side: one resize_shards job, and the train job reads its shards_s<N> output."""
     (wd / "s384.yaml").write_text("models: {vitb32: {stored_short_side: 384}}")
     r = snakemake(wd, "results/entitynet/vitb32/eval.csv", "results/entitynet/vitb16/eval.csv", "-n", "--cores", "1",
-                  "--configfile", str(wd / "config/config.yaml"), str(wd / "s384.yaml"), timeout=300)
+                  *with_local_benchmarks(wd), str(wd / "s384.yaml"), timeout=300)
     assert r.returncode == 0, r.stderr
     counts = job_counts(r.stdout)
     assert counts["resize_shards"] == 1 and counts["train"] == 2 and counts["build_shards"] == 1
@@ -154,15 +156,28 @@ def test_unknown_names_refused(wd, target, needle):
     assert r.returncode != 0 and needle in out, out[-2000:]
 
 
-def test_flagship_run_without_benchmark_data_stops_before_any_job(wd):
-    """A real (not dry) run of the flagship target with no benchmark data on disk stops at start, before the KG
-    dump: nothing is harvested for days to be evaluated on nothing. (The API key is set, so that check passes.)"""
+@pytest.mark.parametrize("dry", [True, False])
+def test_flagship_without_imagenet_stops_at_planning(wd, dry):
+    """The flagship target without ImageNet-1k (licence: supplied locally) stops while planning, before any job
+    (dry or real run): nothing is harvested for days to be evaluated on nothing. The message names the benchmark, the
+    key and where to get it. (The API key is set, so that check passes.)"""
     # should the check ever fail to fire, the KG dump must not leave this machine: a closed loopback port
     (wd / "loopback.yaml").write_text("datasets: {entitynet: {kg: {endpoint: 'http://127.0.0.1:9/query'}}}")
-    r = snakemake(wd, "results/entitynet/vitb32/eval.csv", "--cores", "1", "--configfile",
-                  str(wd / "config/config.yaml"), str(wd / "loopback.yaml"), timeout=300,
+    r = snakemake(wd, "results/entitynet/vitb32/eval.csv", "--cores", "1", *(["-n"] if dry else []),
+                  "--configfile", str(wd / "config/config.yaml"), str(wd / "loopback.yaml"), timeout=300,
                   env={"SERPAPI_API_KEY": "set-but-unused"})
     out = r.stdout + r.stderr
-    assert r.returncode != 0 and "benchmark data not found: cub200" in out, out[-3000:]
-    assert "evaluation.skip" in out
+    assert r.returncode != 0 and "benchmark imagenet1k cannot be prepared" in out, out[-3000:]
+    assert "benchmarks.imagenet1k.source.local_path" in out and "https://image-net.org/download.php" in out
+    assert "evaluation.skip: [imagenet1k]" in out and "cub200" not in out.split("Traceback")[0].split("WorkflowError")[-1]
     assert not (wd / "resources/kg/entitynet").exists() and not (wd / "results/entitynet").exists()
+
+
+def test_skipping_the_local_benchmarks_plans_the_rest(wd):
+    """evaluation.skip opts out: no prepare job for the skipped ones, one for each other benchmark of the suite."""
+    (wd / "skip.yaml").write_text("evaluation: {skip: [imagenet1k, inat2021, rare_species]}")
+    r = snakemake(wd, "-n", "--cores", "1", "results/entitynet/vitb32/eval.csv", "--configfile",
+                  str(wd / "config/config.yaml"), str(wd / "skip.yaml"), timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert job_counts(r.stdout)["prepare_benchmark"] == len(CONFIG["evaluation"]["suites"]["paper"]) - 3
+    assert "data/benchmarks/cub200" in r.stdout and "data/benchmarks/imagenet1k" not in r.stdout

@@ -21,7 +21,8 @@ STATUS = pd.DataFrame({"status": ["success", "success", "failed_to_download"], "
 
 
 def stats(**kw):
-    return dc.card_stats(INDEX, URLS, QUERIES, ENTITIES, STATUS, {"n_images": 5, "eval_sets_missing": ["inat"]},
+    return dc.card_stats(INDEX, URLS, QUERIES, ENTITIES, STATUS, {"n_images": 5, "eval_sets_missing": ["inat"],
+                                                                     "eval_sets_skipped": ["imagenet1k"]},
                          {"n_train": 3, "n_val": 1, "skipped": {"dropped": 1}}, **kw)
 
 
@@ -59,3 +60,5 @@ def test_markdown_has_every_section_and_plot():
         assert f"({p}.png)" in md
     assert "Built from the download of `entitynet`, subset `living`." in md
     assert "| inat | missing | not checked |" in md
+    assert "| imagenet1k | skipped (evaluation.skip) | not checked |" in md  # deliberately skipped: on the card
+    assert "| eval sets skipped (evaluation.skip) | imagenet1k |" in md

@@ -444,3 +444,27 @@ def test_fig1_axis_spans_the_drawn_points_only():
     assert any("Not drawn" in t and "EntityNet demo" in t for t in texts), texts
     legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert "EntityNet (ours)" not in legend and "EntityNet-tiny-ctx32" not in legend
+
+
+def test_fig1_draws_measured_baselines_marked_as_measured(tmp_path):
+    """Baselines evaluated by this workflow (dataset "baselines", model = tag) become Fig. 1 points with the tag's
+    architecture and label, drawn with the "measured here" cross and written to the points CSV as measured."""
+    rows = []
+    for tag, inet, inat in (("ViT-B-32__openai", 0.633, 0.05), ("ViT-B-16__hf-hub:imageomics/bioclip", 0.4, 0.3)):
+        for bench, value in (("imagenet1k", inet), ("inat2021", inat)):
+            rows.append({"dataset": "baselines", "model": tag, "benchmark": bench, "task": "zeroshot_classification",
+                         "metric": "acc1", "value": value, "variant": "default+openai", "n_variants": 2,
+                         "samples_seen": 12_800_000_000, "macs_1e18": 55.0, "status": "ok"})
+    csv = tmp_path / "b.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    pts = po.baseline_points(po.read_eval_csvs([csv]), {"ViT-B-32__openai": "OpenAI"})
+    assert pts["training_data"].tolist() == ["OpenAI", "hf-hub:imageomics/bioclip"]
+    assert pts["arch"].tolist() == ["B-32", "B-16"] and pts["imagenet_top1"].round(1).tolist() == [63.3, 40.0]
+    fig = po.plot_fig1(empty_points(), po.read_reference_points(REFERENCE_POINTS), measured=pts)
+    crosses = [c for ax in fig.axes for c in ax.collections if c.get_label() == "_measured"]
+    assert len(crosses) == 4  # two baselines x two panels
+    out = {"png": str(tmp_path / "fig1.png"), "points": str(tmp_path / "points.csv")}
+    po.main(_fake_snakemake("plot_fig1", {"eval": [], "reference": str(REFERENCE_POINTS), "baselines": [str(csv)]},
+                            out, {"baseline_labels": {"ViT-B-32__openai": "OpenAI"}}))
+    written = pd.read_csv(out["points"])
+    assert written["origin"].tolist() == ["measured baseline"] * 2 and written["training_data"][0] == "OpenAI"
