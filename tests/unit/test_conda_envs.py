@@ -19,7 +19,8 @@ from conftest import REPO
 SCRIPTS = REPO / "scripts"
 # Import name -> distribution, where they differ (anything else: the import name is the distribution's name).
 DISTRIBUTION = {"PIL": "pillow", "cv2": "opencv-python-headless", "open_clip": "open-clip-torch",
-                "open_clip_train": "open-clip-torch", "yaml": "pyyaml", "sklearn": "scikit-learn"}
+                "open_clip_train": "open-clip-torch", "yaml": "pyyaml", "sklearn": "scikit-learn",
+                "markdown_it": "markdown-it-py"}
 # Provided without the environment listing it: Snakemake's script preamble puts its own installation on sys.path.
 PROVIDED = {"snakemake"}
 
@@ -46,6 +47,8 @@ def rules() -> dict[str, tuple[str | None, str | None]]:
             m = re.match(r"rule (\w+):", block)
             if not m:
                 continue
+            if not re.search(r"^\s+(script|shell|run|wrapper|notebook):", block, re.M):
+                continue  # a target rule (inputs only, e.g. report_all): nothing runs, no environment
             env = re.search(r'conda:\s*\n\s*"\.\./envs/([\w.]+)"', block)
             script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', block)
             out[m.group(1)] = (env and env.group(1), script and script.group(1))
