@@ -29,6 +29,8 @@ for _p in (SCRIPTS, TESTS):  # scripts/ as top-level modules; tests/ for shared 
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from demo_fixture import demo, demo_run  # noqa: E402,F401  (session fixtures: one demo run for the e2e tests)
+
 NO_CUDA = "needs a CUDA device (torch.cuda.is_available() is false)"
 ALLOWED_SKIP_REASONS = frozenset({NO_CUDA})
 

@@ -1,5 +1,8 @@
 """The embedded demo's default target, run once per session through the real CLI in a fresh working directory.
 
+Registered as fixtures by tests/conftest.py (a second conftest.py under tests/integration/ would shadow the root one
+as the module ``conftest`` that tests import ``REPO`` from).
+
 Shared by tests/integration/test_demo_e2e.py (artifacts) and test_console_report.py (console output, report): one
 demo run for both (minutes on 2 cores)."""
 import time
