@@ -129,27 +129,13 @@ def vit_image_macs(vision_cfg: Mapping[str, Any], embed_dim: int) -> int:
     Raises:
         ValueError: for towers this calculator does not model (timm, ResNet, attentional pooling) or bad values.
     """
-    if not isinstance(vision_cfg, Mapping):
-        raise ValueError(f"vision_cfg must be a mapping, got {type(vision_cfg).__name__}")
-    if vision_cfg.get("timm_model_name"):
-        raise ValueError(
-            f"vision_cfg uses timm model {vision_cfg['timm_model_name']!r}; only open_clip ViT towers are supported"
-        )
-    if vision_cfg.get("attentional_pool"):
-        raise ValueError("vision_cfg uses an attentional pooler, which this MAC calculator does not model")
-    cfg = {**VISION_DEFAULTS, **vision_cfg}
-    if not isinstance(cfg["layers"], int) or isinstance(cfg["layers"], bool):
-        raise ValueError(f"vision_cfg.layers={cfg['layers']!r} is not an int: ResNet towers are not supported")
-    layers = _positive_int(cfg["layers"], "vision_cfg.layers")
-    width = _positive_int(cfg["width"], "vision_cfg.width")
-    img_h, img_w = _pair(cfg["image_size"], "vision_cfg.image_size")
-    patch_h, patch_w = _pair(cfg["patch_size"], "vision_cfg.patch_size")
+    g = _vision_geometry(vision_cfg)
+    layers, width = g["layers"], g["width"]
+    (img_h, img_w), (patch_h, patch_w) = g["image"], g["patch"]
     n_patches = (img_h // patch_h) * (img_w // patch_w)
-    if n_patches <= 0:
-        raise ValueError(f"vision_cfg.image_size {cfg['image_size']!r} is smaller than patch_size {cfg['patch_size']!r}")
     tokens = n_patches + 1  # class token
     patch_embed = n_patches * (3 * patch_h * patch_w) * width
-    blocks = layers * transformer_layer_macs(tokens, width, cfg["mlp_ratio"])
+    blocks = layers * transformer_layer_macs(tokens, width, g["mlp_ratio"])
     projection = width * _positive_int(embed_dim, "embed_dim")
     return patch_embed + blocks + projection
 
@@ -166,17 +152,11 @@ def text_transformer_macs(text_cfg: Mapping[str, Any], embed_dim: int, context_l
     Raises:
         ValueError: for Hugging Face text towers, unknown projection types or bad values.
     """
-    if not isinstance(text_cfg, Mapping):
-        raise ValueError(f"text_cfg must be a mapping, got {type(text_cfg).__name__}")
-    if text_cfg.get("hf_model_name"):
-        raise ValueError(
-            f"text_cfg uses Hugging Face model {text_cfg['hf_model_name']!r}; only open_clip text transformers are supported"
-        )
+    g = _text_geometry(text_cfg)
     cfg = {**TEXT_DEFAULTS, **text_cfg}
-    ctx = cfg["context_length"] if context_length is None else context_length
+    ctx = g["context_length"] if context_length is None else context_length
     tokens = _positive_int(ctx, "text context_length") + (1 if cfg["embed_cls"] else 0)
-    layers = _positive_int(cfg["layers"], "text_cfg.layers")
-    width = _positive_int(cfg["width"], "text_cfg.width")
+    layers, width = g["layers"], g["width"]
     blocks = layers * transformer_layer_macs(tokens, width, cfg["mlp_ratio"])
     if cfg["proj_type"] == "none":
         projection = 0

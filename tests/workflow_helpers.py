@@ -1,4 +1,5 @@
 """Run the real Snakemake CLI on the repo's workflow in a throw-away working directory."""
+import json
 import os
 import subprocess
 import sys
@@ -62,3 +63,14 @@ def local_benchmarks_overlay(workdir: Path) -> Path:
 def with_local_benchmarks(workdir: Path) -> list[str]:
     """``--configfile`` arguments: the repository config plus :func:`local_benchmarks_overlay` (put targets first)."""
     return ["--configfile", str(workdir / "config/config.yaml"), str(local_benchmarks_overlay(workdir))]
+
+
+def in_loaded_workflow(body: str, configfiles: tuple[str, ...] = ()) -> object:
+    """Run ``body`` (Python lines, one space indented, printing one JSON line) inside
+    ``_helpers.loaded_workflow(configfiles)`` as ``w``, in a fresh interpreter (the Snakemake workflow object is
+    process-global); returns the parsed JSON."""
+    code = ("import json, sys, types; from pathlib import Path; sys.path.insert(0, 'scripts'); import _helpers\n"
+            f"with _helpers.loaded_workflow({tuple(configfiles)!r}) as w:\n" + body)
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])

@@ -1,6 +1,5 @@
 """scripts/_helpers.py: atomic writes, the exit path, running a rule script by hand."""
 
-import json
 import os
 import stat
 import subprocess
@@ -76,15 +75,10 @@ def test_run_then_exit_survives_a_teardown_abort_and_keeps_exit_handlers(tmp_pat
 
 def rule_scripts() -> dict[str, list[str]]:
     """{script file name: [rule names]} for every rule of the workflow with a ``script:``."""
-    from conftest import REPO
+    from workflow_helpers import in_loaded_workflow
 
-    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, 'scripts'); import _helpers\n"
-            "with _helpers.loaded_workflow() as w:\n"
-            " names = {Path(str(r.script)).name for r in w.rules if r.script}\n"
-            " print(json.dumps({n: _helpers.rules_of_script(w, n) for n in sorted(names)}))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return in_loaded_workflow(" names = {Path(str(r.script)).name for r in w.rules if r.script}\n"
+                              " print(json.dumps({n: _helpers.rules_of_script(w, n) for n in sorted(names)}))")
 
 
 def test_every_rule_script_ends_through_rule_entry():

@@ -515,23 +515,16 @@ def test_living_kg_text_queries_keeps_only_living_rows_and_needs_the_column():
 
 def _text_candidates_params(tmp_path, extra_config: str | None) -> dict:
     """The text_candidates rule's guard and kg_text_queries params per dataset, from the parsed workflow."""
-    import subprocess
-    import sys
-
-    from conftest import REPO
+    from workflow_helpers import in_loaded_workflow
 
     configfiles = []
     if extra_config is not None:
         (tmp_path / "extra.yaml").write_text(extra_config)
         configfiles.append(str(tmp_path / "extra.yaml"))
-    code = ("import json, sys, types; sys.path.insert(0, 'scripts'); import _helpers\n"
-            f"with _helpers.loaded_workflow({tuple(configfiles)!r}) as w:\n"
-            " p = w.get_rule('text_candidates').params\n"
-            " print(json.dumps({'guard': p.weights['guard'], 'kg': {d: p.kg_text_queries(types.SimpleNamespace("
-            "dataset=d)) for d in ('entitynet', 'livingthings', 'demo')}}))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return in_loaded_workflow(
+        " p = w.get_rule('text_candidates').params\n"
+        " print(json.dumps({'guard': p.weights['guard'], 'kg': {d: p.kg_text_queries(types.SimpleNamespace("
+        "dataset=d)) for d in ('entitynet', 'livingthings', 'demo')}}))", tuple(configfiles))
 
 
 def test_workflow_passes_the_guard_switch_and_living_kg_texts_for_livingthings(tmp_path):
