@@ -54,6 +54,8 @@ def test_on_gpu():
 
 def run_pytest(tmp_path: Path, **modules: str) -> subprocess.CompletedProcess:
     shutil.copy(CONFTEST, tmp_path / "conftest.py")
+    for helper in ("demo_fixture.py", "workflow_helpers.py"):  # modules the conftest imports (shared fixtures)
+        shutil.copy(CONFTEST.parent / helper, tmp_path / helper)
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -ra\nmarkers =\n    cuda: needs CUDA\n")
     for name, text in modules.items():
         (tmp_path / f"test_{name}.py").write_text(text)
