@@ -141,4 +141,4 @@ rule text_candidates:
     conda:
         "../envs/train.yaml"
     script:
-        "../scripts/text_mix.py"
+        "../scripts/text_candidates.py"

@@ -18,7 +18,7 @@ rule build_demo_evalset:
     conda:
         "../envs/evaluate.yaml"
     script:
-        "../scripts/build_evalset.py"
+        "../scripts/build_demo_evalset.py"
 
 
 rule evaluate:

@@ -20,7 +20,7 @@ rule model_report:
     conda:
         "../envs/report.yaml"
     script:
-        "../scripts/report_model.py"
+        "../scripts/model_report.py"
 
 
 rule ablation_table:

@@ -59,7 +59,7 @@ rule search:
     conda:
         "../envs/search.yaml"
     script:
-        "../scripts/run_search.py"
+        "../scripts/search.py"
 
 
 rule merge_search:

@@ -851,7 +851,7 @@ def write_synthetic_shards(out_dir, n_shards: int, per_shard: int, short_side: i
     from pathlib import Path
 
     import pandas as pd
-    import text_mix
+    import text_sampler
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -871,7 +871,7 @@ def write_synthetic_shards(out_dir, n_shards: int, per_shard: int, short_side: i
                          "texts": [[f"a photo of thing {q}", f"thing {q}", f"object number {q}"]
                                    for q in range(n_queries)],
                          "weights": [[0.5, 0.3, 0.2]] * n_queries})
-    text_mix.save_candidates(cand, out / "text_candidates.parquet")
+    text_sampler.save_candidates(cand, out / "text_candidates.parquet")
     spec = str(out / ("00000.tar" if n_shards == 1 else f"{{00000..{n_shards - 1:05d}}}.tar"))
     return {"spec": spec, "num_samples": n_shards * per_shard, "candidates": str(out / "text_candidates.parquet"),
             "mean_jpeg_bytes": float(np.mean([b for sz in sizes for b in sz]))}

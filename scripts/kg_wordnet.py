@@ -54,7 +54,7 @@ BLACKLIST = frozenset({
     "mickey_mouse.n.01", "mighty_mouse.n.01", "minnie_mouse.n.01", "yggdrasil.n.01",
 })
 DROP_INSTANCES_OF = ("thoroughbred.n.02",)
-#: natural types, first match wins (text_mix treats wordnet:animal.n.01 / wordnet:plant.n.02 like Q729 / Q756)
+#: natural types, first match wins (text_candidates treats wordnet:animal.n.01 / wordnet:plant.n.02 like Q729 / Q756)
 NATURAL_TYPES = ("animal.n.01", "plant.n.02", "fungus.n.01", "organism.n.01")
 #: lexnames(5WN) of WordNet 3.0: file number -> (name, syntactic category)
 LEXNAMES = [

@@ -49,7 +49,7 @@ COMMON_PARAMS = frozenset({
     "user_agent", "backoff_base_s", "backoff_max_s", "max_retry_after_s", "extra_params", "offline",
     "shared_rate_limit", "skip_bad_queries", "max_consecutive_bad_queries", "cache_compress",
 })
-#: keys that may sit in a backend's config block but are read by the caller (``run_search.py``), not here
+#: keys that may sit in a backend's config block but are read by the caller (``search.py``), not here
 CALLER_PARAMS = frozenset({"max_results"})
 #: statuses that mean "this one query is bad" (not the key or the config) when ``skip_bad_queries`` is on
 BAD_QUERY_STATUS = frozenset({400, 404, 422})

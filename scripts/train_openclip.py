@@ -11,7 +11,7 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
    ``entitynet_get_data``. It delegates everything to upstream ``get_data`` except the training split when
    ``--entitynet-text-candidates`` is given: that split is a webdataset pipeline built from upstream's own building
    blocks (``ResampledShards2``, ``detshuffle2``, ``tarfile_to_samples_nothrow``, ``DataInfo``, ``SharedEpoch``)
-   whose text step draws one text per sample per step from the sample's ``.json`` with ``text_mix.TextSampler``
+   whose text step draws one text per sample per step from the sample's ``.json`` with ``text_sampler.TextSampler``
    (the paper's text mix) instead of reading ``.txt``. Stable for the 3.3.0 pin: both names are module-level in 3.3.0;
    upstream ``main`` (4.x) changes them, which is why the pin is exact.
 
@@ -307,9 +307,9 @@ class MixedText:
         self._rng = None
 
     def _init(self):
-        import text_mix
+        import text_sampler
 
-        self._sampler = text_mix.load_sampler(self.candidates_path, self.alt_text_chance, self.seed)
+        self._sampler = text_sampler.load_sampler(self.candidates_path, self.alt_text_chance, self.seed)
         import torch.utils.data as tud
 
         info = tud.get_worker_info()
@@ -375,9 +375,9 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
     text_key = "json" if candidates else "txt"
     counts = None
     if candidates:
-        import text_mix
+        import text_sampler
 
-        counts = TextSourceCounts(text_mix.candidate_sources(candidates), slots=max(1, args.workers))
+        counts = TextSourceCounts(text_sampler.candidate_sources(candidates), slots=max(1, args.workers))
     pipeline += [
         tarfile_to_samples_nothrow,
         # seeded from the worker seed and the epoch (upstream's wds.shuffle() here is seeded from pid + time, so one

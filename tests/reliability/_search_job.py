@@ -1,4 +1,4 @@
-"""Run the ``search`` rule's entry point (``run_search.main``) outside Snakemake, for the reliability tests.
+"""Run the ``search`` rule's entry point (``search.main``) outside Snakemake, for the reliability tests.
 
 ``python _search_job.py '<json spec>'`` (spec keys: backend, params, queries, hits, cache_dir, chunk, n_chunks) or
 ``run(spec)`` in-process. The ``snakemake`` object is a stand-in with exactly the attributes ``main`` reads.
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-import run_search  # noqa: E402
+import search  # noqa: E402
 
 
 class _Named(SimpleNamespace):
@@ -30,11 +30,11 @@ def fake_snakemake(spec: dict) -> SimpleNamespace:
 
 
 def run(spec: dict) -> None:
-    """``run_search.main`` in this process; the logging setup it changes is restored afterwards."""
+    """``search.main`` in this process; the logging setup it changes is restored afterwards."""
     root = logging.getLogger()
     saved = (list(root.handlers), root.level, sys.excepthook)
     try:
-        run_search.main(fake_snakemake(spec))
+        search.main(fake_snakemake(spec))
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
@@ -42,4 +42,4 @@ def run(spec: dict) -> None:
 
 
 if __name__ == "__main__":
-    run_search.main(fake_snakemake(json.loads(sys.argv[1])))
+    search.main(fake_snakemake(json.loads(sys.argv[1])))

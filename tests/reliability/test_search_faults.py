@@ -1,4 +1,4 @@
-"""Search backend faults: the ``search`` rule's code (``run_search.main`` -> ``run_chunk`` -> ``search_web``) against
+"""Search backend faults: the ``search`` rule's code (``search.main`` -> ``run_chunk`` -> ``search_web``) against
 the Openverse stand-in (tests/standins) behind the fault-injecting proxy.
 
 ``tests/integration/test_search_web.py`` and ``tests/unit/test_http_cache.py`` already test the backends' and the
@@ -105,7 +105,7 @@ def test_transient_fault_same_hits(name, fault, min_wait, max_attempt, queries, 
     assert gap >= min_wait, f"retried after {gap:.2f} s, Retry-After asked for {min_wait} s"
     if max_attempt is not None:
         assert gap <= max_attempt, f"the attempt lasted {gap:.2f} s (timeout_s={TIMEOUT_S})"
-    record("search: run_search.main (openverse)", name, "recovered", requests=len(events), wait_s=round(gap, 2))
+    record("search: search.main (openverse)", name, "recovered", requests=len(events), wait_s=round(gap, 2))
 
 
 PERSISTENT = [f for f in FAULTS if _id(f) in ("503", "truncated-json", "stall-mid-body")]
@@ -122,7 +122,7 @@ def test_persistent_fault_fails_clearly_no_hits_file(name, fault, min_wait, max_
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") and p.name != ".ratelimit"]
     cached = [p for p in (tmp_path / "cache").rglob("*.json.gz")]
     assert len(cached) == SKIP  # every answered page is cached for the rerun; the failed one is not
-    record("search: run_search.main (openverse)", name, "refused", requests=proxy.received, error=str(err.value)[:160])
+    record("search: search.main (openverse)", name, "refused", requests=proxy.received, error=str(err.value)[:160])
 
 
 def test_connection_refused_then_listening(queries, reference, tmp_path, record):
@@ -138,7 +138,7 @@ def test_connection_refused_then_listening(queries, reference, tmp_path, record)
         finally:
             proxy.close()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunk_00000.parquet"), ref)
-    record("search: run_search.main (openverse)", "connection-refused", "recovered", requests=n_ref)
+    record("search: search.main (openverse)", "connection-refused", "recovered", requests=n_ref)
 
 
 def test_connection_refused_for_good(queries, tmp_path, record):
@@ -149,7 +149,7 @@ def test_connection_refused_for_good(queries, tmp_path, record):
     finally:
         proxy.close()
     assert not (tmp_path / "chunk_00000.parquet").exists()
-    record("search: run_search.main (openverse)", "connection-refused", "refused", requests=0)
+    record("search: search.main (openverse)", "connection-refused", "refused", requests=0)
 
 
 # ------------------------------------------------------------------------------------- kill -9 midway, resume
@@ -192,5 +192,5 @@ def test_killed_search_resumes_from_cache_without_repeating(kill_after, queries,
         assert [n for n in proxy.by_key.values() if n > 1] == [2]
         assert proxy.received == n_ref + 1
     pd.testing.assert_frame_equal(pd.read_parquet(job["hits"]), ref)
-    record("search: run_search.main (openverse)", f"kill -9 after {kill_after} requests", "resumed",
+    record("search: search.main (openverse)", f"kill -9 after {kill_after} requests", "resumed",
            requests=n_ref + 1, repeated_answered=0)

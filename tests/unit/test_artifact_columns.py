@@ -15,7 +15,7 @@ import artifact_columns as ac
 import dataset_card
 import evaluate
 import paper_outputs
-import run_search
+import search
 import search_web
 
 CONTRACTS = (Path(__file__).resolve().parents[2] / "docs" / "CONTRACTS.md").read_text()
@@ -38,7 +38,7 @@ def _first_code_list(text: str) -> list[str]:
 
 def test_hit_columns_match_the_contract_and_every_user():
     assert _first_code_list(_section("search/{backend}/chunk_{i}.parquet")) == list(ac.HIT_COLUMNS)
-    assert run_search.HIT_COLUMNS is ac.HIT_COLUMNS and search_web.HIT_COLUMNS is ac.HIT_COLUMNS
+    assert search.HIT_COLUMNS is ac.HIT_COLUMNS and search_web.HIT_COLUMNS is ac.HIT_COLUMNS
 
 
 def test_eval_columns_and_statuses_match_the_contract_and_every_user():

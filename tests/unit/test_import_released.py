@@ -18,7 +18,7 @@ import pytest
 import build_queries as bq
 import import_released as ir
 import merge_search as ms
-import text_mix as tm
+import text_candidates as tm
 from workflow_helpers import job_counts, make_workdir, snakemake
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "released"

@@ -148,7 +148,7 @@ def test_partitioned_files_equal_in_memory_and_seeded_shuffle(tmp_path):
     for i, lo in enumerate(range(0, len(hits), 450)):
         part = hits.iloc[lo:lo + 450]
         p = tmp_path / f"chunk_{i:05d}.parquet"
-        if i == 3:  # an empty chunk as run_search writes it (all-null object columns)
+        if i == 3:  # an empty chunk as search writes it (all-null object columns)
             part = pd.DataFrame(columns=hits.columns)
         elif i == 4:  # widths as floats with NaN, ranks as int32: other producers, other dtypes
             part = part.astype({"width": float, "rank": "int32"})

@@ -4,7 +4,7 @@ import pytest
 
 import build_queries as bq
 import merge_search as ms
-import run_search as rs
+import search as rs
 from search_pool import PoolBackend, build_index, fts_expression
 
 

@@ -9,7 +9,7 @@ over ranks. The last ones train the ``tiny`` recipe (config/config.yaml) through
 three alt-text chances (``tiny-alt0``, ``tiny``, ``tiny-alt100``) on synthetic shards whose samples all have alt
 texts and KG candidates, and check the drawn alt share; then a kill in the second epoch and a ``--resume latest``.
 
-Mutation check: pinning the alt-text chance to 1.0 inside training (``text_mix.load_sampler(self.candidates_path,
+Mutation check: pinning the alt-text chance to 1.0 inside training (``text_sampler.load_sampler(self.candidates_path,
 1.0, self.seed)`` in ``train_openclip.MixedText._init``) makes ``test_ablation_alt_share`` fail for ``tiny-alt0``
 (alt share 1.0, no KG text drawn) and ``tiny`` (128 of 128 draws alt text, outside the band below).
 """
@@ -29,7 +29,7 @@ import yaml
 from PIL import Image
 from scipy.stats import binom
 
-import text_mix as tm
+import text_candidates as tm
 import train
 import train_openclip as to
 import workflow_config as wc
@@ -163,7 +163,7 @@ def test_tables_without_sources_give_kg_and_bad_sources_raise(tmp_path):
 
 
 def test_text_candidates_rule_writes_the_sources_column(tmp_path, monkeypatch):
-    """``text_mix.main`` (rule ``text_candidates``) writes ``sources``, so training can count KG sources."""
+    """``text_candidates.main`` (rule ``text_candidates``) writes ``sources``, so training can count KG sources."""
     ENTITIES.to_parquet(tmp_path / "entities.parquet")
     QUERIES.to_parquet(tmp_path / "queries.parquet")
 

@@ -1,4 +1,4 @@
-"""Tests of scripts/text_mix.py: the paper's per-sample text mix (docs/PAPER_NOTES.md §11).
+"""Tests of scripts/text_candidates.py and scripts/text_sampler.py: the paper's per-sample text mix (docs/PAPER_NOTES.md §11).
 
 Expected weights are written out by hand from the tables of docs/PAPER_NOTES.md §11, never recomputed with the
 module's own helpers.
@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import text_mix as tm
+import text_candidates as tm
 
 
 # ---------------------------------------------------------------------------------------------------------------

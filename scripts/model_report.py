@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 
 from _helpers import atomic_path, configure_logging, rule_entry, write_text  # noqa: E402
 
-log = logging.getLogger("entitynet.report_model")
+log = logging.getLogger("entitynet.model_report")
 
 
 def markdown_table(df: pd.DataFrame) -> str:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from _helpers import configure_logging, rule_entry, write_parquet
 from artifact_columns import HIT_COLUMNS
 
-log = logging.getLogger("entitynet.run_search")
+log = logging.getLogger("entitynet.search")
 
 WEB_BACKENDS = ("openverse", "commons", "inaturalist", "brave", "serpapi_google", "serpapi_bing")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from _helpers import configure_logging, rule_entry, write_text
 
-log = logging.getLogger("entitynet.build_evalset")
+log = logging.getLogger("entitynet.build_demo_evalset")
 
 
 def read_labelled_list(tsv: str | Path) -> list[tuple[str, str]]:
