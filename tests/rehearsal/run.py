@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--overlay", type=Path, action="append", default=[], help="another config overlay (YAML)")
     ap.add_argument("--port-base", type=int, default=None,
-                    help="serve the endpoints on N, N+1, N+2 instead of the config's ports (a second rehearsal)")
+                    help="serve the endpoints on N .. N+3 instead of the config's ports (a second rehearsal)")
     ap.add_argument("targets", nargs="*")
     cut = argv.index("--") if "--" in argv else len(argv)  # after "--": Snakemake's own flags
     args = ap.parse_args(argv[:cut])
