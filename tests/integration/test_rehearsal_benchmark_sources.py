@@ -49,8 +49,8 @@ def prepared(tmp_path_factory):
         repos, archives, overlay = build_sources(base / "staging", PHOTOS, CONFIG["benchmarks"], SUITE, photos.url,
                                                  "staging")
         photos.extra.update(archives)
-        for repo, files in repos.items():
-            hub.add_repo(repo, files)
+        for repo, (files, commit) in repos.items():
+            hub.add_repo(repo, files, commit=commit)
         mp.setenv("HF_ENDPOINT", hub.url)
         manifests = {}
         for name in SUITE:
@@ -69,9 +69,10 @@ def test_every_source_type_is_exercised(prepared):
     _, _, overlay, manifests, hub, photos = prepared
     kinds = {name: m["source"]["type"] for name, m in manifests.items()}
     assert kinds == {n: CONFIG["benchmarks"][n]["source"]["type"] for n in SUITE}
-    assert set(kinds.values()) == {"hf_hub", "cub200", "inat2021", "xm3600", "local"}
+    assert set(kinds.values()) == {"hf_hub", "rare_species", "cub200", "inat2021", "xm3600", "local"}
     assert {p.split("/")[3] for m, p in hub.requests if "/resolve/" in p} == \
-        {CONFIG["benchmarks"][n]["source"]["repo"].split("/")[1] for n in SUITE if kinds[n] == "hf_hub"}
+        {CONFIG["benchmarks"][n]["source"]["repo"].split("/")[1] for n in SUITE if kinds[n] in ("hf_hub",
+                                                                                               "rare_species")}
     assert {p.split("/")[2] for p in photos.paths} == {"cub200", "inat2021", "xm3600"}
     for name in SUITE:
         assert set(overlay[name]["expected"]) == set(CONFIG["benchmarks"][name]["expected"])
@@ -120,3 +121,18 @@ def test_sources_are_byte_identical_on_every_call(tmp_path):
     one = build_sources(tmp_path / "a", PHOTOS, CONFIG["benchmarks"], SUITE, "http://h", "a")
     two = build_sources(tmp_path / "b", PHOTOS, CONFIG["benchmarks"], SUITE, "http://h", "a")
     assert one == two
+
+
+def test_rare_species_repo_round_trip_image_and_every_name_style(prepared):
+    """Rare Species goes through its image-folder repo (metadata.csv): the converter orders classes by taxonomy, so
+    compare each image's class under every name style, not the label numbers."""
+    base, fixtures, *_ = prepared
+    root, ref = base / "data/benchmarks/rare_species", fixtures["rare_species"]
+    styles = ("sci", "com", "tax", "scicom", "taxcom")
+
+    def named(r):
+        names = {s: (r / f"classnames_{s}.txt").read_text().splitlines() for s in styles}
+        return sorted((img, tuple(names[s][int(label)] for s in styles)) for img, label in shard_samples(r))
+
+    assert named(root) == named(ref)
+    assert (root / "classnames.txt").read_text() == (root / "classnames_sci.txt").read_text()

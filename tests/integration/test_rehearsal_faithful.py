@@ -73,7 +73,6 @@ ALLOWED_BENCHMARK_OVERLAY = {
     "xm3600.source.captions_url": "endpoint: the fixture's captions.jsonl on the loopback image host",
     "xm3600.source.images_url": "endpoint: the fixture's images.tgz on the loopback image host",
     "imagenet1k.source.local_path": "supplied locally, as in the flagship run (licence): the fixture's folder",
-    "rare_species.source.local_path": "supplied locally, as in the flagship run: the fixture's folder",
 }
 
 

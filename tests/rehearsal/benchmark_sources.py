@@ -9,8 +9,11 @@
   ``CUB_200_2011/`` tables and ``images/<class folder>/<file>.jpg``, every image in the test split),
   ``val.json.tar.gz`` and ``val.tar.gz`` (inat2021: COCO-style ``images``/``annotations``/``categories`` with Latin
   ``name`` and ``common_name``), ``captions.jsonl`` and ``images.tgz`` (xm3600);
-* **local** (imagenet1k, rare_species, which are only ever supplied by the user): the fixture's webdataset root as a
-  folder, ``source.local_path`` relative to the working directory.
+* **Rare Species' image-folder repository** (``rare_species``): ``metadata.csv`` (the real columns) and
+  ``dataset/<kingdom-...-species>/<content id>_<page id>_eol-full-size-copy.jpg`` made from the fixture, on the Hub
+  stand-in under the config's repository name;
+* **local** (imagenet1k, only ever supplied by the user): the fixture's webdataset root as a folder,
+  ``source.local_path`` relative to the working directory.
 
 :func:`build_sources` returns the Hub repositories, the archives by URL path, and per benchmark the config overlay
 (``source`` keys that differ from the config, ``expected`` counts of the fixture). The archives are byte-identical on
@@ -18,9 +21,11 @@ every call (fixed tar headers, gzip mtime 0), so a rerun plans nothing new.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -97,6 +102,29 @@ def xm3600_archives(root: Path) -> tuple[bytes, bytes]:
     return captions, _tar([(p.name, p.read_bytes()) for p in imgs], gz=True)
 
 
+RARE_SPECIES_HEADER = ["rarespecies_id", "eol_content_id", "eol_page_id", "kingdom", "phylum", "class", "order",
+                       "family", "genus", "species", "sciName", "common", "file_name"]
+
+
+def rare_species_repo(root: Path) -> dict[str, bytes]:
+    """The rare_species fixture as the ``imageomics/rare-species`` repository: ``metadata.csv`` + the images. The
+    seven ranks come from ``classnames_tax.txt`` (``species`` the epithet), ``sciName`` and ``common`` from
+    ``classnames_sci.txt`` / ``classnames_com.txt``; the EOL ids are made up (content id = 1000 + image number, page
+    id = 100 + label)."""
+    tax, sci, com = (_lines(root / f"classnames_{s}.txt") for s in ("tax", "sci", "com"))
+    files, buf = {}, io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(RARE_SPECIES_HEADER)
+    for i, (_, ext, data, label) in enumerate(wds_samples(root), start=1):
+        ranks = tax[label].split(" ")
+        assert len(ranks) == 7 and " ".join(ranks[5:]) == sci[label], (tax[label], sci[label])
+        fname = f"dataset/{'-'.join(ranks)}/{1000 + i}_{100 + label}_eol-full-size-copy.{ext}"
+        files[fname] = data
+        w.writerow([f"rehearsal-{i:04d}", 1000 + i, 100 + label, *ranks, sci[label], com[label], fname])
+    files["metadata.csv"] = buf.getvalue().encode()
+    return files
+
+
 def root_files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -104,7 +132,8 @@ def root_files(root: Path) -> dict[str, bytes]:
 def build_sources(staging: Path, photos_dir: Path, benchmarks: dict, names: list[str], host_url: str,
                   local_prefix: str) -> tuple[dict, dict, dict]:
     """Write the fixtures under ``staging`` and make every benchmark's source from them. Returns ``(hub_repos,
-    archives, overlay)``: ``{repo: {path: bytes}}`` for the Hub stand-in, ``{URL path: bytes}`` for the HTTP host at
+    archives, overlay)``: ``{repo: ({path: bytes}, commit)}`` for the Hub stand-in (commit: the config's pinned
+    revision when it is a commit id, else None), ``{URL path: bytes}`` for the HTTP host at
     ``host_url``, and ``{benchmark: {"source": {...}, "expected": {...}}}`` (local paths as ``local_prefix/<name>``,
     relative to the working directory)."""
     roots = write_benchmark_fixtures(staging, photos_dir, names)
@@ -113,8 +142,10 @@ def build_sources(staging: Path, photos_dir: Path, benchmarks: dict, names: list
         root, src = roots[name], benchmarks[name]["source"]
         kind = src["type"]
         url = f"/benchmark_sources/{name}"
-        if kind == "hf_hub":
-            hub[src["repo"]] = root_files(root)
+        if kind in ("hf_hub", "rare_species"):
+            pinned = src.get("revision", "main")
+            hub[src["repo"]] = (root_files(root) if kind == "hf_hub" else rare_species_repo(root),
+                                pinned if re.fullmatch(r"[0-9a-f]{40}", pinned) else None)
             source = {}
         elif kind == "cub200":
             archives[f"{url}/CUB_200_2011.tgz"] = cub_archive(root)

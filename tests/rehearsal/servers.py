@@ -8,8 +8,9 @@
 - **benchmark sources** (``benchmark_sources``): the paper's 12 benchmarks as tiny fixtures where rule
   ``prepare_benchmark`` fetches the real ones: a Hugging Face Hub *stand-in* (``tests/hf_hub_standin.py``, reached by
   the real client through ``HF_ENDPOINT``) serving ``clip-benchmark/wds_<name>`` repositories, the distributed
-  archives of CUB-200-2011, iNaturalist 2021 and Crossmodal-3600 on the image host, and local folders for
-  ImageNet-1k and Rare Species (never downloadable).
+  archives of CUB-200-2011, iNaturalist 2021 and Crossmodal-3600 on the image host, Rare Species' image-folder
+  repository (``metadata.csv`` + images) on the Hub stand-in, and a local folder for ImageNet-1k (never
+  downloadable).
 
 :func:`rehearsal_endpoints` starts them all and yields the config overlay that points the ``rehearsal`` dataset at
 them: endpoints, benchmark sources and the fixtures' expected counts only, nothing else. The benchmark roots are the
@@ -153,8 +154,8 @@ def rehearsal_endpoints(workdir: Path, state: str, config: dict, port_base: int 
     photos = PhotoServer(PHOTOS, extra=archives, port=ports["photos"])
     search = PhotoSerpApi(photos.url, api_key=API_KEY)
     hub = HubStandin()
-    for repo, files in repos.items():
-        hub.add_repo(repo, files)
+    for repo, (files, commit) in repos.items():
+        hub.add_repo(repo, files, commit=commit)
     env = {API_KEY_ENV: API_KEY, "HF_ENDPOINT": f"http://127.0.0.1:{ports['hub']}",
            "HF_HOME": str(state_dir / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
     try:
