@@ -16,6 +16,11 @@
   ``xm3600/images/`` (clip_benchmark's ``crossmodal3600`` loader). Only images with English captions count.
 * ``inat2021``: the iNaturalist 2021 validation set as distributed (``source.images_url``: ``val.tar.gz``;
   ``source.annotations_url``: ``val.json`` or ``val.json.tar.gz``); Latin and common class names from its categories.
+* ``rare_species``: the Rare Species dataset repository on the Hub (``source.repo``, e.g. ``imageomics/rare-species``
+  at ``source.revision``): ``metadata.csv`` (one row per image: ``file_name`` relative to the repository, the seven
+  ranks ``kingdom`` .. ``species`` with ``species`` the epithet, ``sciName``, ``common``) and the images it names,
+  fetched and verified as for ``hf_hub``. Every image is test data; one class per distinct kingdom..species, in
+  sorted order; the class-name styles ``classnames_{sci,com,tax,scicom,taxcom}.txt`` (``classnames.txt`` = sci).
 * ``local``: a user-supplied folder or tar archive (``source.local_path``) that is already a clip_benchmark
   webdataset root, or (ImageNet-1k) an ImageFolder validation tree ``<wnid>/<image>`` whose class names are
   OpenAI's ImageNet names in sorted-wnid order. ImageNet's licence forbids redistribution: it is only ever local.
@@ -25,6 +30,7 @@ Counts are recounted from what was written (tar members, jsonl lines) and compar
 sibling folder and renamed into place only when complete: a failed preparation leaves no root behind.
 """
 
+import csv
 import fnmatch
 import hashlib
 import io
@@ -42,7 +48,7 @@ from _helpers import configure_logging, rule_entry
 
 log = logging.getLogger("entitynet.prepare_benchmark")
 
-SOURCES = ("hf_hub", "cub200", "xm3600", "inat2021", "local")
+SOURCES = ("hf_hub", "cub200", "xm3600", "inat2021", "rare_species", "local")
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
 HF_PATTERNS = ["test/*", "classnames*.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]  # no train split
 IMAGENET_URL = "https://image-net.org/download.php"
@@ -167,23 +173,24 @@ def check_counts(name: str, counts: dict, expected: dict | None) -> None:
 
 # ---------------------------------------------------------------- sources
 
-def from_hf_hub(name: str, src: dict, tmp: Path) -> dict:
-    """Snapshot of a clip-benchmark webdataset repo, every file verified against the Hub's listing, copied in."""
+def hub_snapshot(name: str, src: dict, default_patterns: list[str]) -> tuple[Path, list[str], dict]:
+    """Snapshot of a Hub dataset repo (``source.allow_patterns`` or ``default_patterns``), every fetched file verified
+    against the Hub's listing. Returns (snapshot folder, the verified paths, manifest info)."""
     from huggingface_hub import HfApi, snapshot_download
 
     repo, revision = src["repo"], src.get("revision", "main")
     cache = Path(src.get("cache_dir") or "data/benchmarks/.hf_cache")
+    patterns = src.get("allow_patterns") or default_patterns
     try:
         endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
         snap = Path(snapshot_download(repo, repo_type="dataset", revision=revision, cache_dir=str(cache),
-                                      endpoint=endpoint, allow_patterns=src.get("allow_patterns") or HF_PATTERNS))
+                                      endpoint=endpoint, allow_patterns=patterns))
         listing = {f.path: f for f in HfApi(endpoint=endpoint).list_repo_tree(repo, repo_type="dataset", revision=snap.name,
                                                                recursive=True) if hasattr(f, "blob_id")}
     except PrepareError:
         raise
     except Exception as e:
         raise PrepareError(f"benchmark {name}: download of {repo}@{revision} failed: {type(e).__name__}: {e}") from e
-    patterns = src.get("allow_patterns") or HF_PATTERNS
     listing = {p: e for p, e in listing.items() if any(fnmatch.fnmatch(p, pat) for pat in patterns)}
     for rel, entry in sorted(listing.items()):
         f = snap / rel
@@ -198,10 +205,71 @@ def from_hf_hub(name: str, src: dict, tmp: Path) -> dict:
                 blob.unlink(missing_ok=True)  # a bad blob must not be reused by the next attempt
             raise PrepareError(f"benchmark {name}: checksum mismatch for {repo}@{snap.name}:{rel} (Hub listing "
                                f"{'sha256 ' + entry.lfs.sha256 if entry.lfs else 'blob ' + entry.blob_id})")
+    return snap, sorted(listing), {"repo": repo, "revision": revision, "commit": snap.name}
+
+
+def from_hf_hub(name: str, src: dict, tmp: Path) -> dict:
+    """Snapshot of a clip-benchmark webdataset repo, every file verified against the Hub's listing, copied in."""
+    snap, paths, info = hub_snapshot(name, src, HF_PATTERNS)
+    for rel in paths:
         dest = tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(f, dest)
-    return {"repo": repo, "revision": revision, "commit": snap.name}
+        shutil.copyfile(snap / rel, dest)
+    return info
+
+
+RARE_SPECIES_PATTERNS = ["metadata.csv", "dataset/*/*.jpg"]
+RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
+RARE_SPECIES_COLUMNS = ("file_name", *RANKS, "sciName", "common")
+
+
+def rare_species_classes(rows: list[dict]) -> tuple[list[tuple], dict[tuple, dict[str, str]]]:
+    """Classes of Rare Species ``metadata.csv`` rows: the sorted distinct kingdom..species tuples, and per class its
+    five name styles (sci: ``sciName``; com: ``common``; tax: the seven ranks joined by spaces; scicom / taxcom:
+    ``"<sci|tax> with common name <com>"``). A class whose rows disagree on ``sciName`` is an error."""
+    names: dict[tuple, dict[str, str]] = {}
+    for row in rows:
+        taxa = tuple(row[r].strip() for r in RANKS)
+        sci, com = row["sciName"].strip(), row["common"].strip() or row["sciName"].strip()
+        seen = names.setdefault(taxa, {"sci": sci, "com": com, "tax": " ".join(taxa)})
+        if seen["sci"] != sci:
+            raise ValueError(f"class {' '.join(taxa)!r} has two scientific names: {seen['sci']!r}, {sci!r}")
+    for n in names.values():
+        n["scicom"] = f"{n['sci']} with common name {n['com']}"
+        n["taxcom"] = f"{n['tax']} with common name {n['com']}"
+    return sorted(names), names
+
+
+def from_rare_species(name: str, src: dict, tmp: Path) -> dict:
+    """The Rare Species repository (``metadata.csv`` + ``dataset/<taxa>/<image>.jpg``) as a wds root with the five
+    class-name styles; every image is one test sample (rows in ``file_name`` order)."""
+    snap, paths, info = hub_snapshot(name, src, RARE_SPECIES_PATTERNS)
+    try:
+        with open(snap / "metadata.csv", newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in RARE_SPECIES_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"metadata.csv lacks the columns {missing} (has {reader.fieldnames})")
+            rows = sorted(reader, key=lambda r: r["file_name"])
+        order, names = rare_species_classes(rows)
+        label = {taxa: i for i, taxa in enumerate(order)}
+        fetched = set(paths)
+        absent = [r["file_name"] for r in rows if r["file_name"] not in fetched]
+        if absent:
+            raise ValueError(f"{len(absent)} images named in metadata.csv are not in the repository, e.g. {absent[0]}")
+
+        def samples():
+            for i, row in enumerate(rows):
+                yield (f"s{i:07d}", "jpg", (snap / row["file_name"]).read_bytes(),
+                       label[tuple(row[r].strip() for r in RANKS)])
+
+        write_wds(tmp, samples(), [names[t]["sci"] for t in order], src.get("templates"))
+    except (KeyError, ValueError, OSError, csv.Error) as e:
+        raise PrepareError(f"benchmark {name}: {info['repo']}@{info['commit']} is not a Rare Species repository as "
+                           f"expected ({type(e).__name__}: {e})") from e
+    for style in ("sci", "com", "tax", "scicom", "taxcom"):
+        (tmp / f"classnames_{style}.txt").write_text("".join(names[t][style] + "\n" for t in order))
+    return info
 
 
 def _clean_cub(folder: str) -> str:
@@ -394,9 +462,9 @@ def prepare(name: str, bench: dict, dest: str | os.PathLike, cache: str | os.Pat
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        if kind == "hf_hub":
+        if kind in ("hf_hub", "rare_species"):
             src.setdefault("cache_dir", str(dest.parent / ".hf_cache"))
-            info = from_hf_hub(name, src, tmp)
+            info = (from_hf_hub if kind == "hf_hub" else from_rare_species)(name, src, tmp)
         elif kind == "cub200":
             info = from_cub200(name, src, tmp, cache)
         elif kind == "xm3600":

@@ -112,7 +112,8 @@ class HubStandin:
             return 200, headers, data, fault
         return 404, {}, b"{}", None
 
-    def start(self) -> "HubStandin":
+    def start(self, port: int = 0) -> "HubStandin":
+        """Serve on 127.0.0.1:``port`` (0: any free port)."""
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -145,7 +146,7 @@ class HubStandin:
             def do_HEAD(self):  # noqa: N802
                 self._serve("HEAD")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

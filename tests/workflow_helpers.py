@@ -43,11 +43,11 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
-LOCAL_BENCHMARKS = ("imagenet1k", "rare_species")  # source.type local in config/config.yaml
+LOCAL_BENCHMARKS = ("imagenet1k",)  # source.type local in config/config.yaml
 
 
 def local_benchmarks_overlay(workdir: Path) -> Path:
-    """A config overlay giving the locally supplied benchmarks (ImageNet-1k, Rare Species) a
+    """A config overlay giving the locally supplied benchmarks (ImageNet-1k) a
     ``source.local_path`` (empty folders under the working directory), so that the paper suite can be planned: without
     it the plan stops naming the missing keys. Returns the overlay's path."""
     lines = ["benchmarks:"]

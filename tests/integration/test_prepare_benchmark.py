@@ -384,3 +384,98 @@ def test_rule_prepares_a_root_by_target_name(tmp_path):
     m = json.loads((wd / "data/benchmarks/cub200/manifest.json").read_text())
     assert m["counts"] == {"images": 3, "classes": 3, "shards": 1} and m["source"]["url"] == arc.as_uri()
     assert m["licence"].startswith("Caltech-UCSD Birds")  # the repository config's source keys, merged
+
+
+RARE_HEADER = ["rarespecies_id", "eol_content_id", "eol_page_id", "kingdom", "phylum", "class", "order", "family",
+               "genus", "species", "sciName", "common", "file_name"]  # the dataset card's columns + imagefolder's
+RARE_TAXA = [("Animalia", "Chordata", "Reptilia", "Testudines", "Geoemydidae", "Pangshura", "sylhetensis",
+              "Assam Roofed Turtle"),
+             ("Animalia", "Mollusca", "Bivalvia", "Unionida", "Unionidae", "Cyclonaias", "tuberculata",
+              "purple wartyback"),
+             ("Animalia", "Chordata", "Amphibia", "Caudata", "Cryptobranchidae", "Andrias", "japonicus",
+              "Japanese Giant Salamander")]
+
+
+def rare_species_repo(per_class=(2, 1, 3), drop_column=None) -> tuple[dict[str, bytes], list[tuple]]:
+    """A miniature imageomics/rare-species: metadata.csv + dataset/<kingdom-..-species>/<content>_<page>_eol...jpg,
+    rows in a shuffled (not file-name) order; also [(file_name, taxa)] of every image."""
+    import csv as _csv
+
+    files, rows, n = {}, [], 0
+    for taxa, k in zip(RARE_TAXA, per_class):
+        folder = "-".join(taxa[:7])
+        for j in range(k):
+            n += 1
+            fname = f"dataset/{folder}/{1000 + n}_{77 + RARE_TAXA.index(taxa)}_eol-full-size-copy.jpg"
+            files[fname] = jpeg(n)
+            rows.append([f"id-{n}", 1000 + n, 77, *taxa[:7], f"{taxa[5]} {taxa[6]}", taxa[7], fname])
+    rows = rows[::-1]
+    header = [c for c in RARE_HEADER if c != drop_column]
+    buf = io.StringIO()
+    w = _csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow([v for c, v in zip(RARE_HEADER, r) if c != drop_column])
+    files["metadata.csv"] = buf.getvalue().encode()
+    files["metadata/licenses.csv"] = b"rarespecies_id,md5\n"  # not fetched
+    files["visuals/phyla_ToL_tree.png"] = jpeg(0, "PNG")  # not fetched
+    return files, [(r[-1], tuple(r[3:10])) for r in rows]
+
+
+def rare_bench(expected=None, revision="main"):
+    return {"task": CLS, "dataset": "wds/rare_species", "root": "data/benchmarks/rare_species",
+            "classname_variants": {s: f"data/benchmarks/rare_species/classnames_{s}.txt"
+                                   for s in ("sci", "com", "tax", "scicom", "taxcom")},
+            "source": {"type": "rare_species", "repo": "imageomics/rare-species", "revision": revision,
+                       "templates": ["a photo of {c}."]},
+            "expected": expected or {"images": 6, "classes": 3}}
+
+
+def test_rare_species_repo_to_wds_with_five_name_styles(tmp_path, hub):
+    files, images = rare_species_repo()
+    commit = hub.add_repo("imageomics/rare-species", files)
+    dest = tmp_path / "data/benchmarks/rare_species"
+    m = pb.prepare("rare_species", rare_bench(revision=commit), dest)
+    assert m["source"] == {"type": "rare_species", "repo": "imageomics/rare-species", "revision": commit,
+                           "commit": commit}
+    assert m["counts"] == {"images": 6, "classes": 3, "shards": 1}
+    lines = {s: (dest / f"classnames_{s}.txt").read_text().splitlines() for s in ("sci", "com", "tax", "scicom",
+                                                                                 "taxcom")}
+    # classes: the sorted kingdom..species tuples (Amphibia < Reptilia within Chordata < Mollusca)
+    assert lines["sci"] == ["Andrias japonicus", "Pangshura sylhetensis", "Cyclonaias tuberculata"]
+    assert (dest / "classnames.txt").read_text().splitlines() == lines["sci"]
+    assert lines["com"] == ["Japanese Giant Salamander", "Assam Roofed Turtle", "purple wartyback"]
+    assert lines["tax"][2] == "Animalia Mollusca Bivalvia Unionida Unionidae Cyclonaias tuberculata"
+    assert lines["scicom"][0] == "Andrias japonicus with common name Japanese Giant Salamander"
+    assert lines["taxcom"][1] == ("Animalia Chordata Reptilia Testudines Geoemydidae Pangshura sylhetensis with "
+                                  "common name Assam Roofed Turtle")
+    assert (dest / "zeroshot_classification_templates.txt").read_text() == "a photo of {c}.\n"
+    # every image once, with its own bytes and its class's label, in file-name order
+    with tarfile.open(dest / "test/0.tar") as t:
+        got = {m.name: t.extractfile(m).read() for m in t}
+    by_name = dict(images)
+    order = sorted(by_name)
+    for i, fname in enumerate(order):
+        assert got[f"s{i:07d}.jpg"] == files[fname]
+        want = [" ".join(x[:7]) for x in sorted(t[:7] for t in RARE_TAXA)].index(" ".join(by_name[fname]))
+        assert got[f"s{i:07d}.cls"] == str(want).encode()
+    assert not any("metadata/" in p or "visuals/" in p for _, p in hub.requests if "/resolve/" in p)
+
+
+def test_rare_species_wrong_columns_or_counts_leave_no_root(tmp_path, hub):
+    dest = tmp_path / "data/benchmarks/rare_species"
+    files, _ = rare_species_repo(drop_column="sciName")
+    hub.add_repo("imageomics/rare-species", files)
+    with pytest.raises(pb.PrepareError, match=r"lacks the columns \['sciName'\]"):
+        pb.prepare("rare_species", rare_bench(), dest)
+    no_partial(dest)
+    files, _ = rare_species_repo()
+    hub.add_repo("imageomics/rare-species", files)
+    with pytest.raises(pb.PrepareError, match="images: 6 found, 11983 expected"):
+        pb.prepare("rare_species", rare_bench({"images": 11983, "classes": 400}), dest)
+    no_partial(dest)
+    files["metadata.csv"] += b"x,1,2,Animalia,Chordata,Aves,A,B,C,d,C d,bird,dataset/missing/1.jpg\n"
+    hub.add_repo("imageomics/rare-species", files)
+    with pytest.raises(pb.PrepareError, match="not in the repository, e.g. dataset/missing/1.jpg"):
+        pb.prepare("rare_species", rare_bench(), dest)
+    no_partial(dest)

@@ -2,7 +2,8 @@
 ``results/paper/ablation_rehearsal_vitb32.md`` from a fresh working directory, through the flagship's rules against
 the local endpoints (``tests/rehearsal``): HTTP SPARQL to oxigraph, SerpAPI Google + Bing (stand-in), img2dataset from
 a loopback host, several search and download chunks, two training processes under torchrun (gloo) on the hybrid
-data path with the text mix, the paper's 12 benchmarks (fixtures in their real formats), Fig. 1 and the ablation.
+data path with the text mix, the paper's 12 benchmarks (prepared by rule prepare_benchmark from fixtures served as a
+Hugging Face Hub stand-in, distributed archives and local folders), Fig. 1 and the ablation.
 
 What it cannot show: the real endpoints' answers, GPU speed, NCCL. See README, "Rehearsal".
 """
@@ -75,6 +76,17 @@ def test_every_paper_benchmark_is_evaluated(rehearsed):
         assert df["value"].between(0, 1).all()
         inat = df[(df["benchmark"] == "rare_species") & (df["metric"] == "acc1")]
         assert int(inat["n_variants"].iloc[0]) == 10  # five class-name styles x two template sets
+
+
+def test_benchmarks_prepared_by_rule(rehearsed):
+    """Every paper benchmark's root was built by prepare_benchmark from its configured kind of source, counts checked."""
+    for name in PAPER_SUITE:
+        m = json.loads((rehearsed / f"data/benchmarks/{name}/manifest.json").read_text())
+        src = CONFIG["benchmarks"][name]["source"]
+        assert m["source"]["type"] == src["type"], (name, m["source"])
+        if src["type"] == "hf_hub":
+            assert m["source"]["repo"] == src["repo"] and len(m["source"]["commit"]) == 40
+        assert (rehearsed / f"logs/benchmarks/{name}.log").exists()
 
 
 def test_paper_outputs(rehearsed):

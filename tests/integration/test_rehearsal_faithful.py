@@ -11,6 +11,9 @@ import yaml
 import train
 import workflow_config as wc
 from conftest import REPO
+from rehearsal import run as rehearsal
+from rehearsal.benchmark_sources import build_sources
+from rehearsal.servers import PHOTOS, free_port_base
 from workflow_helpers import job_counts, make_workdir, snakemake, with_local_benchmarks
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -57,6 +60,19 @@ ALLOWED_FLAG_DIFFERENCES = {
     "--batch-size": "size",
     "--warmup": "size (follows epochs and batch size)",
     "--workers": "size",
+}
+
+# Keys of the benchmarks' config that the rehearsal's overlay (tests/rehearsal/servers.py) sets, and why. The roots,
+# dataset names, tasks, variants and the Hub repositories and revisions stay the config's: the rehearsal builds
+# data/benchmarks/<name> with rule prepare_benchmark, from the same kind of source as the flagship run.
+ALLOWED_BENCHMARK_OVERLAY = {
+    "*.expected.*": "size: the fixtures' image, class counts",
+    "cub200.source.url": "endpoint: the fixture's CUB_200_2011.tgz on the loopback image host",
+    "inat2021.source.images_url": "endpoint: the fixture's val.tar.gz on the loopback image host",
+    "inat2021.source.annotations_url": "endpoint: the fixture's val.json.tar.gz on the loopback image host",
+    "xm3600.source.captions_url": "endpoint: the fixture's captions.jsonl on the loopback image host",
+    "xm3600.source.images_url": "endpoint: the fixture's images.tgz on the loopback image host",
+    "imagenet1k.source.local_path": "supplied locally, as in the flagship run (licence): the fixture's folder",
 }
 
 
@@ -169,3 +185,31 @@ def test_rehearsal_plans_the_same_rules_as_the_flagship(tmp_path):
         rules[dataset] = set(job_counts(r.stdout + r.stderr))
         assert {"kg_dump", "search", "download", "train", "evaluate"} <= rules[dataset], rules[dataset]
     assert rules[FLAGSHIP[0]] == rules[REHEARSAL[0]]
+
+
+def test_benchmark_overlay_sets_only_allowed_keys(tmp_path):
+    """The rehearsal's benchmark overlay points each benchmark's source at a loopback copy (and its expected counts
+    at the fixture's) and changes nothing else; every allowed key is still set (none stale)."""
+    *_, overlay = build_sources(tmp_path / "s", PHOTOS, CONFIG["benchmarks"], CONFIG["evaluation"]["suites"]["paper"],
+                                "http://127.0.0.1:1", "resources/rehearsal/benchmark_sources")
+    keys = set(flatten(overlay))
+    unexpected = sorted(k for k in keys if not any(fnmatch.fnmatch(k, p) for p in ALLOWED_BENCHMARK_OVERLAY))
+    assert not unexpected, f"the rehearsal's benchmark overlay sets {unexpected}: add to ALLOWED_BENCHMARK_OVERLAY " \
+                           "with the reason, or drop it"
+    stale = [p for p in ALLOWED_BENCHMARK_OVERLAY if not any(fnmatch.fnmatch(k, p) for k in keys)]
+    assert not stale, f"no longer set, remove from ALLOWED_BENCHMARK_OVERLAY: {stale}"
+    assert not any(".root" in k or "classname_variants" in k or k.endswith((".repo", ".revision")) for k in keys)
+
+
+def test_rehearsal_prepares_the_12_benchmarks_by_rule_before_dedup(tmp_path):
+    """The rehearsal's dry run (the runner with its endpoints) plans one prepare_benchmark job per paper benchmark,
+    and dedup_decontaminate reads the roots they build (data/benchmarks/<name>, no fixture written in place)."""
+    r = rehearsal.run(tmp_path / "wd", cores=2, extra=["-n"], timeout=600, capture=True, port_base=free_port_base())
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    suite = CONFIG["evaluation"]["suites"]["paper"]
+    assert job_counts(out)["prepare_benchmark"] == len(suite) == 12
+    block = out.split("rule dedup_decontaminate:", 1)[1].split("\n\n", 1)[0]
+    inputs = block.split("input:", 1)[1].split("\n", 1)[0]
+    assert {f"data/benchmarks/{n}" for n in suite} <= {x.strip() for x in inputs.split(",")}, block
+    assert not (tmp_path / "wd/data/benchmarks").exists()  # planned, not written by the runner

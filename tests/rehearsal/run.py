@@ -28,7 +28,7 @@ from workflow_helpers import make_workdir  # noqa: E402
 
 TARGETS = ["results/rehearsal/vitb32/eval.csv", "results/paper/fig1_rehearsal.png",
            "results/paper/ablation_rehearsal_vitb32.md"]
-STATE = "resources/rehearsal"  # endpoint state and benchmark fixtures, below the working directory
+STATE = "resources/rehearsal"  # endpoint state and benchmark sources, below the working directory
 
 
 def snakemake_cmd(workdir: Path, overlays: list[Path], cores: int, targets: list[str], extra: list[str]) -> list[str]:
@@ -53,7 +53,9 @@ def run(workdir: Path, cores: int = 2, targets: list[str] | None = None, extra: 
         overlay_path = state / "benchmarks.yaml"
         overlay_path.write_text(yaml.safe_dump(overlay, sort_keys=True))
         files = [overlay_path, *(overlays or [])]
-        full_env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1", **env)
+        # online, but the Hub is the stand-in (HF_ENDPOINT in env): prepare_benchmark fetches the Hub benchmarks
+        # from it; training and evaluation set HF_HUB_OFFLINE themselves
+        full_env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="0", **env)
         kw = dict(env=full_env, cwd=workdir, timeout=timeout, capture_output=capture, text=True)
         if unlock:
             subprocess.run(snakemake_cmd(workdir, files, cores, [], ["--unlock"]), **kw)
@@ -68,7 +70,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--overlay", type=Path, action="append", default=[], help="another config overlay (YAML)")
     ap.add_argument("--port-base", type=int, default=None,
-                    help="serve the endpoints on N, N+1, N+2 instead of the config's ports (a second rehearsal)")
+                    help="serve the endpoints on N .. N+3 instead of the config's ports (a second rehearsal)")
     ap.add_argument("targets", nargs="*")
     cut = argv.index("--") if "--" in argv else len(argv)  # after "--": Snakemake's own flags
     args = ap.parse_args(argv[:cut])

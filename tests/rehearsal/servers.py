@@ -5,10 +5,16 @@
 - **image search**: :class:`PhotoSerpApi`, a *stand-in* for SerpAPI's ``/search.json`` (Google Images and Bing
   Images engines, the documented wire format of ``tests/standins``) whose results are the bundled demo photos;
 - **image host**: the photos served over HTTP for img2dataset;
-- **benchmarks**: tiny fixtures of the paper's 12 benchmarks in each one's on-disk format.
+- **benchmark sources** (``benchmark_sources``): the paper's 12 benchmarks as tiny fixtures where rule
+  ``prepare_benchmark`` fetches the real ones: a Hugging Face Hub *stand-in* (``tests/hf_hub_standin.py``, reached by
+  the real client through ``HF_ENDPOINT``) serving ``clip-benchmark/wds_<name>`` repositories, the distributed
+  archives of CUB-200-2011, iNaturalist 2021 and Crossmodal-3600 on the image host, Rare Species' image-folder
+  repository (``metadata.csv`` + images) on the Hub stand-in, and a local folder for ImageNet-1k (never
+  downloadable).
 
 :func:`rehearsal_endpoints` starts them all and yields the config overlay that points the ``rehearsal`` dataset at
-them: endpoints and benchmark roots only, nothing else.
+them: endpoints, benchmark sources and the fixtures' expected counts only, nothing else. The benchmark roots are the
+config's ``data/benchmarks/<name>``, built by ``prepare_benchmark`` jobs as in the flagship run.
 """
 from __future__ import annotations
 
@@ -67,15 +73,16 @@ def port_of(url: str) -> int:
 
 
 def endpoint_ports(ds: dict, port_base: int | None) -> dict[str, int]:
-    """``{"sparql", "search", "photos"}`` ports: the rehearsal dataset's config (SPARQL ``kg.endpoint``, the SerpAPI
-    backends' shared ``base_url``; the image host one above the search port), or ``port_base`` + 0, 1, 2."""
+    """``{"sparql", "search", "photos", "hub"}`` ports: the rehearsal dataset's config (SPARQL ``kg.endpoint``, the
+    SerpAPI backends' shared ``base_url``; the image host one above the search port, the Hub stand-in two above), or
+    ``port_base`` + 0, 1, 2, 3."""
     if port_base:
-        return {"sparql": port_base, "search": port_base + 1, "photos": port_base + 2}
+        return {"sparql": port_base, "search": port_base + 1, "photos": port_base + 2, "hub": port_base + 3}
     search = {port_of(b["base_url"]) for b in ds["search"]["backends"].values()}
     if len(search) != 1:
         raise ValueError(f"datasets.{DATASET}: the SerpAPI backends must share one stand-in port, got {search}")
     port = search.pop()
-    return {"sparql": port_of(ds["kg"]["endpoint"]), "search": port, "photos": port + 1}
+    return {"sparql": port_of(ds["kg"]["endpoint"]), "search": port, "photos": port + 1, "hub": port + 2}
 
 
 def check_free(ports: dict[str, int]) -> None:
@@ -95,64 +102,68 @@ def check_free(ports: dict[str, int]) -> None:
 
 
 def free_port_base() -> int:
-    """A base N with N, N+1, N+2 free on 127.0.0.1 (for a rehearsal beside another one, e.g. in a test)."""
+    """A base N with N .. N+3 free on 127.0.0.1 (for a rehearsal beside another one, e.g. in a test)."""
     import socket
 
     for _ in range(200):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             base = sock.getsockname()[1]
-        if base + 2 < 65536:
+        if base + 3 < 65536:
             try:
-                check_free({"sparql": base, "search": base + 1, "photos": base + 2})
+                check_free({"sparql": base, "search": base + 1, "photos": base + 2, "hub": base + 3})
                 return base
             except RuntimeError:
                 continue
-    raise RuntimeError("no three consecutive free loopback ports")
+    raise RuntimeError("no four consecutive free loopback ports")
 
 
-def overlay(benchmark_roots: dict[str, str], benchmarks: dict, ports: dict[str, int] | None = None) -> dict:
-    """The config overlay: the benchmarks' roots (relative to the working directory, so that two runs in two
-    directories plan identical jobs) and, only when the ports are not the config's, the endpoints."""
+def overlay(benchmark_overlay: dict[str, dict], ports: dict[str, int] | None = None) -> dict:
+    """The config overlay: the benchmarks' sources and expected counts (local paths relative to the working
+    directory, so that two runs in two directories plan identical jobs) and, only when the ports are not the
+    config's, the endpoints."""
     out: dict = {}
     if ports:
         backends = {b: {"base_url": f"http://127.0.0.1:{ports['search']}"} for b in ("serpapi_google", "serpapi_bing")}
         out["datasets"] = {DATASET: {"kg": {"endpoint": f"http://127.0.0.1:{ports['sparql']}/query"},
                                      "search": {"backends": backends}}}
-    bench = {}
-    for name, root in benchmark_roots.items():
-        b = {"root": str(root)}
-        variants = benchmarks[name].get("classname_variants")
-        if variants:
-            b["classname_variants"] = {k: f"{root}/{Path(v).name}" for k, v in variants.items()}
-        bench[name] = b
-    out["benchmarks"] = bench
+    out["benchmarks"] = benchmark_overlay
     return out
 
 
 @contextlib.contextmanager
 def rehearsal_endpoints(workdir: Path, state: str, config: dict, port_base: int | None = None):
     """Start every endpoint on its port (:func:`endpoint_ports`); write the benchmark fixtures under
-    ``workdir/state``. Yields ``(overlay, env)``: the config overlay and the environment (the stand-in's API key).
-    Everything stops on exit."""
-    from benchmark_fixtures import write_benchmark_fixtures
+    ``workdir/state/benchmark_sources`` and serve them as the benchmarks' sources. Yields ``(overlay, env)``: the
+    config overlay and the environment (the SerpAPI stand-in's API key; ``HF_ENDPOINT``, the Hub stand-in, with
+    ``HF_HOME`` under ``workdir/state``). Everything stops on exit."""
+    from hf_hub_standin import HubStandin
 
     import workflow_config as wc
+    from rehearsal.benchmark_sources import build_sources
 
     ports = endpoint_ports(wc.dataset_config(config, DATASET), port_base)
     check_free(ports)
     state_dir = Path(workdir) / state
     state_dir.mkdir(parents=True, exist_ok=True)
     suite = config["evaluation"]["suites"]["paper"]
-    written = write_benchmark_fixtures(state_dir / "benchmarks", PHOTOS, suite)
-    roots = {b: f"{state}/benchmarks/{Path(p).name}" for b, p in written.items()}
+    host = f"http://127.0.0.1:{ports['photos']}"
+    repos, archives, bench_overlay = build_sources(state_dir / "benchmark_sources", PHOTOS, config["benchmarks"],
+                                                   suite, host, f"{state}/benchmark_sources")
     (state_dir / "oxigraph").mkdir(exist_ok=True)
-    photos = PhotoServer(PHOTOS, port=ports["photos"])
+    photos = PhotoServer(PHOTOS, extra=archives, port=ports["photos"])
     search = PhotoSerpApi(photos.url, api_key=API_KEY)
+    hub = HubStandin()
+    for repo, (files, commit) in repos.items():
+        hub.add_repo(repo, files, commit=commit)
+    env = {API_KEY_ENV: API_KEY, "HF_ENDPOINT": f"http://127.0.0.1:{ports['hub']}",
+           "HF_HOME": str(state_dir / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
     try:
         search.start(ports["search"])
+        hub.start(ports["hub"])
         with oxigraph_server(state_dir / "oxigraph", port=ports["sparql"]):
-            yield (overlay(roots, config["benchmarks"], ports if port_base else None), {API_KEY_ENV: API_KEY})
+            yield (overlay(bench_overlay, ports if port_base else None), env)
     finally:
+        hub.stop()
         search.stop()
         photos.close()
