@@ -161,3 +161,15 @@ class HubStandin:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def point_client_at(monkeypatch, url: str) -> None:
+    """Send the real huggingface_hub client of this process (and of its subprocesses) to the stand-in at ``url``,
+    online: ``make test`` exports ``HF_HUB_OFFLINE=1`` for the whole suite (so that nothing reaches for the real
+    Hub), and huggingface_hub reads that variable once, at import, into ``constants.HF_HUB_OFFLINE``; the rule
+    ``prepare_benchmark`` downloads by design, so these tests switch both back for their own duration."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import evaluate as ev  # noqa: E402
 import prepare_benchmark as pb  # noqa: E402
 import workflow_config as wc  # noqa: E402
-from hf_hub_standin import HubStandin  # noqa: E402
+from hf_hub_standin import HubStandin, point_client_at  # noqa: E402
 
 CLS = "zeroshot_classification"
 
@@ -50,7 +50,7 @@ def hub_bench(expected=None):
 def hub(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # never the user's cache (nor a previous test's)
     with HubStandin() as h:
-        monkeypatch.setenv("HF_ENDPOINT", h.url)
+        point_client_at(monkeypatch, h.url)
         monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
         yield h
 

@@ -13,7 +13,7 @@ import yaml
 import prepare_benchmark as pb
 from benchmark_fixtures import expected_counts, write_benchmark_fixtures
 from conftest import REPO
-from hf_hub_standin import HubStandin
+from hf_hub_standin import HubStandin, point_client_at
 from loopback import PhotoServer
 from rehearsal.benchmark_sources import build_sources
 from rehearsal.servers import PHOTOS
@@ -42,7 +42,6 @@ def prepared(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.chdir(base)  # local paths are relative to the working directory, as in the rehearsal
     mp.setenv("HF_HOME", str(base / "hf_home"))
-    mp.setenv("HF_HUB_OFFLINE", "0")
     hub = HubStandin().start()
     photos = PhotoServer(PHOTOS)
     try:
@@ -51,7 +50,7 @@ def prepared(tmp_path_factory):
         photos.extra.update(archives)
         for repo, (files, commit) in repos.items():
             hub.add_repo(repo, files, commit=commit)
-        mp.setenv("HF_ENDPOINT", hub.url)
+        point_client_at(mp, hub.url)
         manifests = {}
         for name in SUITE:
             bench = copy.deepcopy(CONFIG["benchmarks"][name])
