@@ -227,21 +227,28 @@ def _authors_clip_loss(b: int, e: int) -> int:
     return 6 * b * b * e + 2 * b * e + 2 * b
 
 
-def _vision_geometry(vision_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Validated ViT geometry: layers, width, mlp_ratio, image (h, w), patch (h, w)."""
-    if not isinstance(vision_cfg, Mapping):
-        raise ValueError(f"vision_cfg must be a mapping, got {type(vision_cfg).__name__}")
-    if vision_cfg.get("timm_model_name"):
-        raise ValueError(
-            f"vision_cfg uses timm model {vision_cfg['timm_model_name']!r}; only open_clip ViT towers are supported"
-        )
-    if vision_cfg.get("attentional_pool"):
-        raise ValueError("vision_cfg uses an attentional pooler, which this MAC calculator does not model")
-    cfg = {**VISION_DEFAULTS, **vision_cfg}
-    if not isinstance(cfg["layers"], int) or isinstance(cfg["layers"], bool):
-        raise ValueError(f"vision_cfg.layers={cfg['layers']!r} is not an int: ResNet towers are not supported")
+def _tower_cfg(tower: Any, name: str, defaults: Mapping[str, Any], foreign_key: str, foreign_what: str,
+               supported: str) -> dict[str, Any]:
+    """A tower config with open_clip's defaults filled in, after the checks both towers share: a mapping, not a
+    foreign (timm / Hugging Face) model, a positive ``mlp_ratio``."""
+    if not isinstance(tower, Mapping):
+        raise ValueError(f"{name} must be a mapping, got {type(tower).__name__}")
+    if tower.get(foreign_key):
+        raise ValueError(f"{name} uses {foreign_what} {tower[foreign_key]!r}; {supported}")
+    cfg = {**defaults, **tower}
     if not (isinstance(cfg["mlp_ratio"], (int, float)) and cfg["mlp_ratio"] > 0):
         raise ValueError(f"mlp_ratio must be a positive number, got {cfg['mlp_ratio']!r}")
+    return cfg
+
+
+def _vision_geometry(vision_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated ViT geometry: layers, width, mlp_ratio, image (h, w), patch (h, w)."""
+    cfg = _tower_cfg(vision_cfg, "vision_cfg", VISION_DEFAULTS, "timm_model_name", "timm model",
+                     "only open_clip ViT towers are supported")
+    if cfg.get("attentional_pool"):
+        raise ValueError("vision_cfg uses an attentional pooler, which this MAC calculator does not model")
+    if not isinstance(cfg["layers"], int) or isinstance(cfg["layers"], bool):
+        raise ValueError(f"vision_cfg.layers={cfg['layers']!r} is not an int: ResNet towers are not supported")
     out = {"layers": _positive_int(cfg["layers"], "vision_cfg.layers"),
            "width": _positive_int(cfg["width"], "vision_cfg.width"), "mlp_ratio": cfg["mlp_ratio"],
            "image": _pair(cfg["image_size"], "vision_cfg.image_size"),
@@ -252,15 +259,8 @@ def _vision_geometry(vision_cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _text_geometry(text_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(text_cfg, Mapping):
-        raise ValueError(f"text_cfg must be a mapping, got {type(text_cfg).__name__}")
-    if text_cfg.get("hf_model_name"):
-        raise ValueError(
-            f"text_cfg uses Hugging Face model {text_cfg['hf_model_name']!r}; only open_clip text transformers are supported"
-        )
-    cfg = {**TEXT_DEFAULTS, **text_cfg}
-    if not (isinstance(cfg["mlp_ratio"], (int, float)) and cfg["mlp_ratio"] > 0):
-        raise ValueError(f"mlp_ratio must be a positive number, got {cfg['mlp_ratio']!r}")
+    cfg = _tower_cfg(text_cfg, "text_cfg", TEXT_DEFAULTS, "hf_model_name", "Hugging Face model",
+                     "only open_clip text transformers are supported")
     return {"layers": _positive_int(cfg["layers"], "text_cfg.layers"),
             "width": _positive_int(cfg["width"], "text_cfg.width"), "mlp_ratio": cfg["mlp_ratio"],
             "context_length": cfg["context_length"]}
