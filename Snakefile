@@ -24,8 +24,8 @@ include: "rules/report.smk"
 
 
 # Console: quiet by default (progress, warnings, a closing summary); `--config console=verbose` or `--verbose`
-# prints everything. Detail goes to the rule logs and .snakemake/log (scripts/run_console.py).
-import run_console as _console
+# prints everything. Detail goes to the rule logs and .snakemake/log (scripts/lib/common/run_console.py).
+from lib.common import run_console as _console
 
 CONSOLE = _console.setup(config, workflow)
 

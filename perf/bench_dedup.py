@@ -1,4 +1,4 @@
-"""Benchmark of scripts/image_dedup.py: grouping and decontamination at 1M hashes, hashing throughput per core.
+"""Benchmark of scripts/lib/data/image_dedup.py: grouping and decontamination at 1M hashes, hashing throughput per core.
 
     .venv/bin/python perf/bench_dedup.py                 # everything, ~1-2 min on 2 shared cores
     .venv/bin/python perf/bench_dedup.py --n 200000      # smaller
@@ -30,7 +30,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-import image_dedup as dd  # noqa: E402
+from lib.data import image_dedup as dd  # noqa: E402
 
 #: the 107 real demo photos (WebP, public domain / CC0), see resources/demo/README.md
 PHOTOS = REPO / "resources" / "demo" / "photos"
@@ -182,7 +182,7 @@ def bench_hashing(reps: int) -> list[dict]:
     for short in (256, 512):
         datas = jpeg_corpus(short)
         kb = np.mean([len(x) for x in datas]) / 1024
-        for name, fn in (("image_dedup.hash_image_bytes", ours), ("imagehash phash+dhash (full decode)", ref)):
+        for name, fn in (("lib.data.image_dedup.hash_image_bytes", ours), ("imagehash phash+dhash (full decode)", ref)):
             fn(datas[0])
             t0 = time.perf_counter()
             for _ in range(reps):

@@ -177,7 +177,7 @@ def child(variant: str, dump: str, facts_path: str, store_dir: str, out: str) ->
     except (AttributeError, OSError):
         pass
     import kg_entities as ke
-    from sparql_client import EmbeddedSparql
+    from lib.kg.sparql_client import EmbeddedSparql
 
     facts = json.loads(Path(facts_path).read_text())
     res: dict = {"variant": variant}

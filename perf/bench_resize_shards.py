@@ -156,7 +156,7 @@ def main(argv=None) -> None:
     work = a.workdir or Path(tempfile.mkdtemp(prefix="bench_resize_"))
     load0 = os.getloadavg()
     try:
-        import fast_data
+        from lib.train import fast_data
 
         src = work / "shards"
         t0 = time.perf_counter()

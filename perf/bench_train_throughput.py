@@ -108,7 +108,7 @@ def child_env(device: str) -> dict:
 def ensure_shards(a, size: int, source: dict | None = None) -> dict:
     """Synthetic shards at short side ``size``; with ``source`` (the largest size's shards) they are derived from it
     by ``resize_shards.resize_shard``, the function rule ``resize_shards`` runs, as a real pipeline would."""
-    import fast_data
+    from lib.train import fast_data
 
     out = Path(a.work_dir) / f"shards_{size}"
     stamp = {"n_shards": a.shards, "per_shard": a.per_shard, "short_side": size, "quality": 95, "seed": size,
@@ -159,7 +159,7 @@ def compute_only(a) -> dict:
     """Train steps on device-resident random tensors (runs inside the --compute-only-worker subprocess)."""
     import torch
 
-    import train_openclip
+    from lib.train import train_openclip
 
     train_openclip.register_model_configs()
     import open_clip

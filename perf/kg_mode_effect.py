@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 import build_queries as bq  # noqa: E402
 import kg_attributes as ka  # noqa: E402
 import kg_entities as ke  # noqa: E402
-import workflow_config as wc  # noqa: E402
+from lib.common import workflow_config as wc  # noqa: E402
 from kg_dump import dump  # noqa: E402
-from sparql_client import EmbeddedSparql  # noqa: E402
+from lib.kg.sparql_client import EmbeddedSparql  # noqa: E402
 
 
 def norm(s) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-import macs  # noqa: E402
+from lib.train import macs  # noqa: E402
 
 #: The paper's recipe: 18 epochs over 32.7M images, 8 GPUs x 1024.
 SAMPLES_SEEN = 18 * 32.7e6

@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import build_queries as bq  # noqa: E402
-import search_web  # noqa: E402
-import workflow_config as wc  # noqa: E402
+from lib.search import search_web  # noqa: E402
+from lib.common import workflow_config as wc  # noqa: E402
 
 WEB = ["openverse", "commons", "inaturalist", "brave", "serpapi_google", "serpapi_bing"]
 ENV = {"BRAVE_API_KEY": "k", "SERPAPI_API_KEY": "k"}

@@ -23,7 +23,7 @@ from collections import Counter
 
 
 def worker_budget(samples: float, epochs: int, batch: int, world: int, workers: int) -> int:
-    """Samples one dataloader worker yields per epoch (scripts/train_openclip.py's with_epoch arithmetic)."""
+    """Samples one dataloader worker yields per epoch (scripts/lib/train/train_openclip.py's with_epoch arithmetic)."""
     per_epoch = math.ceil(samples / epochs)
     num_batches = math.ceil(per_epoch / (batch * world))
     return math.ceil(num_batches / workers) * batch

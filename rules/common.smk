@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-import workflow_config as wc  # noqa: E402
+from lib.common import workflow_config as wc  # noqa: E402
 
 try:
     wc.validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -188,7 +188,7 @@ def dedup_of(dataset, name):
     return f"results/{s}/urls_dedup.parquet" if name == "urls" else f"results/{s}/dedup/{name}"
 
 
-from artifact_columns import CARD_PLOTS  # noqa: E402  (the dataset card's plots; one home, scripts/artifact_columns.py)
+from lib.common.artifact_columns import CARD_PLOTS  # noqa: E402  (the dataset card's plots; one home, scripts/lib/common/artifact_columns.py)
 
 
 def ablation_models(wildcards):

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from _helpers import atomic_path, configure_logging, rule_entry, write_json, write_text
-from artifact_columns import CARD_PLOTS
+from lib.common.artifact_columns import CARD_PLOTS
 
 log = logging.getLogger("entitynet.dataset_card")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from snakemake.iocontainers import Namedlist
 
-import image_dedup
+from lib.data import image_dedup
 from _helpers import configure_logging, rule_entry, write_json
 from download import download_dirs
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from _helpers import configure_logging, rule_entry, write_json, write_text
-from artifact_columns import EVAL_COLUMNS
+from lib.common.artifact_columns import EVAL_COLUMNS
 
 log = logging.getLogger("entitynet.evaluate")
 HERE = Path(__file__).resolve().parent
@@ -79,7 +79,7 @@ def variant_argv(bench: dict, variant: dict, arch: str, weights: str, out_json: 
         cfile.write_text(json.dumps({bench["dataset"]: names, short: names}))
         args += ["--custom_classname_file", str(cfile)]
     if variant.get("resize"):
-        import clip_benchmark_wrapped
+        from lib.eval import clip_benchmark_wrapped
 
         args += [clip_benchmark_wrapped.RESIZE_FLAG, variant["resize"]]
     return args
@@ -95,7 +95,7 @@ def run_jobs(jobs: list[dict], weights: str, work: Path) -> dict[str, dict]:
     env = dict(os.environ, PYTHONPATH=str(HERE))
     if Path(weights).exists():  # our own checkpoint: never touch a model hub
         env["HF_HUB_OFFLINE"] = "1"
-    cmd = [sys.executable, str(HERE / "clip_benchmark_wrapped.py"), "batch", str(jobs_file)]
+    cmd = [sys.executable, str(HERE / "lib" / "eval" / "clip_benchmark_wrapped.py"), "batch", str(jobs_file)]
     log.info("clip_benchmark: %d jobs in one process: %s", len(jobs), " ".join(cmd))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     log.info("clip_benchmark output:\n%s", (proc.stdout + proc.stderr)[-6000:])
@@ -129,10 +129,10 @@ def model_macs(arch: str, samples_seen: int, text_context: int, count: str = "au
     """Training MACs in 1e18 (``macs.training_macs``) under ``count`` (``evaluation.mac_count``: ``authors`` or
     ``matmul``); ``global_batch`` is the batch the authors' count divides its loss term by (None: 8192)."""
     try:
-        import macs
+        from lib.train import macs
         import open_clip
 
-        from train_openclip import register_model_configs
+        from lib.train.train_openclip import register_model_configs
 
         register_model_configs()
         cfg = open_clip.get_model_config(arch)
@@ -214,7 +214,7 @@ def clip_benchmark_model(arch: str, pretrained: str) -> tuple[str, str]:
 def baseline_samples_seen(pretrained: str, explicit: int | None) -> int:
     if explicit:
         return int(explicit)
-    import macs
+    from lib.train import macs
 
     seen = macs.samples_seen_from_tag(pretrained)
     return int(seen) if seen else 0

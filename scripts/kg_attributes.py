@@ -21,9 +21,9 @@ import math
 
 import pandas as pd
 
-import kg_queries as kq
+from lib.kg import kg_queries as kq
 from _helpers import configure_logging, rule_entry, write_parquet
-from sparql_client import embedded_store, qid_of
+from lib.kg.sparql_client import embedded_store, qid_of
 
 log = logging.getLogger("entitynet.kg_attributes")
 
@@ -102,7 +102,7 @@ def main(snakemake) -> None:
         hints = load_hints(store, p.language)
     log.info("%d attribute-hint statements", len(hints))
     if getattr(p, "mode", "kg") == "llm":
-        import kg_llm
+        from lib.kg import kg_llm
 
         llm = kg_llm.KGLLM.from_params(dict(p.llm), cache_dir=p.llm_cache_dir, living_limit=p.living_limit)
         attrs = llm.attributes(entities, hints, int(p.max_per_category))

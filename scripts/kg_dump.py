@@ -16,9 +16,9 @@ import logging
 
 from tqdm import tqdm
 
-import kg_queries as kq
+from lib.kg import kg_queries as kq
 from _helpers import atomic_path, configure_logging, rule_entry, write_json
-from sparql_client import RetryPolicy, open_endpoint
+from lib.kg.sparql_client import RetryPolicy, open_endpoint
 
 log = logging.getLogger("entitynet.kg_dump")
 

@@ -52,9 +52,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import kg_queries as kq
+from lib.kg import kg_queries as kq
 from _helpers import configure_logging, rule_entry, write_parquet
-from sparql_client import PREFIXES, WD, binding_value, check_lang, check_qid, qid_of
+from lib.kg.sparql_client import PREFIXES, WD, binding_value, check_lang, check_qid, qid_of
 
 log = logging.getLogger("entitynet.kg_entities")
 
@@ -964,7 +964,7 @@ def main(snakemake) -> None:
     p = snakemake.params
     llm = None
     if getattr(p, "natural_types_mode", "kg") == "llm":
-        import kg_llm
+        from lib.kg import kg_llm
 
         llm = kg_llm.KGLLM.from_params(dict(p.llm), cache_dir=p.llm_cache_dir, lang=p.language)
     timings: dict = {}

@@ -4,13 +4,13 @@
 #   srun --nodes=$N --ntasks=$N --ntasks-per-node=1 scripts/launch_multinode.sh <gpus_per_node> <script.py> [args...]
 #
 # Each copy derives --nnodes / --node-rank / --master-addr / --master-port from its SLURM_* environment
-# (scripts/multinode_env.py; MASTER_ADDR / MASTER_PORT in the environment win) and then execs
+# (scripts/lib/train/multinode_env.py; MASTER_ADDR / MASTER_PORT in the environment win) and then execs
 #
 #   $PYTHON -m torch.distributed.run --nnodes N --node-rank R --nproc-per-node G --master-addr A --master-port P \
 #       <script.py> -- [args...]
 #
 # The "--" ends torchrun's options, so no training flag is ever read as one of torchrun's (its parser accepts
-# abbreviations: "--logs" would be refused as ambiguous); scripts/train_openclip.py drops it again.
+# abbreviations: "--logs" would be refused as ambiguous); scripts/lib/train/train_openclip.py drops it again.
 #
 # PYTHON: $ENTITYNET_PYTHON if set, else python3 (else python) from PATH; it must have torch installed.
 set -euo pipefail
@@ -32,7 +32,7 @@ if [[ -n $nodelist ]] && command -v scontrol >/dev/null; then
   hosts=$(scontrol show hostnames "$nodelist" 2>/dev/null || true)
 fi
 
-out=$("$PYTHON" "$here/multinode_env.py" --gpus-per-node "$gpus_per_node" --hostnames "$hosts") || exit $?
+out=$("$PYTHON" "$here/lib/train/multinode_env.py" --gpus-per-node "$gpus_per_node" --hostnames "$hosts") || exit $?
 mapfile -t targs <<<"$out"
 echo "launch_multinode: $(hostname -s): torchrun ${targs[*]}" >&2
 exec "$PYTHON" -m torch.distributed.run "${targs[@]}" "$script" -- "$@"

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------------------------------------------
 # eval.csv schema and benchmark names (clip_benchmark style)
 # ----------------------------------------------------------------------------------------------------------------
-from artifact_columns import EVAL_COLUMNS, EVAL_STATUSES as STATUSES  # noqa: E402  (one home)
+from lib.common.artifact_columns import EVAL_COLUMNS, EVAL_STATUSES as STATUSES  # noqa: E402  (one home)
 
 ACC1 = "acc1"
 I2T_R1 = "text_retrieval_recall@1"  # image -> text: retrieve the caption for an image

@@ -3,7 +3,7 @@
 import logging
 
 from _helpers import configure_logging, rule_entry
-from search_pool import build_index
+from lib.search.search_pool import build_index
 
 log = logging.getLogger("entitynet.pool_index")
 

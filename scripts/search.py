@@ -2,7 +2,7 @@
 
 Queries are assigned to ``n_chunks`` chunks by their stable ``query_id`` (hash modulo n), so the chunking — and
 hence the DAG — is fixed before anything runs, and a cluster can fan the chunks out. Web backends cache every
-request on disk (``scripts/http_cache.py``), so a rerun of a killed chunk resumes without repeating requests.
+request on disk (``scripts/lib/common/http_cache.py``), so a rerun of a killed chunk resumes without repeating requests.
 """
 
 import logging
@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from _helpers import configure_logging, rule_entry, write_parquet
-from artifact_columns import HIT_COLUMNS
+from lib.common.artifact_columns import HIT_COLUMNS
 
 log = logging.getLogger("entitynet.search")
 
@@ -24,11 +24,11 @@ def chunk_of(query_ids: pd.Series, n_chunks: int) -> pd.Series:
 
 def make_backend(name: str, params: dict, pool_index: str | None, cache_dir: str):
     if name == "pool":
-        from search_pool import PoolBackend
+        from lib.search.search_pool import PoolBackend
 
         return PoolBackend(pool_index, match=params.get("match", "fts"))
     if name in WEB_BACKENDS:
-        import search_web
+        from lib.search import search_web
 
         return search_web.make_backend(name, params, cache_dir)
     raise ValueError(f"unknown search backend {name!r}; known: pool, {', '.join(WEB_BACKENDS)}")

@@ -77,7 +77,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from _helpers import configure_logging, rule_entry
-from text_sampler import (  # noqa: F401  (the table format and sampler; re-exported)
+from lib.train.text_sampler import (  # noqa: F401  (the table format and sampler; re-exported)
     CANDIDATE_COLUMNS, CANDIDATE_SCHEMA, SOURCES_COLUMN, ALT_SOURCE, NONE_SOURCE, KG_SOURCE, NOUN_SOURCES, ATTR_SOURCES, KG_SOURCES, TextSampler, candidate_sources, candidates_to_table, is_kg_source, load_sampler, save_candidates)
 
 log = logging.getLogger("entitynet.text_candidates")

@@ -103,7 +103,7 @@ SCRIPT_ARGS_SEPARATOR = "--"
 def launcher(gpus: int, nodes: int) -> list[str]:
     """Command prefix: plain python, single-node torchrun, or the multi-node srun launcher (which puts the
     separator in itself); the training flags follow it unchanged."""
-    wrapper = str(HERE / "train_openclip.py")
+    wrapper = str(HERE / "lib" / "train" / "train_openclip.py")
     if nodes > 1:
         # the jobstep executor strips SLURM_* variables: state the layout explicitly
         return ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1",
@@ -145,7 +145,7 @@ def collect_text_sources(run_dir: str | Path) -> dict | None:
 
     Only ranks below the ``world_size`` the files record are read (a file left by an earlier attempt with more
     ranks is stale)."""
-    from train_openclip import summarize_sources
+    from lib.train.train_openclip import summarize_sources
 
     files = {}
     for path in sorted(Path(run_dir).glob(TEXT_SOURCES_GLOB)):

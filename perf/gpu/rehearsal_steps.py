@@ -1,5 +1,5 @@
 """A few training steps of the rehearsal's ``vitb32`` recipe on one device, through the train rule's own functions
-(``train.build_train_args`` + ``train.launcher`` -> ``scripts/train_openclip.py``): the hybrid data path (CPU workers
+(``train.build_train_args`` + ``train.launcher`` -> ``scripts/lib/train/train_openclip.py``): the hybrid data path (CPU workers
 + nvJPEG on CUDA), the text mix, amp_bf16, on the rehearsal's real shards and text candidates.
 
 The shards come from a rehearsal run on this machine (``make rehearsal`` or ``python tests/rehearsal/run.py
@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import yaml  # noqa: E402
 
 import train  # noqa: E402
-import workflow_config as wc  # noqa: E402
+from lib.common import workflow_config as wc  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -71,7 +71,7 @@ def tiny_model(tmp_path_factory) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from train_openclip import register_model_configs
+    from lib.train.train_openclip import register_model_configs
 
     register_model_configs()
     torch.manual_seed(0)

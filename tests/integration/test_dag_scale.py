@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import workflow_config as wc
+from lib.common import workflow_config as wc
 from workflow_helpers import local_benchmarks_overlay
 
 REPO = Path(__file__).resolve().parents[2]

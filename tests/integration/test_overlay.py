@@ -8,7 +8,7 @@ import yaml
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from workflow_helpers import REPO, job_counts, make_workdir, snakemake  # noqa: E402
 
-import workflow_config as wc  # noqa: E402
+from lib.common import workflow_config as wc  # noqa: E402
 
 
 def readme_overlay() -> str:

@@ -5,10 +5,10 @@ import gzip
 import pytest
 
 import kg_entities as ke
-import kg_queries as kq
+from lib.kg import kg_queries as kq
 from kg_dump import dump
 from loopback import DEMO_TTL, free_port, oxigraph_server
-from sparql_client import EmbeddedSparql, HttpSparql, RetryPolicy, SparqlError
+from lib.kg.sparql_client import EmbeddedSparql, HttpSparql, RetryPolicy, SparqlError
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import evaluate as ev  # noqa: E402
 import prepare_benchmark as pb  # noqa: E402
-import workflow_config as wc  # noqa: E402
+from lib.common import workflow_config as wc  # noqa: E402
 from hf_hub_standin import HubStandin, point_client_at  # noqa: E402
 
 CLS = "zeroshot_classification"
@@ -335,7 +335,7 @@ def tiny_hub_model() -> dict[str, bytes]:
     import torch
     from safetensors.torch import save
 
-    from train_openclip import register_model_configs
+    from lib.train.train_openclip import register_model_configs
 
     register_model_configs()
     cfg = open_clip.get_model_config("EntityNet-tiny-ctx32")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import train
-import workflow_config as wc
+from lib.common import workflow_config as wc
 from conftest import REPO
 from rehearsal import run as rehearsal
 from rehearsal.benchmark_sources import build_sources

@@ -1,4 +1,4 @@
-"""Each web image-search backend of scripts/search_web.py against its local stand-in (tests/standins).
+"""Each web image-search backend of scripts/lib/search/search_web.py against its local stand-in (tests/standins).
 
 The stand-ins imitate the documented wire formats; nothing here talks to a real service.
 """
@@ -15,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for the stand-ins)
 
-import search_web  # noqa: E402
-from http_cache import HttpStatusError, RetriesExhaustedError  # noqa: E402
-from search_web import HIT_COLUMNS, build_query_string, make_backend, normalise_licence, required_env  # noqa: E402
+from lib.search import search_web  # noqa: E402
+from lib.common.http_cache import HttpStatusError, RetriesExhaustedError  # noqa: E402
+from lib.search.search_web import HIT_COLUMNS, build_query_string, make_backend, normalise_licence, required_env  # noqa: E402
 from standins import (BraveStandin, CommonsStandin, INaturalistStandin, OpenverseStandin,  # noqa: E402
                       SerpApiStandin)
 

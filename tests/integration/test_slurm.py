@@ -11,7 +11,7 @@ Skipped (with the reason) only when not root or without apt/dpkg; a cluster that
 Runs the KG chain kg_dump -> kg_entities -> kg_attributes -> build_queries (~1 min), and the rehearsal's train rule
 on both nodes (~2.5 min): its inputs are built locally first, then the train job is one Slurm job with --nodes=2 whose
 srun starts scripts/launch_multinode.sh on each node, and each node's torchrun runs the real
-scripts/train_openclip.py with the real flags (2 x 2 CPU processes, gloo), as on a GPU cluster.
+scripts/lib/train/train_openclip.py with the real flags (2 x 2 CPU processes, gloo), as on a GPU cluster.
 """
 
 import json
@@ -217,8 +217,8 @@ def _slurmd_logs(nodes: list[str]) -> dict[str, Path]:
 def test_multinode_training_through_the_plugin(slurm_cluster, tmp_path):
     """The rehearsal's train rule on two Slurm nodes with the real training script and flags: snakemake --profile ->
     sbatch --nodes=2 -> the rule's srun -> scripts/launch_multinode.sh on each node -> torchrun static rendezvous ->
-    scripts/train_openclip.py (open_clip_train, gloo) in 2 x 2 CPU processes -> checkpoint -> model.safetensors."""
-    import workflow_config as wc
+    scripts/lib/train/train_openclip.py (open_clip_train, gloo) in 2 x 2 CPU processes -> checkpoint -> model.safetensors."""
+    from lib.common import workflow_config as wc
     from rehearsal import run as rehearsal
 
     epochs = int(wc.model_recipe(yaml.safe_load((REPO / "config/config.yaml").read_text()), MULTINODE_MODEL,
@@ -283,7 +283,7 @@ def test_multinode_training_through_the_plugin(slurm_cluster, tmp_path):
     launch = re.search(r"launch: (.*)$", train_log, re.M).group(1).split()
     assert launch[:4] == ["srun", f"--nodes={NODES}", f"--ntasks={NODES}", "--ntasks-per-node=1"], launch
     assert launch[4].endswith("scripts/launch_multinode.sh") and launch[5] == str(PROCS_PER_NODE), launch
-    assert launch[6].endswith("scripts/train_openclip.py") and launch[7] == "--model", launch
+    assert launch[6].endswith("scripts/lib/train/train_openclip.py") and launch[7] == "--model", launch
     assert "--logs" in launch and "--device" in launch, launch  # the real flags (torchrun once refused --logs)
     launches = re.findall(r"launch_multinode: \S+: torchrun (.*)$", text, re.M)
     assert len(launches) == NODES, f"{train_log[-3000:]}\n--- {slurm_log}\n{Path(slurm_log).read_text()[-3000:]}"

@@ -139,7 +139,7 @@ def rehearsal_endpoints(workdir: Path, state: str, config: dict, port_base: int 
     ``HF_HOME`` under ``workdir/state``). Everything stops on exit."""
     from hf_hub_standin import HubStandin
 
-    import workflow_config as wc
+    from lib.common import workflow_config as wc
     from rehearsal.benchmark_sources import build_sources
 
     ports = endpoint_ports(wc.dataset_config(config, DATASET), port_base)

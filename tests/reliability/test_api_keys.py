@@ -15,7 +15,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rel_common import record  # noqa: E402,F401 (fixture)
 
-import workflow_config as wc  # noqa: E402
+from lib.common import workflow_config as wc  # noqa: E402
 from workflow_helpers import REPO, job_counts, make_workdir, snakemake  # noqa: E402
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())

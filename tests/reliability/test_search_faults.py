@@ -25,7 +25,7 @@ from rel_common import record  # noqa: E402,F401 (fixture)
 
 import _search_job  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
-from http_cache import RetriesExhaustedError  # noqa: E402
+from lib.common.http_cache import RetriesExhaustedError  # noqa: E402
 from loopback import wait_until  # noqa: E402
 from standins import OpenverseStandin  # noqa: E402
 

@@ -21,10 +21,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rel_common import oxigraph_endpoint, record  # noqa: E402,F401 (fixtures)
 
-import kg_queries as kq  # noqa: E402
+from lib.kg import kg_queries as kq  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
 from kg_dump import dump  # noqa: E402
-from sparql_client import HttpSparql, RetryPolicy, SparqlError  # noqa: E402
+from lib.kg.sparql_client import HttpSparql, RetryPolicy, SparqlError  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -248,7 +248,7 @@ def test_hostile_label_round_trips_through_http_dump(tmp_path, record):
     """A label with quotes, braces, a newline, a backslash and SPARQL keywords: served by oxigraph, dumped over
     HTTP (CONSTRUCT -> N-Triples -> our parser -> .nt.gz), identical to the file dump, and the same string again."""
     from loopback import oxigraph_server
-    from sparql_client import EmbeddedSparql
+    from lib.kg.sparql_client import EmbeddedSparql
 
     lit = '"' + HOSTILE.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"@en'
     ttl = tmp_path / "hostile.ttl"

@@ -1,4 +1,4 @@
-"""Local stand-in servers (NOT the real APIs) for the web image-search backends of ``scripts/search_web.py``.
+"""Local stand-in servers (NOT the real APIs) for the web image-search backends of ``scripts/lib/search/search_web.py``.
 
 Usage in tests::
 

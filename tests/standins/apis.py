@@ -1,6 +1,6 @@
 """Stand-ins (NOT the real services) for Openverse, Wikimedia Commons, iNaturalist, Brave and SerpAPI.
 
-Each class answers the one endpoint ``scripts/search_web.py`` uses, in that API's documented JSON shape (field
+Each class answers the one endpoint ``scripts/lib/search/search_web.py`` uses, in that API's documented JSON shape (field
 names as in the public docs; extra fields the client should ignore are included on purpose), with pagination over
 ``n_results`` deterministic fake records per query (:func:`base.fake_items`). None of this was checked against the
 live services.

@@ -1,4 +1,4 @@
-"""Base class of the local stand-in servers (NOT the real APIs) used to test ``scripts/search_web.py``.
+"""Base class of the local stand-in servers (NOT the real APIs) used to test ``scripts/lib/search/search_web.py``.
 
 A stand-in is a threaded ``http.server`` on 127.0.0.1 with an ephemeral port. It serves canned, deterministic
 responses shaped like the documented wire format of one API, records every request (per-path counter, per-request

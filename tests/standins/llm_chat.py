@@ -1,5 +1,5 @@
-"""Stand-in (NOT a real LLM service) for an OpenAI-compatible chat-completions API, to test scripts/llm_client.py and
-scripts/kg_llm.py offline.
+"""Stand-in (NOT a real LLM service) for an OpenAI-compatible chat-completions API, to test scripts/lib/kg/llm_client.py and
+scripts/lib/kg/kg_llm.py offline.
 
 ``POST /v1/chat/completions`` with ``{"model", "messages", "response_format": {"type": "json_schema",
 "json_schema": {"name", "schema"}}, …}`` answers ``{"id", "object": "chat.completion", "created", "model",

@@ -1,4 +1,4 @@
-"""One home for the artifact column lists (scripts/artifact_columns.py), checked against docs/CONTRACTS.md.
+"""One home for the artifact column lists (scripts/lib/common/artifact_columns.py), checked against docs/CONTRACTS.md.
 
 Bugs these catch: a writer or reader that keeps its own copy of a column list (they drifted before: the
 evaluation wrote ``skipped`` rows that the paper-table reader rejected as an unknown status), and code that changes
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-import artifact_columns as ac
+from lib.common import artifact_columns as ac
 import dataset_card
 import evaluate
 import paper_outputs
 import search
-import search_web
+from lib.search import search_web
 
 CONTRACTS = (Path(__file__).resolve().parents[2] / "docs" / "CONTRACTS.md").read_text()
 

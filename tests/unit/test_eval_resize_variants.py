@@ -3,7 +3,7 @@ import pytest
 import yaml
 from PIL import Image
 
-import clip_benchmark_wrapped as cbw
+from lib.eval import clip_benchmark_wrapped as cbw
 import evaluate
 from conftest import REPO
 

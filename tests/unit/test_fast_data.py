@@ -1,4 +1,4 @@
-"""Tests for scripts/fast_data.py (lean/gpu training data paths) and their wiring in the open_clip_train wrapper."""
+"""Tests for scripts/lib/train/fast_data.py (lean/gpu training data paths) and their wiring in the open_clip_train wrapper."""
 
 import dataclasses
 import io
@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from scipy.stats import ks_2samp
 
-import fast_data as fd
+from lib.train import fast_data as fd
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable

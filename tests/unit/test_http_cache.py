@@ -1,4 +1,4 @@
-"""Tests of scripts/http_cache.py against a local stand-in server (tests/standins; not a real API)."""
+"""Tests of scripts/lib/common/http_cache.py against a local stand-in server (tests/standins; not a real API)."""
 from __future__ import annotations
 
 import email.utils
@@ -14,8 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for the stand-ins)
 
-import http_cache  # noqa: E402
-from http_cache import (CacheMissError, CachedClient, HttpStatusError, InvalidResponseError,  # noqa: E402
+from lib.common import http_cache  # noqa: E402
+from lib.common.http_cache import (CacheMissError, CachedClient, HttpStatusError, InvalidResponseError,  # noqa: E402
                         RateLimiter, RetriesExhaustedError, backoff_delay, cache_key, mask_secrets,
                         parse_retry_after)
 from standins import StandinServer  # noqa: E402

@@ -1,4 +1,4 @@
-"""The one retry-timing scheme (scripts/http_retry.py) and the clients that must use it.
+"""The one retry-timing scheme (scripts/lib/common/http_retry.py) and the clients that must use it.
 
 Bugs these catch: a client that keeps its own backoff (the SPARQL client used ``x 0.5..1.5`` jitter, which can
 wait longer than the cap's nominal delay), a ``Retry-After`` that is ignored or not capped, and a retryable-status
@@ -10,11 +10,11 @@ import random
 
 import pytest
 
-import http_cache
-import http_retry
-import sparql_client
-from http_retry import RETRYABLE_STATUS, retry_wait
-from sparql_client import RetryPolicy
+from lib.common import http_cache
+from lib.common import http_retry
+from lib.kg import sparql_client
+from lib.common.http_retry import RETRYABLE_STATUS, retry_wait
+from lib.kg.sparql_client import RetryPolicy
 
 
 def test_retry_after_wins_and_is_capped():

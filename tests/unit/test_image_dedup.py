@@ -1,4 +1,4 @@
-"""Tests of scripts/image_dedup.py on real photos (the repository's 107 Public Domain / CC0 GCompris photos in
+"""Tests of scripts/lib/data/image_dedup.py on real photos (the repository's 107 Public Domain / CC0 GCompris photos in
 ``resources/demo/photos``, one sub-folder per GCompris activity and group) and on synthetic hashes."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageEnhance
 
-import image_dedup as dd
+from lib.data import image_dedup as dd
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "resources" / "demo" / "photos"

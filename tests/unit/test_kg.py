@@ -6,10 +6,10 @@ import pytest
 
 import kg_attributes as ka
 import kg_entities as ke
-import kg_queries as kq
+from lib.kg import kg_queries as kq
 from conftest import REPO
 from kg_dump import dump
-from sparql_client import EmbeddedSparql, check_lang, check_qid
+from lib.kg.sparql_client import EmbeddedSparql, check_lang, check_qid
 
 DEMO_TTL = REPO / "resources/demo/kg/extract.ttl"
 GENERIC = ["Q223557", "Q488383", "Q35120", "Q4406616"]

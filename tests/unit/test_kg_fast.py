@@ -11,7 +11,7 @@ import pyoxigraph as ox
 import pytest
 
 import kg_entities as ke
-from sparql_client import EmbeddedSparql, embedded_store
+from lib.kg.sparql_client import EmbeddedSparql, embedded_store
 
 WD = "http://www.wikidata.org/entity/"
 WDT = "http://www.wikidata.org/prop/direct/"

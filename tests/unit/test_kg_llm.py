@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for the 
 
 import kg_attributes as ka  # noqa: E402
 import kg_entities as ke  # noqa: E402
-import kg_llm  # noqa: E402
-from llm_client import ChatClient, LLMAnswerError, LLMConfig, LLMError  # noqa: E402
-from sparql_client import EmbeddedSparql  # noqa: E402
+from lib.kg import kg_llm  # noqa: E402
+from lib.kg.llm_client import ChatClient, LLMAnswerError, LLMConfig, LLMError  # noqa: E402
+from lib.kg.sparql_client import EmbeddedSparql  # noqa: E402
 from standins.llm_chat import LLMChatStandin  # noqa: E402
 
 KEY = "sk-standin-0123456789abcdef"
@@ -197,9 +197,9 @@ def test_prompt_document_is_the_code():
     """docs/LLM_PROMPTS.md embeds kg_llm.prompt_reference(): a prompt, example or schema changed in the code without
     the document (or the other way round) fails here."""
     doc = (Path(__file__).resolve().parents[2] / "docs" / "LLM_PROMPTS.md").read_text()
-    begin, end = "<!-- BEGIN GENERATED: python scripts/kg_llm.py -->\n", "<!-- END GENERATED -->"
+    begin, end = "<!-- BEGIN GENERATED: python scripts/lib/kg/kg_llm.py -->\n", "<!-- END GENERATED -->"
     embedded = doc[doc.index(begin) + len(begin):doc.index(end)]
-    assert embedded.strip() == kg_llm.prompt_reference().strip(), "run: python scripts/kg_llm.py, paste into the doc"
+    assert embedded.strip() == kg_llm.prompt_reference().strip(), "run: python scripts/lib/kg/kg_llm.py, paste into the doc"
     for text in (kg_llm.NATURAL_TYPE_INTRO, kg_llm.VISUALITY_INTRO, kg_llm.ATTRIBUTE_INTRO,
                  *(intro for intro, _ in kg_llm.FILTER_PROMPTS.values())):
         assert text in embedded

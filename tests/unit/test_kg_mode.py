@@ -7,10 +7,10 @@ import yaml
 import build_queries as bq
 import kg_attributes as ka
 import kg_entities as ke
-import kg_queries as kq
-import workflow_config as wc
+from lib.kg import kg_queries as kq
+from lib.common import workflow_config as wc
 from conftest import REPO
-from sparql_client import EmbeddedSparql
+from lib.kg.sparql_client import EmbeddedSparql
 from test_kg import GENERIC, store_from
 
 DEMO_TTL = REPO / "resources/demo/kg/extract.ttl"

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 import train
-import train_openclip
-import workflow_config as wc
+from lib.train import train_openclip
+from lib.common import workflow_config as wc
 from conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())

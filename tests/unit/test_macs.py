@@ -1,4 +1,4 @@
-"""Unit tests for scripts/macs.py: analytic MACs against hand arithmetic, open_clip's profile and the paper."""
+"""Unit tests for scripts/lib/train/macs.py: analytic MACs against hand arithmetic, open_clip's profile and the paper."""
 import json
 import subprocess
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import macs
+from lib.train import macs
 
 # open_clip 3.3.0 model_configs/ViT-B-32.json, copied so the arithmetic tests do not depend on the installed package.
 VIT_B_32 = {

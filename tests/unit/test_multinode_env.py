@@ -1,4 +1,4 @@
-"""Unit tests for scripts/multinode_env.py (torchrun flags from a Slurm task environment)."""
+"""Unit tests for scripts/lib/train/multinode_env.py (torchrun flags from a Slurm task environment)."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import multinode_env as me
+from lib.train import multinode_env as me
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 

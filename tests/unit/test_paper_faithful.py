@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import yaml
 
-import workflow_config as wc
+from lib.common import workflow_config as wc
 from conftest import REPO
 
 BASE = yaml.safe_load((REPO / "config/config.yaml").read_text())

@@ -5,7 +5,7 @@ import pytest
 import build_queries as bq
 import merge_search as ms
 import search as rs
-from search_pool import PoolBackend, build_index, fts_expression
+from lib.search.search_pool import PoolBackend, build_index, fts_expression
 
 
 def entities():

@@ -1,11 +1,11 @@
-"""scripts/run_console.py: the quiet console filter on Snakemake's log records, and the closing summary."""
+"""scripts/lib/common/run_console.py: the quiet console filter on Snakemake's log records, and the closing summary."""
 import logging
 
 import pandas as pd
 import pytest
 from snakemake_interface_logger_plugins.common import LogEvent
 
-import run_console as rc
+from lib.common import run_console as rc
 from _helpers import configure_logging
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pyoxigraph as ox
 
-from sparql_client import EmbeddedSparql
+from lib.kg.sparql_client import EmbeddedSparql
 
 P18 = "http://commons.wikimedia.org/wiki/Special:FilePath/Lion,_Kenya_(2009).jpg"
 

@@ -1,4 +1,4 @@
-"""Tests of scripts/text_candidates.py and scripts/text_sampler.py: the paper's per-sample text mix (docs/PAPER_NOTES.md §11).
+"""Tests of scripts/text_candidates.py and scripts/lib/train/text_sampler.py: the paper's per-sample text mix (docs/PAPER_NOTES.md §11).
 
 Expected weights are written out by hand from the tables of docs/PAPER_NOTES.md §11, never recomputed with the
 module's own helpers.

@@ -31,8 +31,8 @@ from scipy.stats import binom
 
 import text_candidates as tm
 import train
-import train_openclip as to
-import workflow_config as wc
+from lib.train import train_openclip as to
+from lib.common import workflow_config as wc
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

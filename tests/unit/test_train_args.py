@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 import train
-import workflow_config as wc
+from lib.common import workflow_config as wc
 from conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -59,7 +59,7 @@ def test_deterministic_switch():
     """models.<name>.deterministic reaches the wrapper, which turns on torch's switches and fixes the hybrid share."""
     import torch
 
-    import train_openclip
+    from lib.train import train_openclip
 
     rec = dict(wc.model_recipe(CONFIG, "vitb32"), deterministic=True)
     args = train.build_train_args(rec, "s.tar", None, 0, "logs", None, gpus=8)
@@ -91,7 +91,7 @@ def torch_flags(monkeypatch):
 def test_deterministic_flags(torch_flags):
     """Every switch the README names: deterministic algorithms (warn only), cuDNN deterministic without benchmark
     (set to the opposite first), the cuBLAS workspace; a workspace the user chose is kept."""
-    import train_openclip
+    from lib.train import train_openclip
 
     torch = torch_flags
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False
@@ -114,7 +114,7 @@ def test_deterministic_survives_upstream_main(torch_flags, monkeypatch, determin
 
     import open_clip_train.main as upstream_main
 
-    import train_openclip
+    from lib.train import train_openclip
 
     torch = torch_flags
     src = inspect.getsource(upstream_main.main)

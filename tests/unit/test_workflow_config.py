@@ -1,11 +1,11 @@
-"""Cross-checks of scripts/workflow_config.py::check (config problems a JSON schema cannot express)."""
+"""Cross-checks of scripts/lib/common/workflow_config.py::check (config problems a JSON schema cannot express)."""
 import copy
 import json
 
 import pytest
 import yaml
 
-import workflow_config as wc
+from lib.common import workflow_config as wc
 from conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())

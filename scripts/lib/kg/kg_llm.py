@@ -28,7 +28,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from llm_client import ChatClient, LLMAnswerError, LLMConfig
+from lib.kg.llm_client import ChatClient, LLMAnswerError, LLMConfig
 
 log = logging.getLogger("entitynet.kg_llm")
 

@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 
 import jsonschema
 
-from http_cache import CachedClient, HttpClientError
+from lib.common.http_cache import CachedClient, HttpClientError
 
 log = logging.getLogger("entitynet.llm_client")
 

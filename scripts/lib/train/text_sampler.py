@@ -3,7 +3,7 @@
 Rule ``text_candidates`` (``scripts/text_candidates.py``, which documents the paper's text mix) writes one row per
 query: ``query_id``, its KG ``texts`` and their ``weights``, and optionally the ``sources`` each weight came from.
 Training draws one text per sample and step from it with :class:`TextSampler` (inside the dataloader workers of
-``scripts/train_openclip.py``), so this module imports nothing of the workflow's rule scripts.
+``scripts/lib/train/train_openclip.py``), so this module imports nothing of the workflow's rule scripts.
 """
 
 import itertools

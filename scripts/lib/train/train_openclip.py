@@ -21,7 +21,7 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
    ``<logs>/<name>/text_sources_rank<R>.json`` (:class:`TextSourceLog`), which ``train.py`` sums into
    ``train_summary.json``. This is what makes the alt-text ablation checkable: the shares are the draws' own.
 
-4. **Faster data paths** (``--entitynet-data-path lean|gpu|hybrid``, ``scripts/fast_data.py``): the training split is
+4. **Faster data paths** (``--entitynet-data-path lean|gpu|hybrid``, ``scripts/lib/train/fast_data.py``): the training split is
    our webdataset pipeline (with the text mix, or upstream's ``.txt`` text without candidates) whose workers emit
    uint8 crops (``lean``), raw JPEG bytes + crop boxes (``gpu``), or a mix of both (``hybrid``), and
    ``data['train'].dataloader`` is a ``fast_data.DeviceBatches``: an iterable with ``num_batches``/``num_samples``
@@ -63,9 +63,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-MODEL_CONFIG_DIR = HERE.parent / "config" / "models"
+SCRIPTS = Path(__file__).resolve().parents[2]  # scripts/: torchrun runs this file, so put the `lib` package on the path
+sys.path.insert(0, str(SCRIPTS))
+MODEL_CONFIG_DIR = SCRIPTS.parent / "config" / "models"
 
 
 def register_model_configs(config_dir: Path = MODEL_CONFIG_DIR) -> list[str]:
@@ -307,7 +307,7 @@ class MixedText:
         self._rng = None
 
     def _init(self):
-        import text_sampler
+        from lib.train import text_sampler
 
         self._sampler = text_sampler.load_sampler(self.candidates_path, self.alt_text_chance, self.seed)
         import torch.utils.data as tud
@@ -352,7 +352,7 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
     ``cpu_share``: the hybrid path's CPU share, ``auto`` = adaptive from 0.5)."""
     import webdataset as wds
 
-    import fast_data
+    from lib.train import fast_data
     from open_clip_train.data import (DataInfo, ResampledShards2, SharedEpoch, _SAMPLE_SHUFFLE_INITIAL,
                                       _SAMPLE_SHUFFLE_SIZE, _SHARD_SHUFFLE_INITIAL, _SHARD_SHUFFLE_SIZE,
                                       detshuffle2, expand_urls, get_dataset_size, log_and_continue,
@@ -375,7 +375,7 @@ def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidat
     text_key = "json" if candidates else "txt"
     counts = None
     if candidates:
-        import text_sampler
+        from lib.train import text_sampler
 
         counts = TextSourceCounts(text_sampler.candidate_sources(candidates), slots=max(1, args.workers))
     pipeline += [

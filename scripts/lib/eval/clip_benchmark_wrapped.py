@@ -13,8 +13,8 @@
    authors' ``squash`` CUB task (their task config: ``resize_mode: squash``, ``interpolation: bilinear``), built
    with open_clip's own ``image_resize_mode``/``image_interpolation`` options.
 
-Usage: ``python scripts/clip_benchmark_wrapped.py eval --model … --pretrained … --dataset wds/NAME …``, or
-``python scripts/clip_benchmark_wrapped.py batch JOBS.json`` to run several ``eval`` command lines (a JSON list of
+Usage: ``python scripts/lib/eval/clip_benchmark_wrapped.py eval --model … --pretrained … --dataset wds/NAME …``, or
+``python scripts/lib/eval/clip_benchmark_wrapped.py batch JOBS.json`` to run several ``eval`` command lines (a JSON list of
 ``{"name": ..., "argv": [...]}``) one after the other in this one process: the imports and the model config
 registration are paid once, not once per prompt variant (the paper's suite has ~30 variants). Each job is exactly
 ``clip_benchmark eval`` with its own arguments (``cli.run`` seeds torch per job, so the results equal separate
@@ -26,8 +26,8 @@ import sys
 import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+SCRIPTS = Path(__file__).resolve().parents[2]  # scripts/, run as a subprocess: put the `lib` package on the path
+sys.path.insert(0, str(SCRIPTS))
 
 
 def accuracy(output, target, topk=(1,)):
@@ -76,7 +76,7 @@ def set_resize_mode(mode: str | None) -> None:
 def patch() -> None:
     import clip_benchmark.metrics.zeroshot_classification as zc
 
-    from train_openclip import register_model_configs
+    from lib.train.train_openclip import register_model_configs
 
     register_model_configs()
     zc.accuracy = accuracy

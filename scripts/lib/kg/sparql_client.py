@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from http_retry import RETRYABLE_STATUS, parse_retry_after, retry_wait
+from lib.common.http_retry import RETRYABLE_STATUS, parse_retry_after, retry_wait
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ each copy turns the Slurm environment of its task into the static-rendezvous fla
 Everything here is pure (an env mapping and a host list in, a list of strings out) so it is unit-tested without
 Slurm. The command line prints the arguments one per line for the shell launcher::
 
-    python scripts/multinode_env.py --gpus-per-node 8 [--hostnames "$(scontrol show hostnames "$NODELIST")"]
+    python scripts/lib/train/multinode_env.py --gpus-per-node 8 [--hostnames "$(scontrol show hostnames "$NODELIST")"]
 """
 
 import argparse

@@ -183,7 +183,7 @@ def _did_you_mean(word: str, choices) -> str:
 def check_backends(where: str, backends: dict) -> None:
     """Every key of a search backend's block is one that backend reads (a typo such as ``max_result`` would
     otherwise be ignored for days of searching)."""
-    import search_web
+    from lib.search import search_web
 
     for name, params in backends.items():
         if name == "pool":
@@ -364,7 +364,7 @@ def missing_api_keys(config: dict, search_jobs, env=None) -> dict[str, list[str]
     """
     import os
 
-    import search_web
+    from lib.search import search_web
 
     env = os.environ if env is None else env
     missing: dict[str, list[str]] = {}

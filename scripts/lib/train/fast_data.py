@@ -851,7 +851,7 @@ def write_synthetic_shards(out_dir, n_shards: int, per_shard: int, short_side: i
     from pathlib import Path
 
     import pandas as pd
-    import text_sampler
+    from lib.train import text_sampler
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

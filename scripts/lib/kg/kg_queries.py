@@ -11,7 +11,7 @@ accept both (a UNION), so one text serves every endpoint.
 
 import re
 
-from sparql_client import PREFIXES, check_lang, check_qid
+from lib.kg.sparql_client import PREFIXES, check_lang, check_qid
 
 # Wikidata properties the paper used as attribute hints (docs/PAPER_NOTES.md §6), direct ones.
 ATTRIBUTE_HINT_PROPERTIES = [

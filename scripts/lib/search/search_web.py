@@ -35,8 +35,8 @@ from typing import Any, Iterator, Mapping
 
 import requests
 
-from artifact_columns import HIT_COLUMNS  # one home; re-exported
-from http_cache import CachedClient, HttpStatusError
+from lib.common.artifact_columns import HIT_COLUMNS  # one home; re-exported
+from lib.common.http_cache import CachedClient, HttpStatusError
 
 log = logging.getLogger("search_web")
 

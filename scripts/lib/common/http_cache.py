@@ -53,7 +53,7 @@ import requests
 import urllib3
 
 from _helpers import atomic_path
-from http_retry import RETRYABLE_STATUS, backoff_delay, parse_retry_after, retry_wait  # noqa: F401
+from lib.common.http_retry import RETRYABLE_STATUS, backoff_delay, parse_retry_after, retry_wait  # noqa: F401
 
 log = logging.getLogger("http_cache")
 

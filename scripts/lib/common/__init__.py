@@ -1,0 +1,1 @@
+"""Shared infrastructure: config checks, artifact columns, HTTP retry and cache, run console."""

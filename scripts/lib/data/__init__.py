@@ -1,0 +1,1 @@
+"""Dataset building: perceptual-hash dedup and decontamination."""

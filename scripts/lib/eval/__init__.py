@@ -1,0 +1,1 @@
+"""Evaluation: the clip_benchmark wrapper run as a subprocess."""

@@ -1,0 +1,1 @@
+"""Image search: web search backends and the local SQLite FTS5 pool."""
