@@ -55,28 +55,41 @@ def rules() -> dict[str, tuple[str | None, str | None]]:
     return out
 
 
-def third_party_imports(path: Path, seen: set[str] | None = None) -> dict[str, str]:
+def own_module(dotted: str) -> Path | None:
+    """The file of one of the repository's own modules (``scripts/<name>.py`` or ``scripts/lib/.../<name>.py``,
+    a package as its ``__init__.py``), or None for any other module."""
+    base = SCRIPTS.joinpath(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def third_party_imports(path: Path, seen: set[Path] | None = None) -> dict[str, str]:
     """{top-level module: "file:line"} of the non-stdlib modules ``path`` imports, following imports of the
-    repository's own modules (``scripts/<name>.py``)."""
-    seen = {path.stem} if seen is None else seen
+    repository's own modules (``scripts/<name>.py`` and the ``lib`` package, ``from lib.x import y`` included)."""
+    seen = {path} if seen is None else seen
     found: dict[str, str] = {}
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            names, members = [a.name for a in node.names], []
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
+            names, members = [node.module], [f"{node.module}.{a.name}" for a in node.names]
         else:
             continue
-        for name in names:
+        for name in names + members:
             top = name.split(".")[0]
             if top in sys.stdlib_module_names:
                 continue
-            if (SCRIPTS / f"{top}.py").exists():
-                if top not in seen:
-                    seen.add(top)
-                    for mod, where in third_party_imports(SCRIPTS / f"{top}.py", seen).items():
+            own = own_module(name)
+            if own is not None:
+                if own not in seen:
+                    seen.add(own)
+                    for mod, where in third_party_imports(own, seen).items():
                         found.setdefault(mod, where)
                 continue
+            if own_module(top) is not None or name in members:
+                continue  # a name inside one of our modules (a function), or `from lib.x import` of a non-module
             found.setdefault(top, f"{path.name}:{node.lineno}")
     return found
 
