@@ -13,7 +13,7 @@ individuals and some with P625 coordinates, which the living selection must drop
 label, 70 % a description, 40 % one to three aliases, 80 % a sitelink count (Pareto-distributed) on the data node.
 
 The timed part runs in a fresh child interpreter pinned to ONE core (``os.sched_setaffinity``), so the numbers are
-the rule's own: ``EmbeddedSparql(store_dir=…)`` + ``load`` (RocksDB bulk load), then ``kg_entities.build_entities``
+the rule's own: ``EmbeddedSparql(store_dir=…)`` + ``load`` (RocksDB bulk load), then ``kg_entity_table.build_entities``
 with the paper's settings (min_sitelinks 5, P18 required, 28k per living root). Peak memory is the child's
 ``ru_maxrss`` (RUSAGE_SELF; the child runs everything in-process, so RUSAGE_CHILDREN of the parent reports the same
 figure). The child also checks a few invariants of the result (no instance selected, every cycle member selected
@@ -176,7 +176,7 @@ def child(variant: str, dump: str, facts_path: str, store_dir: str, out: str) ->
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
         pass
-    import kg_entities as ke
+    from lib.kg.kg_entity_table import build_entities
     from lib.kg.sparql_client import EmbeddedSparql
 
     facts = json.loads(Path(facts_path).read_text())
@@ -193,8 +193,8 @@ def child(variant: str, dump: str, facts_path: str, store_dir: str, out: str) ->
         source = store
     timings: dict = {}
     t1 = time.perf_counter()
-    ents = ke.build_entities(source, WORLD_ROOTS, LIVING_ROOTS, "en", 5, EXCLUDE, True, 28000, GENERIC,
-                             timings=timings)
+    ents = build_entities(source, WORLD_ROOTS, LIVING_ROOTS, "en", 5, EXCLUDE, True, 28000, GENERIC,
+                          timings=timings)
     res["entities_s"] = round(time.perf_counter() - t1, 2)
     res["total_s"] = round(time.perf_counter() - t0, 2)
     res["cpu_s"] = round(time.process_time() - cpu0, 2)

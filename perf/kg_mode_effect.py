@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import build_queries as bq  # noqa: E402
 import kg_attributes as ka  # noqa: E402
-import kg_entities as ke  # noqa: E402
+from lib.kg.kg_entity_table import build_entities  # noqa: E402
+from lib.kg.kg_selection import cleanup_reasons  # noqa: E402
 from lib.common import workflow_config as wc  # noqa: E402
 from kg_dump import dump  # noqa: E402
 from lib.kg.sparql_client import EmbeddedSparql  # noqa: E402
@@ -43,7 +44,7 @@ def run(d: dict, new: bool, workdir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     out = workdir / f"{'new' if new else 'old'}.nt.gz"
     dump(f"file:{REPO}/" + d["kg"]["endpoint"][len("file:"):], d["roots"], living_roots, "en", 5000, str(out),
          str(workdir / "p.json"), "perf", abstract_classes=vis["abstract_classes"] if new else [])
-    ents = ke.build_entities(
+    ents = build_entities(
         str(out), d["roots"], living_roots, "en", d["min_sitelinks"], d["living"]["exclude"],
         d["living"]["require_image"], d["living"]["max_per_root"], d["natural_types"]["generic_classes"],
         exclude_by_root=d["living"]["exclude_by_root"] if new else None,
@@ -68,7 +69,7 @@ def score(ref: pd.DataFrame, ents: pd.DataFrame, new: bool, d: dict) -> dict:
             for q, exp in zip(nt["qid"], nt["expected"])]
     out["natural_type"] = (sum(hits), len(hits))
     cl = ref[ref["feature"] == "cleanup"].rename(columns={"label": "label"})
-    kept = ke.cleanup_reasons(cl, d["living"]["cleanup"] if new else []).isna()
+    kept = cleanup_reasons(cl, d["living"]["cleanup"] if new else []).isna()
     out["cleanup"] = (int((kept == (cl["expected"] == "true")).sum()), len(cl))
     vi = ref[ref["feature"] == "visual"]
     present = vi["qid"].isin(e.index)

@@ -4,7 +4,7 @@ import gzip
 
 import pytest
 
-import kg_entities as ke
+from lib.kg.kg_entity_table import build_entities
 from lib.kg import kg_queries as kq
 from kg_dump import dump
 from loopback import DEMO_TTL, free_port, oxigraph_server
@@ -58,7 +58,7 @@ def test_dump_over_http_equals_dump_from_file(endpoint, tmp_path):
     assert p_http["triples"] == p_file["triples"] and p_http["entities"] == p_file["entities"]
     store = EmbeddedSparql()
     store.load(tmp_path / "h.nt.gz")
-    ents = ke.build_entities(store, roots, living, "en", 0, ["Q5"], False, None, [])
+    ents = build_entities(store, roots, living, "en", 0, ["Q5"], False, None, [])
     assert {"Q25294", "Q161071", "Q33609"} <= set(ents["qid"])
 
 

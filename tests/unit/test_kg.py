@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 import kg_attributes as ka
-import kg_entities as ke
+from lib.kg.kg_entity_table import EmptyRootError, build_entities
+from lib.kg.kg_selection import select_living, select_world
 from lib.kg import kg_queries as kq
 from conftest import REPO
 from kg_dump import dump
@@ -73,23 +74,23 @@ wd:Q2 wdt:P527 wd:Q21 . wd:Q21 rdfs:label "handle"@en .
 
 def test_world_selection_cycles_sitelinks_and_no_instances():
     s = store_from(SYNTH)
-    world = ke.select_world(s, ["Q1"], "en", min_sitelinks=0)
+    world = select_world(s, ["Q1"], "en", min_sitelinks=0)
     assert set(world["qid"]) == {"Q1", "Q2", "Q3", "Q4"}  # P279 cycle Q2<->Q3 handled; Q5 instance excluded
     assert world.set_index("qid").at["Q2", "sitelinks"] == 40  # data-node shape
     assert world.set_index("qid").at["Q3", "sitelinks"] == 12  # item shape (WDQS)
-    strict = ke.select_world(s, ["Q1"], "en", min_sitelinks=10)
+    strict = select_world(s, ["Q1"], "en", min_sitelinks=10)
     assert set(strict["qid"]) == {"Q2", "Q3"}
 
 
 def test_living_selection_excludes_individuals_and_coordinates():
     s = store_from(SYNTH)
-    living = ke.select_living(s, ["Q10"], "en", ["Q795052"], require_image=False, max_per_root=None)
+    living = select_living(s, ["Q10"], "en", ["Q795052"], require_image=False, max_per_root=None)
     assert set(living["qid"]) == {"Q10", "Q11", "Q14", "Q15"}  # Q12 individual, Q13 has P625
 
 
 def test_build_entities_multi_root_names_and_natural_types():
     s = store_from(SYNTH)
-    ents = ke.build_entities(s, ["Q1", "Q2"], ["Q10"], "en", 0, ["Q795052"], False, None, GENERIC).set_index("qid")
+    ents = build_entities(s, ["Q1", "Q2"], ["Q10"], "en", 0, ["Q795052"], False, None, GENERIC).set_index("qid")
     assert ents.at["Q3", "roots"] == ["Q1", "Q2"]  # kept once with all roots
     assert ents.at["Q2", "aliases"] == ["mallet"]
     assert ents.at["Q11", "common_names"] == ["coney"] and ents.at["Q11", "taxon_names"] == ["Oryctolagus cuniculus"]
@@ -101,7 +102,7 @@ def test_build_entities_multi_root_names_and_natural_types():
 
 def test_attributes_from_hints_and_world_cap():
     s = store_from(SYNTH)
-    ents = ke.build_entities(s, ["Q1"], [], "en", 0, [], False, None, GENERIC)
+    ents = build_entities(s, ["Q1"], [], "en", 0, [], False, None, GENERIC)
     rows = s.select(kq.hints_query("en"))
     hints = pd.DataFrame({"ent": [r["ent"]["value"].rsplit("/", 1)[1] for r in rows],
                           "p": [r["p"]["value"] for r in rows], "vlabel": [r["vlabel"]["value"] for r in rows]})
@@ -121,7 +122,7 @@ def test_demo_extract_dump_and_entities(tmp_path):
         assert all(line.endswith(" .\n") for line in fh)
     s = EmbeddedSparql()
     s.load(tmp_path / "x.nt.gz")
-    ents = ke.build_entities(s, roots, ["Q729"], "en", 0, EXCLUDE, False, None, GENERIC).set_index("qid")
+    ents = build_entities(s, roots, ["Q729"], "en", 0, EXCLUDE, False, None, GENERIC).set_index("qid")
     assert {"Q25294", "Q161071", "Q81727"} <= set(ents.index)  # hammer, screwdriver, cup
     assert ents.loc["Q33609", "is_living"]  # polar bear, via P171+/P279+ under Q729
     assert "Q257102" not in ents.index  # the disambiguation page "Seal" is under no root
@@ -137,10 +138,10 @@ def test_dump_refuses_empty_result(tmp_path):
 def test_a_mistyped_root_stops_with_the_nearest_qids():
     """Q1 typed as Q100 (a QID not in the dump): an error naming it and the dump's nearest QIDs with labels."""
     s = store_from(SYNTH)
-    with pytest.raises(ke.EmptyRootError, match=r"Q100 is not in the dump; nearest QIDs in it: .*Q10 \('animal'\)"):
-        ke.build_entities(s, ["Q1", "Q100"], ["Q10"], "en", 0, [], False, None, GENERIC, allow_empty_roots=[])
-    with pytest.raises(ke.EmptyRootError, match=r"Q2 \('hammer'\) is in the dump but selects no entity"):
-        ke.build_entities(s, ["Q1", "Q2"], [], "en", 50, [], False, None, GENERIC, allow_empty_roots=["Q1"])
-    ents = ke.build_entities(s, ["Q1", "Q100"], ["Q10"], "en", 0, [], False, None, GENERIC,
-                             allow_empty_roots=["Q100"])  # a root the dump rightly lacks
+    with pytest.raises(EmptyRootError, match=r"Q100 is not in the dump; nearest QIDs in it: .*Q10 \('animal'\)"):
+        build_entities(s, ["Q1", "Q100"], ["Q10"], "en", 0, [], False, None, GENERIC, allow_empty_roots=[])
+    with pytest.raises(EmptyRootError, match=r"Q2 \('hammer'\) is in the dump but selects no entity"):
+        build_entities(s, ["Q1", "Q2"], [], "en", 50, [], False, None, GENERIC, allow_empty_roots=["Q1"])
+    ents = build_entities(s, ["Q1", "Q100"], ["Q10"], "en", 0, [], False, None, GENERIC,
+                          allow_empty_roots=["Q100"])  # a root the dump rightly lacks
     assert "Q3" in set(ents["qid"])

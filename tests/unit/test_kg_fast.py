@@ -10,7 +10,10 @@ import pandas as pd
 import pyoxigraph as ox
 import pytest
 
-import kg_entities as ke
+from lib.kg.kg_entity_table import build_entities, combine
+from lib.kg.kg_graph import Graph
+from lib.kg.kg_selection import cap_per_root, living_candidates, select_living, select_world, select_world_fast
+from lib.kg.kg_tables import KGTables, fetch_tables, read_dump_tables
 from lib.kg.sparql_client import EmbeddedSparql, embedded_store
 
 WD = "http://www.wikidata.org/entity/"
@@ -114,7 +117,7 @@ def bfs(up, start, props, max_hops):
     return seen
 
 
-def reference_natural_types(ents: pd.DataFrame, tables: ke.KGTables, generic: set) -> list:
+def reference_natural_types(ents: pd.DataFrame, tables: KGTables, generic: set) -> list:
     up: dict = {}
     for s, p, o in tables.edges[tables.edges["p"].isin(["P279", "P31", "P171"])].itertuples(index=False):
         up.setdefault(s, []).append((p, o))
@@ -157,15 +160,15 @@ def canon(df: pd.DataFrame) -> pd.DataFrame:
 def test_fast_selection_equals_sparql_reference(tmp_path, seed):
     path = write_dump(random_graph(seed), tmp_path / "d.nt.gz")
     store = store_of(path)
-    tables = ke.read_dump_tables(path, "en")
-    g = ke.Graph(tables.edges, tables.info, extra_nodes=ROOTS + LIVING)
+    tables = read_dump_tables(path, "en")
+    g = Graph(tables.edges, tables.info, extra_nodes=ROOTS + LIVING)
     for min_links in (0, 3):
-        ref = ke.select_world(store, ROOTS, "en", min_links)
-        fast = ke.select_world_fast(g, ROOTS, min_links)
+        ref = select_world(store, ROOTS, "en", min_links)
+        fast = select_world_fast(g, ROOTS, min_links)
         pd.testing.assert_frame_equal(canon(ref), canon(fast))
     for require_image, cap in ((False, None), (True, 4)):
-        ref = ke.select_living(store, LIVING, "en", EXCLUDE, require_image, cap)
-        fast = ke.cap_per_root(ke.living_candidates(g, tables.coords, LIVING, EXCLUDE, require_image), cap)
+        ref = select_living(store, LIVING, "en", EXCLUDE, require_image, cap)
+        fast = cap_per_root(living_candidates(g, tables.coords, LIVING, EXCLUDE, require_image), cap)
         assert len(ref) > 0
         pd.testing.assert_frame_equal(canon(ref), canon(fast))
 
@@ -173,12 +176,12 @@ def test_fast_selection_equals_sparql_reference(tmp_path, seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_fast_natural_types_equal_breadth_first_reference(tmp_path, seed):
     path = write_dump(random_graph(seed), tmp_path / "d.nt.gz")
-    tables = ke.read_dump_tables(path, "en")
-    ents = ke.build_entities(tables, ROOTS, LIVING, "en", 0, EXCLUDE, False, None, GENERIC)
-    g = ke.Graph(tables.edges, tables.info, extra_nodes=ROOTS + LIVING)
-    world = ke.select_world_fast(g, ROOTS, 0)
-    living = ke.living_candidates(g, tables.coords, LIVING, EXCLUDE, False)
-    combined = ke.combine(living, world)
+    tables = read_dump_tables(path, "en")
+    ents = build_entities(tables, ROOTS, LIVING, "en", 0, EXCLUDE, False, None, GENERIC)
+    g = Graph(tables.edges, tables.info, extra_nodes=ROOTS + LIVING)
+    world = select_world_fast(g, ROOTS, 0)
+    living = living_candidates(g, tables.coords, LIVING, EXCLUDE, False)
+    combined = combine(living, world)
     expected = dict(zip(combined["qid"], reference_natural_types(combined, tables, set(GENERIC))))
     got = dict(zip(ents["qid"], ents["natural_type_qid"]))
     assert got == expected
@@ -188,8 +191,8 @@ def test_fast_natural_types_equal_breadth_first_reference(tmp_path, seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_dump_reader_equals_sparql_scans(tmp_path, seed):
     path = write_dump(random_graph(seed), tmp_path / "d.nt.gz")
-    a = ke.read_dump_tables(path, "en")
-    b = ke.fetch_tables(store_of(path), "en")
+    a = read_dump_tables(path, "en")
+    b = fetch_tables(store_of(path), "en")
 
     def norm(df, cols):
         return df[cols].astype(str).sort_values(cols).reset_index(drop=True)
@@ -210,11 +213,11 @@ def test_dump_reader_equals_sparql_scans(tmp_path, seed):
 def test_build_entities_same_from_dump_store_and_on_disk_store(tmp_path):
     path = write_dump(random_graph(11, 200), tmp_path / "d.nt.gz")
     args = (ROOTS, LIVING, "en", 2, EXCLUDE, True, 10, GENERIC)
-    from_dump = ke.build_entities(path, *args)
-    from_store = ke.build_entities(store_of(path), *args)
+    from_dump = build_entities(path, *args)
+    from_store = build_entities(store_of(path), *args)
     with embedded_store(path, mode="disk", lenient=True) as disk:
         assert disk.store_dir is not None and disk.store_dir.parent == tmp_path
-        from_disk = ke.build_entities(disk, *args)
+        from_disk = build_entities(disk, *args)
     assert not list(tmp_path.glob(".oxigraph-*"))  # temporary store removed
     pd.testing.assert_frame_equal(from_dump, from_store)
     pd.testing.assert_frame_equal(from_dump, from_disk)
@@ -236,13 +239,13 @@ def test_dump_reader_refuses_malformed_lines(tmp_path):
     p = tmp_path / "bad.nt"
     p.write_text(f"<{WD}Q1> <{WDT}P279> <{WD}Q2> .\nnot a triple\n")
     with pytest.raises(ValueError, match="not an N-Triples line"):
-        ke.read_dump_tables(p, "en")
+        read_dump_tables(p, "en")
 
 
 def test_graph_ancestor_hops_cycles_and_limits():
     edges = pd.DataFrame({"s": ["a", "b", "c", "c", "d"], "p": ["P279"] * 5, "o": ["b", "c", "a", "d", "e"]})
     info = pd.DataFrame({"label": [], "sitelinks": []}, index=pd.Index([], name="qid"))
-    g = ke.Graph(edges, info)
+    g = Graph(edges, info)
     src, anc, hops = g.ancestor_hops(g.code(["a"]), ("P279",), None)
     got = dict(zip(g.nodes[anc], hops))
     assert got == {"b": 1, "c": 2, "d": 3, "e": 4}  # a itself never reported though c -> a closes a cycle

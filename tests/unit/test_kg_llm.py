@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for the stand-ins)
 
 import kg_attributes as ka  # noqa: E402
-import kg_entities as ke  # noqa: E402
+from lib.kg.kg_entity_table import build_entities  # noqa: E402
 from lib.kg import kg_llm  # noqa: E402
 from lib.kg.llm_client import ChatClient, LLMAnswerError, LLMConfig, LLMError  # noqa: E402
 from lib.kg.sparql_client import EmbeddedSparql  # noqa: E402
@@ -137,13 +137,13 @@ def test_config_errors_are_clear(server, tmp_path):
 
 def run_entities(server, cache):
     llm = kg_llm.KGLLM.from_params(config(server), cache_dir=cache)  # key from the environment
-    ents = ke.build_entities(store(), ["Q1"], ["Q729"], "en", 0, ["Q795052"], True, None, [], llm=llm)
+    ents = build_entities(store(), ["Q1"], ["Q729"], "en", 0, ["Q795052"], True, None, [], llm=llm)
     return ents, llm
 
 
 def test_llm_natural_types_visuality_and_living_cleanup(server, tmp_path, monkeypatch):
     monkeypatch.setenv("STANDIN_KEY", KEY)
-    kg = ke.build_entities(store(), ["Q1"], ["Q729"], "en", 0, ["Q795052"], True, None, []).set_index("qid")
+    kg = build_entities(store(), ["Q1"], ["Q729"], "en", 0, ["Q795052"], True, None, []).set_index("qid")
     ents, llm = run_entities(server, tmp_path / "cache")
     e = ents.set_index("qid")
     # world: the stand-in picks the LAST of the candidates (ordered by sitelinks), the KG heuristic the first
@@ -168,7 +168,7 @@ def test_llm_natural_types_visuality_and_living_cleanup(server, tmp_path, monkey
 def test_llm_attributes_and_rerun_from_cache(server, tmp_path, monkeypatch):
     monkeypatch.setenv("STANDIN_KEY", KEY)
     s = store()
-    ents = ke.build_entities(s, ["Q1"], ["Q729"], "en", 0, [], True, None, [])
+    ents = build_entities(s, ["Q1"], ["Q729"], "en", 0, [], True, None, [])
     hints = ka.load_hints(s, "en")
     assert {"brown", "handle"} <= set(hints["vlabel"])
 

@@ -6,7 +6,11 @@ import yaml
 
 import build_queries as bq
 import kg_attributes as ka
-import kg_entities as ke
+from lib.kg.kg_entity_table import build_entities
+from lib.kg.kg_graph import Graph
+from lib.kg.kg_natural_types import common_name_mask
+from lib.kg.kg_selection import CLEANUP_DEFAULT, clean_living, select_living
+from lib.kg.kg_tables import fetch_tables
 from lib.kg import kg_queries as kq
 from lib.common import workflow_config as wc
 from conftest import REPO
@@ -21,16 +25,16 @@ ANIMAL_EXCLUDE = {"Q729": ["Q5", "Q24334299", "Q795052"], "Q756": ["Q4886", "Q79
 def demo_tables():
     s = EmbeddedSparql()
     s.load(DEMO_TTL)
-    return s, ke.fetch_tables(s, "en")
+    return s, fetch_tables(s, "en")
 
 
 @pytest.fixture(scope="module")
 def demo_living(demo_tables):
     """Living entities of the demo extract (animals and fungi), default KG-mode rules."""
     _, tables = demo_tables
-    return ke.build_entities(tables, [], ["Q729", "Q764"], "en", 0, [], False, None, GENERIC,
-                             exclude_by_root=ANIMAL_EXCLUDE, coordinate_roots=["Q756"],
-                             cleanup=list(ke.CLEANUP_DEFAULT), living_rule="nearest_common_name").set_index("qid")
+    return build_entities(tables, [], ["Q729", "Q764"], "en", 0, [], False, None, GENERIC,
+                          exclude_by_root=ANIMAL_EXCLUDE, coordinate_roots=["Q756"],
+                          cleanup=list(CLEANUP_DEFAULT), living_rule="nearest_common_name").set_index("qid")
 
 
 def test_lion_natural_type_is_big_cat_not_animal(demo_tables, demo_living):
@@ -41,8 +45,8 @@ def test_lion_natural_type_is_big_cat_not_animal(demo_tables, demo_living):
     for q in ("Q19939", "Q34706", "Q35694"):  # tiger, leopard, jaguar: the same real shape
         assert demo_living.loc[q, "natural_type_qid"] == "Q6667323"
     _, tables = demo_tables
-    old = ke.build_entities(tables, [], ["Q729"], "en", 0, [], False, None, GENERIC,
-                            living_rule="most_sitelinks").set_index("qid")
+    old = build_entities(tables, [], ["Q729"], "en", 0, [], False, None, GENERIC,
+                         living_rule="most_sitelinks").set_index("qid")
     assert old.loc["Q140", "natural_type_qid"] != "Q6667323"
     # no living natural type is the bare root when a common-name ancestor exists (lion, tiger …)
     assert (demo_living["natural_type_qid"] != "Q729").mean() > 0.9
@@ -57,11 +61,11 @@ wd:Q12 wdt:P171 wd:Q11 ; rdfs:label "Felidae"@en ; wdt:P225 "Felidae" ; wikibase
 wd:Q13 wdt:P279 wd:Q12 ; rdfs:label "big cat"@en ; wikibase:sitelinks 8 .
 wd:Q14 wdt:P279 wd:Q13 ; wdt:P171 wd:Q12 ; rdfs:label "lion"@en ; wdt:P225 "Panthera leo" ; wikibase:sitelinks 250 .
 """
-    tables = ke.fetch_tables(store_from(ttl), "en")
+    tables = fetch_tables(store_from(ttl), "en")
 
     def nt(min_links):
-        e = ke.build_entities(tables, [], ["Q10"], "en", 0, [], False, None, GENERIC,
-                              living_rule="nearest_common_name", living_type_min_sitelinks=min_links)
+        e = build_entities(tables, [], ["Q10"], "en", 0, [], False, None, GENERIC,
+                           living_rule="nearest_common_name", living_type_min_sitelinks=min_links)
         return e.set_index("qid").loc["Q14", "natural_type_qid"]
 
     assert nt(0) == "Q13"   # big cat, one hop
@@ -78,9 +82,9 @@ wd:Q4 rdfs:label "Dog"@en .
 wd:Q5 rdfs:label "cat"@en ; wdt:P225 "Cat" ; wdt:P1843 "cat"@en .
 wd:Q1 wdt:P171 wd:Q3 . wd:Q2 wdt:P171 wd:Q1 . wd:Q4 wdt:P279 wd:Q3 . wd:Q5 wdt:P279 wd:Q3 .
 """
-    tables = ke.fetch_tables(store_from(ttl), "en")
-    g = ke.Graph(tables.edges, tables.info)
-    m = dict(zip(g.nodes, ke.common_name_mask(g, tables.names)))
+    tables = fetch_tables(store_from(ttl), "en")
+    g = Graph(tables.edges, tables.info)
+    m = dict(zip(g.nodes, common_name_mask(g, tables.names)))
     assert m == {"Q1": False, "Q2": True, "Q3": False, "Q4": True, "Q5": True}
 
 
@@ -100,12 +104,12 @@ AUTHORS_FILTER_EXAMPLES = [  # the few-shot answers of the authors' living filte
 
 def test_cleanup_matches_the_authors_filter_examples():
     df = pd.DataFrame(AUTHORS_FILTER_EXAMPLES, columns=["label", "description", "keep"])
-    kept = ke.clean_living(df, ke.CLEANUP_DEFAULT)
+    kept = clean_living(df, CLEANUP_DEFAULT)
     assert list(kept["label"]) == list(df.loc[df["keep"], "label"])
-    assert "Pomeranian Show Crest Highflyer" not in set(ke.clean_living(df, ["breed"])["label"])
-    assert len(ke.clean_living(df, [])) == len(df)  # off
+    assert "Pomeranian Show Crest Highflyer" not in set(clean_living(df, ["breed"])["label"])
+    assert len(clean_living(df, [])) == len(df)  # off
     with pytest.raises(ValueError, match="unknown kind"):
-        ke.clean_living(df, ["colour"])
+        clean_living(df, ["colour"])
 
 
 def test_cultivar_and_colour_variant_are_cleaned_in_selection():
@@ -116,9 +120,9 @@ wd:Q12 wdt:P171 wd:Q11 ; rdfs:label "Granny Smith"@en ; schema:description "appl
 wd:Q21 wdt:P171 wd:Q20 ; rdfs:label "tiger"@en ; schema:description "species of big cat"@en .
 wd:Q22 wdt:P171 wd:Q21 ; rdfs:label "white tiger"@en ; schema:description "colour variant of tiger"@en .
 """
-    tables = ke.fetch_tables(store_from(ttl), "en")
-    on = ke.build_entities(tables, [], ["Q10", "Q20"], "en", 0, [], False, None, GENERIC, cleanup=ke.CLEANUP_DEFAULT)
-    off = ke.build_entities(tables, [], ["Q10", "Q20"], "en", 0, [], False, None, GENERIC, cleanup=[])
+    tables = fetch_tables(store_from(ttl), "en")
+    on = build_entities(tables, [], ["Q10", "Q20"], "en", 0, [], False, None, GENERIC, cleanup=CLEANUP_DEFAULT)
+    off = build_entities(tables, [], ["Q10", "Q20"], "en", 0, [], False, None, GENERIC, cleanup=[])
     assert {"Q12", "Q22"} <= set(off["qid"])
     assert not {"Q12", "Q22"} & set(on["qid"]) and {"Q11", "Q21"} <= set(on["qid"])
 
@@ -134,16 +138,16 @@ wd:Q22 wdt:P171 wd:Q20 ; rdfs:label "cultivated moth"@en ; wdt:P31 wd:Q4886 .
 wd:Q31 wdt:P31 wd:Q3314483 ; wdt:P1582 wd:Q11 ; wdt:P31 wd:Q4886 ; rdfs:label "acorn cultivar"@en .
 """
     s = store_from(ttl)
-    tables = ke.fetch_tables(s, "en")
+    tables = fetch_tables(s, "en")
     by_root = {"Q10": ["Q4886"], "Q20": []}
-    new = ke.build_entities(tables, [], ["Q10", "Q20"], "en", 0, [], False, None, GENERIC,
-                            exclude_by_root=by_root, coordinate_roots=["Q10"])
+    new = build_entities(tables, [], ["Q10", "Q20"], "en", 0, [], False, None, GENERIC,
+                         exclude_by_root=by_root, coordinate_roots=["Q10"])
     assert "Q21" in set(new["qid"]) and "Q22" in set(new["qid"])  # animals: no P625 rule, no cultivar rule
     assert not {"Q12", "Q31"} & set(new["qid"])  # individual tree (P625), fruit that is a cultivar
-    union = ke.build_entities(tables, [], ["Q10", "Q20"], "en", 0, ["Q4886"], False, None, GENERIC)
+    union = build_entities(tables, [], ["Q10", "Q20"], "en", 0, ["Q4886"], False, None, GENERIC)
     assert not {"Q21", "Q22"} & set(union["qid"])  # the old union drops the coordinate coral and the moth
     # the SPARQL texts give the same selection
-    ref = ke.select_living(s, ["Q10", "Q20"], "en", [], False, None, by_root, ["Q10"])
+    ref = select_living(s, ["Q10", "Q20"], "en", [], False, None, by_root, ["Q10"])
     assert set(ref["qid"]) == set(new[new["is_living"]]["qid"])
 
 
@@ -157,12 +161,12 @@ wd:Q9 wdt:P279 wd:Q1 ; wdt:P279 wd:Q6 ; rdfs:label "hand fan"@en ; wdt:P18 "Fan.
 wd:Q4 wdt:P279 wd:Q1 ; rdfs:label "obscure tool"@en ; wikibase:sitelinks 3 .
 wd:Q5 wdt:P279 wd:Q1 ; rdfs:label "famous tool"@en ; wikibase:sitelinks 30 .
 """
-    tables = ke.fetch_tables(store_from(ttl), "en")
+    tables = fetch_tables(store_from(ttl), "en")
     vis = {"enabled": True, "abstract_classes": ["Q7184903"], "min_sitelinks_without_image": 10}
-    on = set(ke.build_entities(tables, ["Q1"], [], "en", 0, [], False, None, GENERIC, visual=vis)["qid"])
+    on = set(build_entities(tables, ["Q1"], [], "en", 0, [], False, None, GENERIC, visual=vis)["qid"])
     assert {"Q2", "Q5", "Q9"} <= on and not {"Q3", "Q4"} & on  # Q9: under the abstract class, but depicted
-    off = set(ke.build_entities(tables, ["Q1"], [], "en", 0, [], False, None, GENERIC,
-                                visual={**vis, "enabled": False})["qid"])
+    off = set(build_entities(tables, ["Q1"], [], "en", 0, [], False, None, GENERIC,
+                             visual={**vis, "enabled": False})["qid"])
     assert {"Q3", "Q4"} <= off
 
 
@@ -181,7 +185,7 @@ wd:Q4 wdt:P279 wd:Q1 ; rdfs:label "hammer"@en .
     for abstract, kept in (([], {"Q1", "Q3", "Q4"}), (["Q7184903"], {"Q1", "Q4"})):
         out = tmp_path / f"x{len(abstract)}.nt.gz"
         dump(f"file:{ttl}", ["Q1"], [], "en", 100, str(out), str(tmp_path / "p.json"), "t", abstract_classes=abstract)
-        ents = ke.build_entities(str(out), ["Q1"], [], "en", 0, [], False, None, GENERIC, visual=vis)
+        ents = build_entities(str(out), ["Q1"], [], "en", 0, [], False, None, GENERIC, visual=vis)
         assert set(ents["qid"]) == kept
 
 
@@ -221,7 +225,7 @@ def test_demo_query_kinds(tmp_path):
     living_roots = d["living_roots"] + (["Q764"] if d["living"]["include_fungi"] else [])
     dump(d["kg"]["endpoint"].replace("file:", f"file:{REPO}/"), d["roots"], living_roots, "en", 5000,
          str(tmp_path / "x.nt.gz"), str(tmp_path / "p.json"), "test")
-    ents = ke.build_entities(
+    ents = build_entities(
         str(tmp_path / "x.nt.gz"), d["roots"], living_roots, "en", d["min_sitelinks"], d["living"]["exclude"],
         d["living"]["require_image"], d["living"]["max_per_root"], d["natural_types"]["generic_classes"],
         exclude_by_root=d["living"]["exclude_by_root"], coordinate_roots=d["living"]["exclude_coordinates_roots"],

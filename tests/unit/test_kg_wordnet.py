@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import kg_entities as ke
+from lib.kg.kg_entity_table import ENTITY_COLUMNS, add_wordnet
 import kg_wordnet as kw
 
 WN_DIR = Path("/usr/share/wordnet")
@@ -68,7 +68,7 @@ def test_rows_lemmas_casing_and_natural_types(wordnet):
     spellings = pd.Series(names).groupby(lowered).nunique()
     assert spellings.max() == 1
     assert ents["is_living"].all() and (ents["source"] == "wordnet").all()
-    assert set(df.columns) == set(ke.ENTITY_COLUMNS)
+    assert set(df.columns) == set(ENTITY_COLUMNS)
 
 
 @needs_wordnet
@@ -77,13 +77,13 @@ def test_max_synsets_and_merge_into_entities(wordnet):
     small, _ = kw.wordnet_entities(wn, max_synsets=50)
     assert len(small) == 50 and small["qid"].is_unique
     assert small["label"].str.lower().str[0].nunique() > 5  # spread over the alphabet, not the first 50
-    wd = pd.DataFrame([{c: None for c in ke.ENTITY_COLUMNS} | {"qid": "Q1", "label": "x", "aliases": [],
+    wd = pd.DataFrame([{c: None for c in ENTITY_COLUMNS} | {"qid": "Q1", "label": "x", "aliases": [],
                                                                 "roots": ["Q1"], "is_living": False,
                                                                 "source": "wikidata", "sitelinks": 3}])
-    merged = ke.add_wordnet(wd, small)
+    merged = add_wordnet(wd, small)
     assert len(merged) == 51 and merged["sitelinks"].dtype == "Int64"
     with pytest.raises(ValueError, match="appears twice"):
-        ke.add_wordnet(merged, small)
+        add_wordnet(merged, small)
 
 
 def test_missing_or_wrong_directory_is_a_clear_error(tmp_path):

@@ -28,6 +28,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from lib.kg.kg_natural_types import living_type_candidates, world_type_candidates
 from lib.kg.llm_client import ChatClient, LLMAnswerError, LLMConfig
 
 log = logging.getLogger("entitynet.kg_llm")
@@ -226,8 +227,6 @@ class KGLLM:
     # -- natural types -------------------------------------------------------------------------------------------
     def natural_types(self, ents: pd.DataFrame, g, generic: set[str]) -> pd.DataFrame:
         """Replace ``natural_type_qid`` by the model's choice; drop non-visual world entities (visual_filter)."""
-        import kg_entities as ke
-
         ents = ents.copy()
         info = g.info
         living = ents["is_living"].to_numpy(dtype=bool)
@@ -235,7 +234,7 @@ class KGLLM:
         # world
         wp = np.flatnonzero(~living)
         if len(wp):
-            src, anc, hops = ke.world_type_candidates(g, ents["qid"].to_numpy(dtype=object)[wp], generic)
+            src, anc, hops = world_type_candidates(g, ents["qid"].to_numpy(dtype=object)[wp], generic)
             ok = g.has_label[anc]
             src, anc, hops = src[ok], anc[ok], hops[ok]
             order = np.lexsort((g.qnum[anc], hops, -g.links[anc], src))
@@ -260,7 +259,7 @@ class KGLLM:
         if len(lp):
             qids = ents["qid"].to_numpy(dtype=object)[lp]
             roots = ents["living_root"].to_numpy(dtype=object)[lp]
-            src, anc, hops = ke.living_type_candidates(g, qids, roots, generic)
+            src, anc, hops = living_type_candidates(g, qids, roots, generic)
             ok = g.has_label[anc]
             src, anc = src[ok], anc[ok]
             order = np.lexsort((g.qnum[anc], -g.links[anc], src))
@@ -296,14 +295,12 @@ class KGLLM:
         return [{"role": "user", "content": prompt}], world_type_schema(list(ids)), "natural_type_and_visuality"
 
     def _living_job(self, row, ids: list[str], root: str, g, generic) -> tuple:
-        import kg_entities as ke
-
         info = g.info
         shots = []
         for ex, answer in LIVING_TYPE_EXAMPLES.get(root, []):
             if ex not in info.index or answer not in info.index or pd.isna(info.at[ex, "label"]):
                 continue
-            _, a, _ = ke.living_type_candidates(g, [ex], [root], generic)
+            _, a, _ = living_type_candidates(g, [ex], [root], generic)
             a = a[g.has_label[a]]
             a = a[np.lexsort((g.qnum[a], -g.links[a]))]
             ex_ids = list(dict.fromkeys(list(g.nodes[a]) + [root]))
