@@ -223,7 +223,7 @@ def run_compute_only(a) -> dict:
 
 
 def e2e_command(a, shards: dict, path: str, logs: Path) -> list[str]:
-    cmd = [sys.executable, str(SCRIPTS / "train_openclip.py"), "--model", a.model,
+    cmd = [sys.executable, str(SCRIPTS / "lib" / "train" / "train_openclip.py"), "--model", a.model,
            "--train-data", shards["spec"], "--dataset-type", "webdataset", "--dataset-resampled",
            "--train-num-samples", str(a.steps * a.batch_size), "--epochs", "1", "--batch-size", str(a.batch_size),
            "--lr", "5e-4", "--beta1", "0.9", "--beta2", "0.98", "--eps", "1e-8", "--wd", "0.2",

@@ -580,7 +580,7 @@ def shards(tmp_path_factory):
 
 @pytest.mark.parametrize("mode,mix", [("lean", False), ("gpu", True), ("hybrid", True)])  # .txt and text mix
 def test_short_training_run_finite_loss(shards, tmp_path, mode, mix):
-    cmd = [PY, str(REPO / "scripts" / "train_openclip.py"), "--model", "EntityNet-tiny-ctx32",
+    cmd = [PY, str(REPO / "scripts" / "lib" / "train" / "train_openclip.py"), "--model", "EntityNet-tiny-ctx32",
            "--train-data", shards["spec"], "--dataset-type", "webdataset", "--dataset-resampled",
            "--train-num-samples", "24", "--epochs", "1", "--batch-size", "8", "--lr", "5e-4", "--warmup", "1",
            "--precision", "fp32", "--workers", "1", "--device", "cpu", "--aug-cfg", "use_timm=True",
@@ -610,7 +610,7 @@ LOSS_RUNS = {"stock": ("stock", LOSS_STEPS, ()), "hybrid": ("hybrid", LOSS_STEPS
 
 
 def _train_losses(shards, logs, mode, steps, extra=()):
-    cmd = [PY, str(REPO / "scripts" / "train_openclip.py"), "--model", "EntityNet-tiny-ctx32",
+    cmd = [PY, str(REPO / "scripts" / "lib" / "train" / "train_openclip.py"), "--model", "EntityNet-tiny-ctx32",
            "--train-data", shards["spec"], "--dataset-type", "webdataset", "--dataset-resampled",
            "--train-num-samples", str(steps * 16), "--epochs", "1", "--batch-size", "16", "--lr", "1e-3",
            "--warmup", "5", "--precision", "fp32", "--workers", "1", "--device", "cpu", "--seed", str(LOSS_SEED),

@@ -138,12 +138,12 @@ def test_missing_env_is_named():
 
 def test_cli_prints_one_arg_per_line_and_fails_clearly():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM", "MASTER_"))}
-    ok = subprocess.run([sys.executable, str(SCRIPTS / "multinode_env.py"), "--gpus-per-node", "2",
+    ok = subprocess.run([sys.executable, str(SCRIPTS / "lib" / "train" / "multinode_env.py"), "--gpus-per-node", "2",
                          "--hostnames", "h1\nh2\nh3\n"], env={**env, **srun_env(1)}, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert as_dict(ok.stdout.splitlines()) == {"nnodes": "3", "node-rank": "1", "nproc-per-node": "2",
                                                "master-addr": "h1", "master-port": "18456"}
-    bad = subprocess.run([sys.executable, str(SCRIPTS / "multinode_env.py"), "--gpus-per-node", "2"],
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "lib" / "train" / "multinode_env.py"), "--gpus-per-node", "2"],
                          env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "multinode_env:" in bad.stderr and "SLURM_" in bad.stderr
 
