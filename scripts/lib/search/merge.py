@@ -1,4 +1,5 @@
-"""Merge raw search hits of all backends into one row per unique (normalised) image URL (rule ``merge_search``).
+"""Merge raw search hits of all backends into one row per unique (normalised) image URL (the engine of rule
+``merge_search``, and of ``import_released_metadata`` for the released image rows).
 
 As the paper stores them (docs/PAPER_NOTES.md §8): every query that found the image, every distinct alt text, every raw
 URL and page URL, the entity QIDs and ``is_living`` (any living query). The result is shuffled with a seed so that one
@@ -39,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from _helpers import atomic_path, configure_logging, rule_entry
+from _helpers import atomic_path
 
 log = logging.getLogger("entitynet.merge_search")
 
@@ -555,12 +556,3 @@ def merge_files(hit_paths: list[str], queries_path: str, out_path: str, seed: in
                          what=f"search: {len(hit_paths)} hit files ({total} rows)")
     return {"hits": total, **stats}
 
-
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    merge_files(list(snakemake.input.hits), snakemake.input.queries, snakemake.output.urls,
-                int(snakemake.params.seed))
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
