@@ -1,4 +1,4 @@
-"""Benchmark of scripts/merge_search.py (rule ``merge_search``) on synthetic search hits.
+"""Benchmark of scripts/lib/search/merge.py (rule ``merge_search``) on synthetic search hits.
 
     .venv/bin/python perf/bench_merge.py                    # 10M hit rows (issue 4's scale), a few minutes
     .venv/bin/python perf/bench_merge.py --rows 1000000     # develop at 1M
@@ -14,7 +14,7 @@ Steps, each in its own child interpreter so that ``ru_maxrss`` is that step's ow
    Every 50th image carries ``utm_`` tracking parameters and every 200th an explicit ``:443`` port: these go
    through the Python fallback of the normaliser. Page URLs, alt texts (20 % null, 10 % empty), sizes (10 % null)
    and licences (90 % null) are filled in.
-2. ``merge``: ``merge_search.merge_files`` exactly as the rule's ``main`` calls it (default partition size), with
+2. ``merge``: ``lib.search.merge.merge_files`` exactly as the rule's ``main`` calls it (default partition size), with
    the temporary partitions next to the output. Reports wall and CPU time and peak RSS
    (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), and checks the result: one row per generated image
    (uids unique, count equal to the number of distinct images), the output schema, and the total number of
@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-import merge_search as ms  # noqa: E402
+from lib.search import merge as ms  # noqa: E402
 
 BACKENDS = ("serpapi_google", "serpapi_bing")
 KINDS = ["wd-noun-world", "wd-noun-living", "wordnet-noun-living", "wd-attrnoun-world", "wd-attrnoun-living",

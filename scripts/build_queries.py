@@ -4,7 +4,8 @@
 Kinds: ``wd-noun-world`` / ``wd-noun-living`` (entity label; aliases are not queries), ``wd-attrnoun-*`` (the
 attribute's search query), ``wd-attr-*`` ("{attribute} {natural type}", aggregated over entities and sorted by
 frequency; no entity field), ``wordnet-noun-living`` (WordNet rows of entities.parquet).
-``query_id`` = first 16 hex digits of sha256("{kind}\\t{normalised text}"): independent of backend and of order.
+``query_id`` = first 16 hex digits of sha256("{kind}\\t{normalised text}"): independent of backend and of order
+(the kinds, the normalisation and ``query_id`` live in ``lib.search.queries``).
 
 Search terms of world queries (``queries.world_search_terms``): ``authors`` (default) gives every ``*-world`` query
 the authors' world shape, the query text and the photo type only (empty ``or_terms`` and ``exclude_terms``), as
@@ -13,28 +14,17 @@ queries' Google syntax as well (names and natural type as alternatives, the draw
 Living and WordNet queries are the same under both.
 """
 
-import hashlib
 import logging
-import re
 
 import pandas as pd
 
 from _helpers import configure_logging, rule_entry, write_parquet
+from lib.search.queries import normalise, query_id
 
 log = logging.getLogger("entitynet.build_queries")
 
 EXCLUDE_TERMS = "drawing clipart illustration cartoon vector painting"
 WORLD_SEARCH_TERMS = ("authors", "extended")
-KINDS = ["wd-noun-world", "wd-noun-living", "wordnet-noun-living", "wd-attrnoun-world", "wd-attrnoun-living",
-         "wd-attr-world", "wd-attr-living"]
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", str(text)).strip().lower()
-
-
-def query_id(kind: str, text: str) -> str:
-    return hashlib.sha256(f"{kind}\t{normalise(text)}".encode()).hexdigest()[:16]
 
 
 def _names(row) -> list[str]:

@@ -20,7 +20,7 @@ and ``wordnet:<synset>`` for WordNet, verbatim, so ``queries.parquet``'s ``qids`
 
 Mapping (docs/CONTRACTS.md):
 
-* ``queries.parquet``: one row per *our* ``query_id`` = ``build_queries.query_id(query_type, query)`` — the same
+* ``queries.parquet``: one row per *our* ``query_id`` = ``lib.search.queries.query_id(query_type, query)`` — the same
   stable hash of (kind, normalised text) that our own queries carry, so released and searched data join on it.
   ``kind`` is the authors' ``query_type`` verbatim (including types we do not generate, e.g.
   ``wd-noun-world-cartoon``); ``is_living`` is true for ``*-living`` types; ``qids`` are the authors' ``entity``
@@ -37,14 +37,13 @@ Mapping (docs/CONTRACTS.md):
   (definitions), ``natural_type_qid``/``natural_type_label`` from ``naturalentity``.
 * ``attributes.parquet`` (:func:`released_attributes`): the query table's (entity, attribute, query) rows.
 
-The image rows go through the same streaming, partitioned merge as searched hits (``merge_search.merge_batches``),
+The image rows go through the same streaming, partitioned merge as searched hits (``lib.search.merge.merge_batches``),
 so the 33M-image release is imported in bounded memory and shuffled with the dataset's seed.
 """
 
 import logging
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,8 +52,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from _helpers import configure_logging, rule_entry, write_parquet
-from build_queries import normalise, query_id
-from merge_search import write_merged
+from lib.search.merge import write_merged
+from lib.search.queries import normalise, query_id
 
 log = logging.getLogger("entitynet.import_released")
 
@@ -346,7 +345,7 @@ def _positions(lists: list[pa.Array], n: int) -> tuple[np.ndarray, np.ndarray, l
 
 
 def released_hits(batch: pa.RecordBatch | pa.Table, hash_map: pd.DataFrame, source: str = "metadata") -> tuple[pa.Table, dict]:
-    """One batch of released image rows -> hit rows for ``merge_search.merge_batches`` (with ``merge_url``).
+    """One batch of released image rows -> hit rows for ``lib.search.merge.merge_batches`` (with ``merge_url``).
 
     Three kinds of hit rows per image, all keyed by its first link (``merge_url``): one per link position (link,
     context link, width, height), one per query hash (our query id, backend, the hash), one per alt text.
@@ -445,14 +444,28 @@ def import_released(metadata_paths: list[str], queries_path: str, urls_out: str,
     return summary
 
 
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    if "entities" in snakemake.output.keys():  # rule import_released_entities
-        import_released_entities(snakemake.input.author_entities, snakemake.input.author_queries,
-                                 snakemake.output.entities, snakemake.output.attributes)
-        return
+def run_import_released_metadata(snakemake) -> None:
+    """Rule ``import_released_metadata``: ``urls.parquet`` and ``queries.parquet`` from the released metadata."""
     import_released(list(snakemake.input.metadata), snakemake.input.author_queries, snakemake.output.urls,
                     snakemake.output.queries, int(snakemake.params.seed))
+
+
+def run_import_released_entities(snakemake) -> None:
+    """Rule ``import_released_entities``: ``entities.parquet`` and ``attributes.parquet`` from the released tables."""
+    import_released_entities(snakemake.input.author_entities, snakemake.input.author_queries,
+                             snakemake.output.entities, snakemake.output.attributes)
+
+
+#: one entry function per rule this script serves, chosen by the rule's name
+ENTRIES = {"import_released_metadata": run_import_released_metadata,
+           "import_released_entities": run_import_released_entities}
+
+
+def main(snakemake) -> None:
+    configure_logging(snakemake)
+    if snakemake.rule not in ENTRIES:
+        raise ValueError(f"import_released.py: no entry for rule {snakemake.rule!r}; it serves {sorted(ENTRIES)}")
+    ENTRIES[snakemake.rule](snakemake)
 
 
 if __name__ == "__main__":

@@ -45,13 +45,13 @@ import zipfile
 from pathlib import Path
 
 from _helpers import configure_logging, rule_entry
+from lib.eval.benchmarks import local_missing_message
 
 log = logging.getLogger("entitynet.prepare_benchmark")
 
 SOURCES = ("hf_hub", "cub200", "xm3600", "inat2021", "rare_species", "local")
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
 HF_PATTERNS = ["test/*", "classnames*.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]  # no train split
-IMAGENET_URL = "https://image-net.org/download.php"
 
 
 class PrepareError(RuntimeError):
@@ -422,29 +422,6 @@ def from_local(name: str, src: dict, tmp: Path, missing_hint: str = "") -> dict:
         kind = "ImageFolder tree (sorted class folders)"
     shutil.rmtree(tmp / ".unpacked", ignore_errors=True)
     return {"local_path": str(path), "format": kind}
-
-
-def local_missing_message(name: str, src: dict, path) -> str:
-    where = f"benchmarks.{name}.source.local_path"
-    got = f" ({path!r} does not exist)" if path else " (not set)"
-    how = ("give a clip_benchmark webdataset root (test/nshards.txt, test/N.tar, classnames.txt) or a folder per "
-           "class, as a folder or a tar archive")
-    if name.startswith("imagenet1k"):
-        how = (f"its licence forbids redistribution: download the validation set from {IMAGENET_URL} and give "
-               f"the folder (class folders <wnid>/, or a clip_benchmark wds root) or a tar archive of it")
-    return (f"benchmark {name} cannot be prepared: it is supplied locally via {where}{got}; {how}. Or opt out "
-            f"with evaluation.skip: [{name}]")
-
-
-def can_prepare(name: str, bench: dict) -> str | None:
-    """Plan-time check: ``None`` if the benchmark can be prepared, else the reason (message naming the key)."""
-    src = bench.get("source")
-    if not src:
-        return (f"benchmark {name} has no benchmarks.{name}.source (and its root {bench.get('root')!r} is not on "
-                f"disk); add a source or opt out with evaluation.skip: [{name}]")
-    if src["type"] == "local" and not (src.get("local_path") and Path(src["local_path"]).exists()):
-        return local_missing_message(name, src, src.get("local_path"))
-    return None
 
 
 # ---------------------------------------------------------------- driver

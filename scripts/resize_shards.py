@@ -3,8 +3,8 @@
 Why: training is data-bound on JPEG decode, whose cost scales with the stored pixels. The paper stores images with a
 short side of at most 512 px; the training crop is RandomResizedCrop(224, scale 0.4–1.0, ratio 0.9–1.111). Every
 crop stays at least 224 px (no upscaling, i.e. the crop semantics are kept) as long as the stored short side is at
-least :func:`min_lossless_short_side` (374 px for those settings), so 384-px shards train the same augmentation on
-~56 % of the pixels, while 256-px shards would not (small crops become ~1.4x upscales).
+least ``lib.data.resize_spec.min_lossless_short_side`` (374 px for those settings), so 384-px shards train the same
+augmentation on ~56 % of the pixels, while 256-px shards would not (small crops become ~1.4x upscales).
 
 How: every ``.jpg`` payload whose short side is larger than ``short_side`` is downscaled exactly as img2dataset
 downscaled it at download time (``keep_ratio``: short side exactly ``short_side``, long side
@@ -14,18 +14,15 @@ image OpenCV cannot decode is kept as it is and counted (``unreadable``), never 
 ``build_shards`` (``train/``, ``val/``, each with ``NNNNN.tar`` and ``sizes.json``) is mirrored, and
 ``resize_summary.json`` records the settings and per-split counts and byte totals.
 
-This module is imported when the Snakefile is parsed (``workflow_config`` uses :func:`min_lossless_short_side`), so
-its top level imports the standard library only; OpenCV, NumPy and tqdm are imported where they are used.
+Its top level imports the standard library only; OpenCV, NumPy and tqdm are imported where they are used.
 """
 
 import json
 import logging
-import math
 import os
 import shutil
 import tarfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger("entitynet.resize_shards")
@@ -34,29 +31,7 @@ OUTCOMES = ("resized", "kept", "unreadable")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 SUMMARY_NAME = "resize_summary.json"
 STATE_DIR = ".resize_state"  # per-tar stats while a run is in progress (removed at the end)
-# RandomResizedCrop defaults of the training recipes (scripts/train.py uses the same when `augmentation` is absent)
-DEFAULT_SCALE = (0.4, 1.0)
-DEFAULT_RATIO = (0.9, 1.111)
 MAX_EXAMPLES = 20  # unreadable member names kept per tar in the stats
-
-
-def min_lossless_short_side(out_size: int, scale: Sequence[float], ratio: Sequence[float]) -> int:
-    """Smallest stored short side S such that every RandomResizedCrop crop of any image with short side S is at
-    least ``out_size`` px on both sides (the crop is never upscaled).
-
-    The smallest crop side occurs on a square image at the smallest area and the extreme aspect ratio:
-    ``side = sqrt(scale_min * S**2 * r)`` for ``r = min(min(ratio), 1 / max(ratio))``; images with a longer long side
-    only enlarge the crops. (Rounding of the crop's w/h is ignored: +-0.5 px.) For 224 px, scale 0.4 and ratio
-    0.9–1.111 this is 374.
-    """
-    if out_size < 1:
-        raise ValueError(f"out_size must be >= 1, got {out_size}")
-    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-        raise ValueError(f"scale must be (min, max) with 0 < min <= max, got {tuple(scale)}")
-    if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
-        raise ValueError(f"ratio must be (min, max) with 0 < min <= max, got {tuple(ratio)}")
-    r = min(min(ratio), 1.0 / max(ratio))
-    return int(math.ceil(out_size / math.sqrt(scale[0] * r)))
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:

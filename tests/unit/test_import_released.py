@@ -15,10 +15,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import build_queries as bq
 import import_released as ir
-import merge_search as ms
 import text_candidates as tm
+from lib.search import merge as ms
+from lib.search.queries import query_id
 from workflow_helpers import job_counts, make_workdir, snakemake
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "released"
@@ -65,7 +65,7 @@ def test_released_queries_mapping(caplog):
     assert "lack query_hash, query or query_type" in caplog.text
     assert H["broken"] not in hmap.index and len(q) == 6 and q["query_id"].is_unique
     rabbit = q[q["kind"] == "wd-noun-living"].iloc[0]
-    assert rabbit["query_id"] == bq.query_id("wd-noun-living", "european rabbit")  # joins with our own queries
+    assert rabbit["query_id"] == query_id("wd-noun-living", "european rabbit")  # joins with our own queries
     assert sorted(rabbit["author_query_hashes"]) == sorted([H["rabbit_g"], H["rabbit_b"]])
     assert sorted(rabbit["apis"]) == ["bing", "google"] and list(rabbit["qids"]) == ["Q25851"] and rabbit["is_living"]
     by_kind = q.set_index("kind")

@@ -1,4 +1,4 @@
-"""The streaming, partitioned merge (scripts/merge_search.py) against a plain pandas reference implementation."""
+"""The streaming, partitioned merge (scripts/lib/search/merge.py) against a plain pandas reference implementation."""
 import hashlib
 import random
 from pathlib import Path
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import merge_search as ms
+from lib.search import merge as ms
 
 
 # --- reference: the original whole-frame pandas merge (obviously correct, too slow and big at 10M rows) ---------

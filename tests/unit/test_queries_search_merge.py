@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 import build_queries as bq
-import merge_search as ms
 import search as rs
+from lib.search import merge as ms
+from lib.search.queries import KINDS, query_id
 from lib.search.search_pool import PoolBackend, build_index, fts_expression
 
 
@@ -30,7 +31,7 @@ def attributes():
 
 
 def test_query_kinds_ids_and_syntax():
-    q = bq.build_queries(entities(), attributes(), bq.KINDS)
+    q = bq.build_queries(entities(), attributes(), KINDS)
     assert set(q["kind"]) == {"wd-noun-living", "wd-noun-world", "wd-attrnoun-living", "wd-attrnoun-world",
                               "wd-attr-living", "wd-attr-world"}
     noun = q[(q["kind"] == "wd-noun-world") & (q["text"] == "hammer")].iloc[0]
@@ -41,15 +42,15 @@ def test_query_kinds_ids_and_syntax():
     attr = q[q["kind"] == "wd-attr-living"]
     assert set(attr["text"]) == {"running animal", "white animal"} and all(len(v) == 0 for v in attr["qids"])
     assert q["query_id"].is_unique and q["query_id"].str.fullmatch(r"[0-9a-f]{16}").all()
-    assert bq.query_id("wd-noun-world", "  Hammer ") == bq.query_id("wd-noun-world", "hammer")
-    assert bq.query_id("wd-noun-world", "hammer") != bq.query_id("wd-noun-living", "hammer")
+    assert query_id("wd-noun-world", "  Hammer ") == query_id("wd-noun-world", "hammer")
+    assert query_id("wd-noun-world", "hammer") != query_id("wd-noun-living", "hammer")
 
 
 def test_world_queries_have_the_authors_shape_by_default():
     """The authors write world queries as {entity, query, type: Photo}: no OR alternatives, no exclude list. The
     ``extended`` switch keeps our living-query syntax for them; living queries are the same either way."""
-    q = bq.build_queries(entities(), attributes(), bq.KINDS).set_index(["kind", "text"])
-    ext = bq.build_queries(entities(), attributes(), bq.KINDS,
+    q = bq.build_queries(entities(), attributes(), KINDS).set_index(["kind", "text"])
+    ext = bq.build_queries(entities(), attributes(), KINDS,
                            world_search_terms="extended").set_index(["kind", "text"])
     world = [k for k in q.index if k[0].endswith("-world")]
     assert {k[0] for k in world} == {"wd-noun-world", "wd-attrnoun-world", "wd-attr-world"}
@@ -63,12 +64,12 @@ def test_world_queries_have_the_authors_shape_by_default():
     assert q.loc[living, cols].equals(ext.loc[living, cols])
     assert (q.loc[world, "query_id"] == ext.loc[world, "query_id"]).all()  # same query, only its search terms differ
     with pytest.raises(ValueError, match="world_search_terms"):
-        bq.build_queries(entities(), attributes(), bq.KINDS, world_search_terms="google")
+        bq.build_queries(entities(), attributes(), KINDS, world_search_terms="google")
 
 
 def test_query_caps_are_seeded():
-    a = bq.build_queries(entities(), attributes(), bq.KINDS, {"wd-noun-world": 1}, seed=3)
-    b = bq.build_queries(entities(), attributes(), bq.KINDS, {"wd-noun-world": 1}, seed=3)
+    a = bq.build_queries(entities(), attributes(), KINDS, {"wd-noun-world": 1}, seed=3)
+    b = bq.build_queries(entities(), attributes(), KINDS, {"wd-noun-world": 1}, seed=3)
     assert (a["kind"] == "wd-noun-world").sum() == 1 and a.equals(b)
 
 
@@ -149,7 +150,7 @@ def test_wordnet_lemmas_are_separate_queries():
     ents = pd.DataFrame([{"qid": "wordnet:aardvark.n.01", "label": "aardvark", "aliases": ["ant bear", "Orycteropus afer"],
                           "common_names": [], "taxon_names": [], "is_living": True, "natural_type_label": "animal",
                           "natural_type_qid": "wordnet:animal.n.01", "source": "wordnet"}])
-    q = bq.build_queries(ents, pd.DataFrame(columns=["qid", "category", "attribute", "query", "source"]), bq.KINDS)
+    q = bq.build_queries(ents, pd.DataFrame(columns=["qid", "category", "attribute", "query", "source"]), KINDS)
     assert sorted(q["text"]) == ["aardvark", "ant bear", "orycteropus afer"]
     assert set(q["kind"]) == {"wordnet-noun-living"} and all(list(v) == ["wordnet:aardvark.n.01"] for v in q["qids"])
     assert q.set_index("text").at["ant bear", "or_terms"].split()[:1] == ["aardvark"]

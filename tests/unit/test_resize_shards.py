@@ -10,6 +10,7 @@ import pytest
 
 import resize_shards as rs
 from build_shards import ShardWriter
+from lib.data.resize_spec import min_lossless_short_side
 
 SIDE = 384
 
@@ -77,14 +78,14 @@ def members(tar_path) -> list[tuple[str, bytes]]:
 
 
 def test_min_lossless_short_side():
-    assert rs.min_lossless_short_side(224, (0.4, 1.0), (0.9, 1.111)) == 374
-    assert rs.min_lossless_short_side(224, (0.4, 1.0), (0.9, 1.111)) > 256  # 256-px storage would upscale crops
+    assert min_lossless_short_side(224, (0.4, 1.0), (0.9, 1.111)) == 374
+    assert min_lossless_short_side(224, (0.4, 1.0), (0.9, 1.111)) > 256  # 256-px storage would upscale crops
     # a full-area square crop needs exactly the output size; a smaller scale needs more
-    assert rs.min_lossless_short_side(224, (1.0, 1.0), (1.0, 1.0)) == 224
-    assert rs.min_lossless_short_side(224, (0.08, 1.0), (3 / 4, 4 / 3)) > rs.min_lossless_short_side(
+    assert min_lossless_short_side(224, (1.0, 1.0), (1.0, 1.0)) == 224
+    assert min_lossless_short_side(224, (0.08, 1.0), (3 / 4, 4 / 3)) > min_lossless_short_side(
         224, (0.4, 1.0), (3 / 4, 4 / 3)) > 374
     with pytest.raises(ValueError, match="scale"):
-        rs.min_lossless_short_side(224, (0.0, 1.0), (0.9, 1.1))
+        min_lossless_short_side(224, (0.0, 1.0), (0.9, 1.1))
 
 
 def test_resize_jpeg_outcomes_and_shape():

@@ -1,6 +1,6 @@
 """A small JSON-over-HTTP client with an on-disk request cache, a rate limit and bounded retries.
 
-Used by the web image-search backends (`search_web.py`). One :class:`CachedClient` serves one backend.
+Used by the web image-search backends (`lib.search.web_base`). One :class:`CachedClient` serves one backend.
 
 Cache
     Every successful (2xx) JSON response is stored as one JSON file under
@@ -31,6 +31,28 @@ Retries
     (``uniform(d/2, d)`` where ``d = min(backoff_max_s, backoff_base_s * 2**attempt)``), or, if the response carries
     ``Retry-After`` (seconds or an HTTP date), exactly that, capped at ``max_retry_after_s``. Other 4xx are not
     retried and raise :class:`HttpStatusError` naming the backend and the status.
+
+Why not a library (reviewed for issue 19; installed: requests, urllib3 2.8, tenacity only as a Snakemake dependency;
+not installed: requests-cache, requests-ratelimiter, pyrate-limiter, ratelimit). Nothing could be replaced without a
+new dependency of ``envs/search.yaml`` and a change in behaviour, so everything is kept:
+
+* Cache: requests-cache's ``CachedSession`` would give the storage, ``ignored_parameters`` (dropped from the key and
+  redacted from the stored request), ``only_if_cached`` (our ``offline``) and a custom ``key_fn``. It stores the raw
+  response (not the parsed body with echoed keys masked), caches before we know the body is JSON, and its layout
+  differs from ours (one gzip JSON per key), so every existing cache, paid SerpAPI/Brave requests included, would be
+  fetched again.
+* Retries: urllib3's ``Retry`` (through ``HTTPAdapter(max_retries=...)``) gives status lists, ``Retry-After`` with a
+  cap and exponential backoff. It cannot retry a 2xx body that is cut off or not JSON (read after the adapter
+  returns), enforce the per-attempt deadline of :meth:`CachedClient._fetch` (requests' timeout is per socket read),
+  take a rate-limit token per attempt (its retries bypass :class:`RateLimiter`), or keep the key out of errors
+  (``MaxRetryError`` holds the full URL); its schedule (no wait before the first retry, additive jitter) also differs
+  from the equal jitter shared with the SPARQL and LLM clients (``http_retry``). tenacity could drive the loop, but
+  the loop is mostly its decisions (what is retryable, ``Retry-After`` or backoff, which error), not the looping.
+* Rate limit: the packages above give per-process buckets (pyrate-limiter also SQLite/Redis ones), not one budget
+  that parallel Snakemake jobs share through a small ``flock``-ed file, with cache hits taking no token.
+* Key masking (cache files, log records, exception texts): no library does it.
+
+Revisit the cache part if requests-cache ever enters ``envs/search.yaml`` for another reason.
 """
 from __future__ import annotations
 

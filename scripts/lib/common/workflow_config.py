@@ -198,8 +198,8 @@ def check_backends(where: str, backends: dict) -> None:
 
 
 def check_query_kinds(where: str, ds: dict) -> None:
-    """``queries.kinds`` and the keys of ``queries.max_per_kind`` are query kinds of build_queries."""
-    from build_queries import KINDS
+    """``queries.kinds`` and the keys of ``queries.max_per_kind`` are query kinds of build_queries (``KINDS``)."""
+    from lib.search.queries import KINDS
 
     q = ds.get("queries", {})
     for key, names in (("kinds", q.get("kinds", [])), ("max_per_kind", list(q.get("max_per_kind") or {}))):
@@ -305,7 +305,7 @@ def check_stored_short_side(config: dict, model: str, repo: Path) -> None:
     ``augmentation`` (crops would be upscaled), or when no dataset downloads images with a larger short side
     (``download.image_size``; ``resize_mode: no`` keeps any size).
     """
-    from resize_shards import DEFAULT_RATIO, DEFAULT_SCALE
+    from lib.data.resize_spec import DEFAULT_RATIO, DEFAULT_SCALE
 
     rec = config["models"][model]
     side = rec.get("stored_short_side")
@@ -339,7 +339,7 @@ def check_stored_short_side(config: dict, model: str, repo: Path) -> None:
 
 
 def _checked_min_side(out_size: int, scale, ratio) -> int:
-    from resize_shards import min_lossless_short_side
+    from lib.data.resize_spec import min_lossless_short_side
 
     try:
         return min_lossless_short_side(out_size, scale, ratio)
@@ -498,7 +498,7 @@ def benchmark_inputs(config: dict, names, base: Path = Path(".")) -> list[str]:
     """Plan-time check and input list: the roots that rule ``prepare_benchmark`` builds for ``names`` (less
     ``evaluation.skip``). A benchmark that is neither on disk nor preparable (e.g. ImageNet-1k without
     ``source.local_path``) raises ConfigError naming the benchmark, the key and how to supply it."""
-    from prepare_benchmark import can_prepare
+    from lib.eval.benchmarks import can_prepare
 
     skip = set(config["evaluation"].get("skip") or [])
     out, problems = [], []

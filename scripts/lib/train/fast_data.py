@@ -62,7 +62,7 @@ recycling the tensors early. The side stream is synchronised before each ``decod
 allocates outputs on the caller's stream but writes them from a private stream without waiting on the caller's queued
 work (pytorch/vision PR #9606, torchcodec PR #1634); with nothing queued on the caller's stream the hazard is absent.
 
-Storage size: :func:`min_lossless_short_side` (from ``resize_shards``) gives the smallest stored short side for which
+Storage size: :func:`min_lossless_short_side` (from ``lib.data.resize_spec``) gives the smallest stored short side for which
 every crop is at least the output size (no upscaling). For 224-px models with scale 0.4 and ratio 0.9 it is 374 px.
 So 384-px storage keeps the crop semantics; rule ``resize_shards`` derives it from the 512-px download when a recipe
 sets ``stored_short_side`` (the config check refuses sizes below the minimum). 256-px storage does **not** (small
@@ -83,7 +83,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from resize_shards import min_lossless_short_side  # noqa: F401  (re-exported: tests, perf)
+from lib.data.resize_spec import min_lossless_short_side  # noqa: F401  (re-exported: tests, perf)
 
 log = logging.getLogger("entitynet.fast_data")
 
