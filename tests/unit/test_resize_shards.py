@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import resize_shards as rs
-from build_shards import ShardWriter
+from lib.data.shard_writer import ShardWriter
 
 SIDE = 384
 
