@@ -1,4 +1,5 @@
-"""Benchmark of scripts/lib/data/image_dedup.py: grouping and decontamination at 1M hashes, hashing throughput per core.
+"""Benchmark of scripts/lib/data/image_dedup.py, image_hash.py and hamming_index.py: grouping and decontamination at
+1M hashes, hashing throughput per core.
 
     .venv/bin/python perf/bench_dedup.py                 # everything, ~1-2 min on 2 shared cores
     .venv/bin/python perf/bench_dedup.py --n 200000      # smaller
@@ -31,6 +32,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from lib.data import image_dedup as dd  # noqa: E402
+from lib.data import image_hash as ih  # noqa: E402
 
 #: the 107 real demo photos (WebP, public domain / CC0), see resources/demo/README.md
 PHOTOS = REPO / "resources" / "demo" / "photos"
@@ -170,7 +172,7 @@ def bench_hashing(reps: int) -> list[dict]:
     from PIL import Image
 
     def ours(data):
-        return dd.hash_image_bytes(data)
+        return ih.hash_image_bytes(data)
 
     def ref(data):
         hashlib.sha256(data).hexdigest()
@@ -182,7 +184,7 @@ def bench_hashing(reps: int) -> list[dict]:
     for short in (256, 512):
         datas = jpeg_corpus(short)
         kb = np.mean([len(x) for x in datas]) / 1024
-        for name, fn in (("lib.data.image_dedup.hash_image_bytes", ours), ("imagehash phash+dhash (full decode)", ref)):
+        for name, fn in (("lib.data.image_hash.hash_image_bytes", ours), ("imagehash phash+dhash (full decode)", ref)):
             fn(datas[0])
             t0 = time.perf_counter()
             for _ in range(reps):
@@ -227,10 +229,10 @@ def bench_robustness(thresholds=(2, 4, 6, 8, 10)) -> tuple[list[dict], dict]:
         r = min(1.0, 512 / min(w, h))
         if r < 1:
             im = im.resize((round(w * r), round(h * r)), Image.Resampling.LANCZOS)
-        o = dd.hash_image_bytes(enc(im))[1]
+        o = ih.hash_image_bytes(enc(im))[1]
         base.append(o)
         for k, fn in edits.items():
-            dist[k].append(bin(o ^ dd.hash_image_bytes(fn(im))[1]).count("1"))
+            dist[k].append(bin(o ^ ih.hash_image_bytes(fn(im))[1]).count("1"))
     rows = [{"edit": k, "max": int(max(v)), **{f"<= {t}": float(np.mean(np.array(v) <= t)) for t in thresholds}}
             for k, v in dist.items()]
     h = np.array(base, dtype=np.uint64)
@@ -256,7 +258,7 @@ def bench_tar(processes: int) -> dict:
                     tf.addfile(info, io.BytesIO(x))
             paths.append(p)
         t0 = time.perf_counter()
-        df = dd.hash_webdataset_shards(paths, processes=processes)
+        df = ih.hash_webdataset_shards(paths, processes=processes)
         dt = time.perf_counter() - t0
     return {"processes": processes, "images": len(df), "seconds": dt, "img_per_s": len(df) / dt}
 

@@ -1,8 +1,9 @@
 """Write the final training/validation shards from the downloaded chunks (rule ``build_shards``).
 
-Each downloaded sample (first pass and ``retry/`` pass of every chunk, see ``download.py``) is joined with its
-``urls.parquet`` row by ``uid`` and rewritten once as ``<uid>.jpg`` + ``<uid>.txt`` (one alt text, else the first
-query's text) + ``<uid>.json`` (provenance: ``uid, url, query_ids, alt_texts, qids, is_living, licence``). The
+Each downloaded sample (first pass and ``retry/`` pass of every chunk, see ``lib.data.download_outcomes``) is
+joined with its ``urls.parquet`` row by ``uid`` and rewritten once (``lib.data.shard_writer``, webdataset's writer)
+as ``<uid>.jpg`` + ``<uid>.txt`` (one alt text, else the first query's text) + ``<uid>.json`` (provenance: ``uid,
+url, query_ids, alt_texts, qids, is_living, licence``). The
 ``urls`` input is normally the deduplicated table of ``dedup_decontaminate`` (duplicate groups merged into their
 representative's row: union of queries and alt texts). Samples listed in the optional ``drop`` table (duplicates
 and eval contamination) are skipped; an optional ``subset`` filter keeps, e.g., LivingThings images only (an image
@@ -10,11 +11,10 @@ stays if at least one living query found it). A seeded validation split is held 
 
 Also writes ``sizes.json`` per split (open_clip's sample counts), a shard index (``uid, split, shard``: what the
 dataset card reads) and the download status table: every input row counted once by its final status
-(``status, reason, error_message, retried, count``; ``reason`` is :func:`download.failure_reason`).
+(``status, reason, error_message, retried, count``; ``reason`` is :func:`lib.data.download_outcomes.failure_reason`).
 """
 
 import hashlib
-import io
 import json
 import logging
 import tarfile
@@ -25,7 +25,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from _helpers import configure_logging, rule_entry, write_json, write_parquet
-from download import download_dirs, failure_reason, row_outcomes
+from lib.data.download_outcomes import download_dirs, failure_reason, row_outcomes
+from lib.data.shard_writer import ShardWriter
 
 log = logging.getLogger("entitynet.build_shards")
 
@@ -69,56 +70,6 @@ def status_table(chunk_dirs: list[str]) -> pd.DataFrame:
     out = rows.groupby(["status", "reason", "error_message", "retried"]).size().rename("count").reset_index()
     return out.sort_values(["count", "status", "reason"], ascending=[False, True, True], kind="stable")[cols] \
         .reset_index(drop=True)
-
-
-def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    tf.addfile(info, io.BytesIO(data))
-
-
-class ShardWriter:
-    """Streams samples into ``NNNNN.tar`` files of ``per_shard`` samples (each written to a temp name, then renamed);
-    :meth:`close` writes ``sizes.json``."""
-
-    def __init__(self, out_dir: Path, per_shard: int):
-        if per_shard < 1:
-            raise ValueError(f"samples_per_shard must be >= 1, got {per_shard}")
-        self.out_dir, self.per_shard = Path(out_dir), int(per_shard)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.sizes: dict[str, int] = {}
-        self._tf: tarfile.TarFile | None = None
-        self._name = ""
-        self._n = 0
-
-    def _roll(self) -> None:
-        self._finish()
-        self._name = f"{len(self.sizes):05d}.tar"
-        self._tf = tarfile.open(self.out_dir / f".{self._name}.tmp", "w")
-        self._n = 0
-
-    def _finish(self) -> None:
-        if self._tf is not None:
-            self._tf.close()
-            (self.out_dir / f".{self._name}.tmp").replace(self.out_dir / self._name)
-            self.sizes[self._name] = self._n
-            self._tf = None
-
-    def write(self, uid: str, jpg: bytes, meta: dict, text: str) -> str:
-        """Add one sample; returns the name of the shard it went to."""
-        if self._tf is None or self._n >= self.per_shard:
-            self._roll()
-        _add(self._tf, f"{uid}.jpg", jpg)
-        _add(self._tf, f"{uid}.txt", text.encode())
-        _add(self._tf, f"{uid}.json", json.dumps(meta, ensure_ascii=False).encode())
-        self._n += 1
-        return self._name
-
-    def close(self) -> dict[str, int]:
-        self._finish()
-        write_json(self.sizes, self.out_dir / "sizes.json")
-        return self.sizes
 
 
 def split_key(uid: str, seed: int) -> int:

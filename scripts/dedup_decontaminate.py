@@ -1,33 +1,35 @@
-"""Rule ``dedup_decontaminate``: :func:`image_dedup.main` over every download folder, with eval roots resolved here.
+"""Rule ``dedup_decontaminate``: :func:`lib.data.image_dedup.dedup_downloads` over every download folder, with the
+eval roots resolved here; writes its outputs.
 
-What this entry adds to ``image_dedup.main`` (which does the hashing, grouping, decontamination and merging):
+What this entry adds to ``dedup_downloads`` (which does the hashing, grouping, decontamination and merging):
 
-* the training images are those of every chunk **and** its ``retry/`` pass (``download.download_dirs``);
+* the training images are those of every chunk **and** its ``retry/`` pass (``lib.data.download_outcomes``);
 * the eval sets come as ``params.eval_sets`` (``{benchmark name: root}``); a root that does **not exist** is skipped
   with a logged warning and listed in ``counts.json`` (``eval_sets_missing``, ``eval_set_status``: ``ok`` or
   ``missing``) instead of failing the job: the paper's benchmarks are large downloads a user may not have yet, and
   the model evaluation reports the same roots as ``missing``. Benchmarks opted out with ``evaluation.skip`` come as
-  ``params.skipped`` and are listed as ``eval_sets_skipped`` (status ``skipped``). A root that exists but holds no image still fails
-  (a misconfiguration must not pass decontamination silently). Eval roots built by a rule of this workflow (the
-  demo's held-out set, the roots rule ``prepare_benchmark`` prepares) are the rule's inputs, so they always exist when it runs.
+  ``params.skipped`` and are listed as ``eval_sets_skipped`` (status ``skipped``). A root that exists but holds no
+  image still fails (a misconfiguration must not pass decontamination silently). Eval roots built by a rule of this
+  workflow (the demo's held-out set, the roots rule ``prepare_benchmark`` prepares) are the rule's inputs, so they
+  always exist when it runs.
 
 Snakemake rule (see ``rules/dataset.smk``): input ``chunks`` (download chunk dirs), ``urls`` (urls.parquet),
 optional ``eval_sets`` (rule-built roots, only for the DAG); params ``eval_sets`` (dict), ``hamming_threshold``,
-``decontam_threshold``, ``representative``; output ``keep``, ``removed``, ``drop``, ``counts``, ``urls``,
-``eval_hashes`` (schemas: ``image_dedup.main`` and docs/CONTRACTS.md).
+``decontam_threshold``, ``representative``, optional ``skipped``, ``on_bad_shard``; output ``keep``, ``removed``,
+``drop``, ``counts``, ``urls``, ``eval_hashes`` (schemas: ``lib.data.image_dedup.DedupResult`` and
+docs/CONTRACTS.md).
 """
 
-import json
 import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from snakemake.iocontainers import Namedlist
+import pandas as pd
 
-from lib.data import image_dedup
-from _helpers import configure_logging, rule_entry, write_json
-from download import download_dirs
+from _helpers import configure_logging, rule_entry, write_json, write_parquet
+from lib.data.download_outcomes import download_dirs
+from lib.data.image_dedup import dedup_downloads
 
 log = logging.getLogger("entitynet.dedup_decontaminate")
 
@@ -54,15 +56,13 @@ def main(snakemake) -> None:
     dirs = download_dirs(snakemake.input.chunks)
     log.info("hashing %d download folder(s); eval sets: %s; missing: %s", len(dirs), sorted(present),
              sorted(missing))
-    params = {"hamming_threshold": int(p.hamming_threshold), "eval_sets": present,
-              "decontam_threshold": getattr(p, "decontam_threshold", None),
-              "representative": getattr(p, "representative", None) or "largest"}
-    inner = type("DedupJob", (), {
-        "input": Namedlist(fromdict={"chunks": dirs, "urls": str(snakemake.input.urls)}),
-        "output": snakemake.output, "params": Namedlist(fromdict=params), "log": snakemake.log,
-        "threads": snakemake.threads, "wildcards": getattr(snakemake, "wildcards", None)})()
-    image_dedup.main(inner)
-    counts = json.loads(Path(snakemake.output.counts).read_text())
+    td = getattr(p, "decontam_threshold", None)
+    result = dedup_downloads(dirs, present, int(p.hamming_threshold), None if td is None else int(td),
+                             representative=getattr(p, "representative", None) or "largest",
+                             processes=int(snakemake.threads),
+                             on_bad_shard=getattr(p, "on_bad_shard", None) or "raise",
+                             urls=pd.read_parquet(snakemake.input.urls))
+    counts = result.counts
     counts["eval_sets_missing"] = sorted(missing)
     counts["eval_set_roots"] = {**present, **missing}
     skipped = [str(n) for n in (getattr(p, "skipped", None) or [])]
@@ -70,7 +70,11 @@ def main(snakemake) -> None:
     counts["eval_set_status"] = {**{name: ("ok" if name in present else "missing") for name in eval_sets},
                                  **{name: "skipped" for name in skipped}}
     counts["n_download_dirs"] = len(dirs)
-    write_json(counts, snakemake.output.counts)
+    out = snakemake.output
+    for name in ("keep", "removed", "drop", "eval_hashes", "urls"):
+        write_parquet(getattr(result, name), getattr(out, name))
+    write_json(counts, out.counts)
+    log.info("dedup_decontaminate: %s", {k: v for k, v in counts.items() if not isinstance(v, (list, dict))})
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@
   the ``urls`` list that differs from ``url``): after the first img2dataset pass, the failed rows that have such a URL
   are collected (:func:`retry_rows`) and downloaded by a second, small img2dataset pass into ``<chunk>/retry/`` (same
   options; its own ``_stats.json`` and parquet). Rows refused by an ``X-Robots-Tag`` opt-out are never retried elsewhere
-  (the publisher said no). ``build_shards`` and ``dedup_decontaminate`` read both folders (:func:`download_dirs`);
-  :func:`row_outcomes` gives every input row exactly one final status.
+  (the publisher said no). ``build_shards`` and ``dedup_decontaminate`` read both folders, and every input row gets
+  exactly one final status, through ``lib.data.download_outcomes`` (``download_dirs``, ``row_outcomes``).
 - **Opt-outs.** ``X-Robots-Tag`` directives ``noai, noimageai, noindex, noimageindex`` drop an image
   (``failed_to_download``, "Use of image disallowed by X-Robots-Tag directive"): img2dataset's default, kept unless
   ``disallowed_header_directives`` is set (the offline demo sets ``[]``; its loopback server sends none anyway).
@@ -53,12 +53,9 @@ from pathlib import Path
 import pandas as pd
 
 from _helpers import configure_logging, rule_entry, write_json
+from lib.data.download_outcomes import OPT_OUT_MARK, RETRY_DIR, pass_status, row_outcomes
 
 log = logging.getLogger("entitynet.download")
-
-RETRY_DIR = "retry"
-OPT_OUT_MARK = "X-Robots-Tag"
-OUTCOME_COLUMNS = ["uid", "url", "status", "error_message", "retried", "retry_url", "first_status", "first_error"]
 
 
 def chunk_rows(urls: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
@@ -203,17 +200,6 @@ def next_duplicate_url(url: str, urls: Iterable[str] | None) -> str | None:
     return next((u for u in seq if u != url), None)
 
 
-def pass_status(out: str | os.PathLike) -> pd.DataFrame:
-    """Every input row of one img2dataset pass with ``uid, url, status, error_message`` (from the shard parquets)."""
-    files = sorted(Path(out).glob("[0-9]*.parquet"))
-    cols = ["uid", "url", "status", "error_message"]
-    if not files:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
-    df = pd.concat([pd.read_parquet(p, columns=cols) for p in files], ignore_index=True)
-    df["error_message"] = df["error_message"].fillna("")
-    return df
-
-
 def retry_rows(urls: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
     """Rows to retry at their next duplicate URL: failed (``status != success``), not refused by an
     ``X-Robots-Tag`` opt-out, and with another URL in ``urls``. Returns ``url, caption, uid`` (the first alt text)."""
@@ -300,77 +286,6 @@ def summarise(out: Path, expected: int) -> dict:
         raise RuntimeError(f"{out}: only {total['count']} of {expected} URLs were processed; rerun to resume")
     shutil.rmtree(out / "_tmp", ignore_errors=True)
     return total
-
-
-def download_dirs(chunk_dirs: Iterable[str | os.PathLike]) -> list[str]:
-    """Every img2dataset output folder of the given chunk folders: each chunk, then its ``retry/`` if present."""
-    dirs: list[str] = []
-    for d in chunk_dirs:
-        dirs.append(str(d))
-        if (Path(d) / RETRY_DIR).is_dir():
-            dirs.append(str(Path(d) / RETRY_DIR))
-    return dirs
-
-
-def row_outcomes(chunk_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per input row of the chunks with its **final** outcome (columns ``OUTCOME_COLUMNS``).
-
-    ``status``/``error_message`` are the retry pass's where the row was retried, else the first pass's;
-    ``retried`` says whether a second URL was tried (``retry_url``); ``first_status``/``first_error`` keep the
-    first attempt. A uid listed twice in one pass (never expected) keeps its first record.
-    """
-    parts = []
-    for d in chunk_dirs:
-        first = pass_status(d).drop_duplicates("uid")
-        if (Path(d) / RETRY_DIR).is_dir():
-            again = pass_status(Path(d) / RETRY_DIR).drop_duplicates("uid").rename(
-                columns={"url": "retry_url", "status": "retry_status", "error_message": "retry_error"})
-            first = first.merge(again, on="uid", how="left")
-        else:
-            first = first.assign(retry_url=None, retry_status=None, retry_error=None)
-        parts.append(first)
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="bool" if c == "retried" else "object") for c in OUTCOME_COLUMNS})
-    df = pd.concat(parts, ignore_index=True)
-    retried = df["retry_status"].notna()
-    return pd.DataFrame({
-        "uid": df["uid"], "url": df["url"],
-        "status": df["retry_status"].where(retried, df["status"]),
-        "error_message": df["retry_error"].where(retried, df["error_message"]).fillna(""),
-        "retried": retried.astype(bool), "retry_url": df["retry_url"].where(retried, None),
-        "first_status": df["status"], "first_error": df["error_message"],
-    })[OUTCOME_COLUMNS]
-
-
-_REASONS = [  # (substring of img2dataset's error message, reason), first match wins
-    (OPT_OUT_MARK, "opt-out (X-Robots-Tag)"),
-    ("infinite loop", "redirect loop"),
-    ("IncompleteRead", "incomplete body"),
-    ("timed out", "timeout"),
-    ("image area too large", "image area too large"),
-    ("image too small", "image too small"),
-    ("aspect ratio too large", "aspect ratio too large"),
-    ("!buf.empty()", "empty body"),
-    ("Image decoding error", "not a decodable image"),
-    ("Connection refused", "connection refused"),
-    ("Name or service not known", "DNS failure"),
-    ("certificate", "TLS error"),
-]
-
-
-def failure_reason(status: str, error_message: str | None) -> str:
-    """A short category for a row's final status: ``success``, ``HTTP 404``, ``redirect loop``, ``timeout``, ..."""
-    if status == "success":
-        return "success"
-    msg = str(error_message or "")
-    if msg.startswith("HTTP Error "):
-        code = msg[len("HTTP Error "):].split(":", 1)[0].strip()
-        if "infinite loop" not in msg:
-            return f"HTTP {code}"
-    for needle, reason in _REASONS:
-        if needle in msg:
-            return reason
-    return f"{status}: other"
 
 
 def read_chunk_urls(path: str | os.PathLike, chunk: int, n_chunks: int,

@@ -21,6 +21,7 @@ import build_shards  # noqa: E402
 import dataset_card  # noqa: E402
 import dedup_decontaminate  # noqa: E402
 import download  # noqa: E402
+from lib.data import download_outcomes  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -86,11 +87,11 @@ def crawl(tmp_path_factory):
 
 
 def test_every_row_ends_as_exactly_one_counted_status(crawl):
-    out = download.row_outcomes([crawl["root"] / "download" / "chunk_00000"])
+    out = download_outcomes.row_outcomes([crawl["root"] / "download" / "chunk_00000"])
     assert len(out) == len(CASES) and out["uid"].is_unique and set(out["uid"]) == set(CASES)
     for _, r in out.iterrows():
         _, _, status, reason, retried = CASES[r["uid"]]
-        got = (r["status"], download.failure_reason(r["status"], r["error_message"]), bool(r["retried"]))
+        got = (r["status"], download_outcomes.failure_reason(r["status"], r["error_message"]), bool(r["retried"]))
         assert got == (status, reason, retried), (r["uid"], r["error_message"], got)
     s = crawl["summary"]
     assert s["count"] == len(CASES) and s["successes"] == 4 and s["recovered_by_retry"] == 1
@@ -114,11 +115,11 @@ def test_retry_takes_the_next_duplicate_once_and_never_after_an_opt_out(crawl):
     assert c["/noai/n.jpg"] == 1 and c["/good/n-mirror.jpg"] == 0
     retry_dir = crawl["root"] / "download" / "chunk_00000" / "retry"
     assert sorted(pd.read_parquet(retry_dir / "_input.parquet")["uid"]) == ["a00000000000000d", "a00000000000000e"]
-    assert download.download_dirs([crawl["root"] / "download" / "chunk_00000"])[-1] == str(retry_dir)
+    assert download_outcomes.download_dirs([crawl["root"] / "download" / "chunk_00000"])[-1] == str(retry_dir)
 
 
 def test_huge_image_is_refused_by_area_not_decoded_into_the_shards(crawl):
-    st = download.pass_status(crawl["root"] / "download" / "chunk_00000")
+    st = download_outcomes.pass_status(crawl["root"] / "download" / "chunk_00000")
     msg = st.set_index("uid").loc["a000000000000009", "error_message"]
     assert msg == "image area too large"
 

@@ -1,4 +1,5 @@
-"""Pure functions of scripts/download.py: the duplicate-URL retry, per-row final outcomes, failure reasons, the CLI."""
+"""Pure functions of scripts/download.py and scripts/lib/data/download_outcomes.py: the duplicate-URL retry, per-row
+final outcomes, failure reasons, the CLI."""
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 
 import download
+from lib.data import download_outcomes
 
 
 @pytest.mark.parametrize("url,urls,want", [
@@ -56,7 +58,7 @@ def test_retry_rows_skip_successes_opt_outs_and_rows_without_another_url():
     ("failed_to_download", "something new", "failed_to_download: other"),
 ])
 def test_failure_reason(status, msg, reason):
-    assert download.failure_reason(status, msg) == reason
+    assert download_outcomes.failure_reason(status, msg) == reason
 
 
 def _pass(folder, rows):
@@ -72,15 +74,15 @@ def test_row_outcomes_take_the_retry_status_and_count_each_row_once(tmp_path):
     _pass(c1, [("u4", "h4", "failed_to_download", "timed out")])
     (tmp_path / "chunk_00002").mkdir()                   # an empty chunk (no URL): no parquet at all
     dirs = [c0, c1, tmp_path / "chunk_00002"]
-    assert download.download_dirs(dirs) == [str(c0), str(c0 / "retry"), str(c1), str(tmp_path / "chunk_00002")]
-    out = download.row_outcomes(dirs).set_index("uid")
+    assert download_outcomes.download_dirs(dirs) == [str(c0), str(c0 / "retry"), str(c1), str(tmp_path / "chunk_00002")]
+    out = download_outcomes.row_outcomes(dirs).set_index("uid")
     assert list(out.index) == ["u1", "u2", "u3", "u4"]
     assert out["status"].to_dict() == {"u1": "success", "u2": "success", "u3": "failed_to_resize",
                                        "u4": "failed_to_download"}
     assert out["retried"].to_dict() == {"u1": False, "u2": True, "u3": True, "u4": False}
     assert out.loc["u2", "retry_url"] == "m2" and out.loc["u2", "first_error"] == "HTTP Error 404: Not Found"
     assert out.loc["u3", "error_message"] == "Image decoding error" and out.loc["u1", "error_message"] == ""
-    assert download.row_outcomes([tmp_path / "chunk_00002"]).empty
+    assert download_outcomes.row_outcomes([tmp_path / "chunk_00002"]).empty
 
 
 def test_img2dataset_command_passes_opt_out_and_area_settings():

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageEnhance
 
+from lib.data import hamming_index as hx
 from lib.data import image_dedup as dd
+from lib.data import image_hash as ih
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "resources" / "demo" / "photos"
@@ -97,13 +99,13 @@ def test_the_photo_set_is_the_manifested_107():
 def test_hashes_bit_identical_to_imagehash():
     for rel in ALL_PHOTOS[::9]:
         gray = Image.open(rel).convert("L")
-        assert dd.phash_from_gray(gray) == int(str(imagehash.phash(gray)), 16), rel
-        assert dd.dhash_from_gray(gray) == int(str(imagehash.dhash(gray)), 16), rel
+        assert ih.phash_from_gray(gray) == int(str(imagehash.phash(gray)), 16), rel
+        assert ih.dhash_from_gray(gray) == int(str(imagehash.dhash(gray)), 16), rel
 
 
 def test_hash_image_bytes_png_equals_imagehash_of_decoded_image():
     data = png(load(PLANTED[0]))
-    sha, ph, dh = dd.hash_image_bytes(data)
+    sha, ph, dh = ih.hash_image_bytes(data)
     gray = Image.open(io.BytesIO(data)).convert("L")
     assert sha == hashlib.sha256(data).hexdigest()
     assert ph == int(str(imagehash.phash(gray)), 16)
@@ -114,8 +116,8 @@ def test_hash_image_bytes_png_equals_imagehash_of_decoded_image():
 def test_jpeg_draft_decode_stays_close_to_full_decode():
     for rel in PLANTED:
         data = jpeg(load(rel))
-        full = dd.phash_from_gray(Image.open(io.BytesIO(data)).convert("L"))
-        assert bin(dd.hash_image_bytes(data)[1] ^ full).count("1") <= 2, rel
+        full = ih.phash_from_gray(Image.open(io.BytesIO(data)).convert("L"))
+        assert bin(ih.hash_image_bytes(data)[1] ^ full).count("1") <= 2, rel
 
 
 def test_alpha_is_matted_on_white():
@@ -123,20 +125,20 @@ def test_alpha_is_matted_on_white():
     rgba.paste((200, 30, 30, 255), (8, 8, 40, 40))
     white = Image.new("RGB", (64, 64), (255, 255, 255))
     white.paste((200, 30, 30), (8, 8, 40, 40))
-    assert dd.hash_image_bytes(png(rgba))[1:] == dd.hash_image_bytes(png(white))[1:]
+    assert ih.hash_image_bytes(png(rgba))[1:] == ih.hash_image_bytes(png(white))[1:]
 
 
 @pytest.mark.parametrize("data", [b"", b"definitely not an image", b"\xff\xd8\xff\xe0" + b"\x00" * 50])
 def test_corrupt_bytes_raise_clear_error(data):
-    with pytest.raises(dd.CorruptImageError, match="cannot decode"):
-        dd.hash_image_bytes(data)
+    with pytest.raises(ih.CorruptImageError, match="cannot decode"):
+        ih.hash_image_bytes(data)
 
 
 def test_truncated_jpeg_raises_and_names_the_image():
     data = jpeg(load(PLANTED[1]))
-    with pytest.raises(dd.CorruptImageError, match="shard0.tar:x.jpg"):
-        dd.hash_image_full(data[: len(data) // 2], "shard0.tar:x.jpg")
-    assert issubclass(dd.CorruptImageError, ValueError)
+    with pytest.raises(ih.CorruptImageError, match="shard0.tar:x.jpg"):
+        ih.hash_image_full(data[: len(data) // 2], "shard0.tar:x.jpg")
+    assert issubclass(ih.CorruptImageError, ValueError)
 
 
 def test_hash_webdataset_shards_streams_tars_reads_uid_and_counts_corrupt(tmp_path):
@@ -150,7 +152,7 @@ def test_hash_webdataset_shards_streams_tars_reads_uid_and_counts_corrupt(tmp_pa
     members["000000010.PNG"] = png(load(OTHERS[3]))
     t0 = write_tar(tmp_path / "00000.tar", members)
     t1 = write_tar(tmp_path / "00001.tar", {"000010000.webp": (PHOTOS / OTHERS[4]).read_bytes()})
-    df = dd.hash_webdataset_shards([t0, t1])
+    df = ih.hash_webdataset_shards([t0, t1])
     assert df["key"].tolist() == ["000000000", "000000001", "000000002", "000000010", "000010000"]
     assert df["shard"].astype(str).tolist() == [str(t0)] * 4 + [str(t1)]
     assert df["uid"].tolist() == ["uid0", "uid1", "uid2", None, None]
@@ -160,7 +162,7 @@ def test_hash_webdataset_shards_streams_tars_reads_uid_and_counts_corrupt(tmp_pa
     assert "000000009" in df.attrs["corrupt"][0]["error"]
     w, h = load(OTHERS[0]).size
     assert (df["width"].iloc[0], df["height"].iloc[0]) == (w, h)
-    par = dd.hash_webdataset_shards([t0, t1], processes=2)
+    par = ih.hash_webdataset_shards([t0, t1], processes=2)
     pd.testing.assert_frame_equal(df, par)
 
 
@@ -169,9 +171,9 @@ def test_truncated_tar_raises_or_is_skipped(tmp_path):
     raw = t0.read_bytes()
     bad = tmp_path / "00001.tar"
     bad.write_bytes(raw[: len(raw) * 2 // 3])
-    with pytest.raises(dd.ShardReadError, match="00001.tar"):
-        dd.hash_webdataset_shards([t0, bad])
-    df = dd.hash_webdataset_shards([t0, bad], on_bad_shard="skip")
+    with pytest.raises(ih.ShardReadError, match="00001.tar"):
+        ih.hash_webdataset_shards([t0, bad])
+    df = ih.hash_webdataset_shards([t0, bad], on_bad_shard="skip")
     assert len(df) == 3 and set(df["shard"].astype(str)) == {str(t0)}
     assert [b["shard"] for b in df.attrs["bad_shards"]] == [str(bad)]
 
@@ -181,18 +183,18 @@ def test_hash_eval_set_detects_folder_and_wds_layouts(tmp_path):
     folder.mkdir(parents=True)
     (folder / "a.JPEG").write_bytes(jpeg(load(EVAL_FOLDER[0])))
     (folder / "notes.txt").write_text("ignored")
-    f = dd.hash_eval_set(tmp_path / "folderset")
+    f = ih.hash_eval_set(tmp_path / "folderset")
     assert f["key"].tolist() == ["val/00/a.JPEG"]
     wds = tmp_path / "wdsset" / "test"
     wds.mkdir(parents=True)
     write_tar(wds / "0.tar", {"s0.webp": (PHOTOS / EVAL_WDS[0]).read_bytes(), "s0.cls": b"3"})
-    w = dd.hash_eval_set(tmp_path / "wdsset")
+    w = ih.hash_eval_set(tmp_path / "wdsset")
     assert w["key"].tolist() == ["s0"] and w["shard"].astype(str).tolist() == [str(wds / "0.tar")]
     with pytest.raises(FileNotFoundError):
-        dd.hash_eval_set(tmp_path / "missing")
+        ih.hash_eval_set(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no decodable image"):
-        dd.hash_eval_set(tmp_path / "empty")
+        ih.hash_eval_set(tmp_path / "empty")
 
 
 # -------------------------------------------------------------------------------------------------- dedup
@@ -215,7 +217,7 @@ def planted_frame() -> tuple[pd.DataFrame, dict[str, str]]:
     source["giraffe-exactcopy"] = PLANTED[0]
     recs = []
     for key, data in rows:
-        sha, ph, dh, w, h = dd.hash_image_full(data, key)
+        sha, ph, dh, w, h = ih.hash_image_full(data, key)
         recs.append({"key": key, "sha256": sha, "phash": ph, "dhash": dh, "width": w, "height": h})
     df = pd.DataFrame(recs)
     df["phash"] = df["phash"].astype(np.uint64)
@@ -241,7 +243,7 @@ def test_strict_threshold_misses_the_harder_copies(planted_frame):
 
 
 def test_false_positive_rate_on_107_distinct_photos():
-    recs = [dd.hash_image_full(p.read_bytes(), str(p)) for p in ALL_PHOTOS]
+    recs = [ih.hash_image_full(p.read_bytes(), str(p)) for p in ALL_PHOTOS]
     df = pd.DataFrame({"key": [str(p) for p in ALL_PHOTOS], "sha256": [r[0] for r in recs],
                        "phash": np.array([r[1] for r in recs], dtype=np.uint64)})
     g = dd.find_duplicate_groups(df)                      # default threshold
@@ -301,7 +303,7 @@ def test_band_search_equals_brute_force(t):
     assert len(truth) > 50
     for m in (None, t + 1, t + 3):
         got = set()
-        for i, j, d in dd.iter_near_pairs(h, t, m):
+        for i, j, d in hx.iter_near_pairs(h, t, m):
             assert (np.bitwise_count(h[i] ^ h[j]) == d).all() and (d <= t).all()
             got |= set(zip(np.minimum(i, j).tolist(), np.maximum(i, j).tolist()))
         assert got == truth, (t, m)
@@ -313,19 +315,19 @@ def test_cross_search_equals_brute_force_with_small_chunks():
     q, e, t = h[:500], h[500:], 5
     truth = set(zip(*[x.tolist() for x in np.nonzero(np.bitwise_count(q[:, None] ^ e[None, :]) <= t)]))
     got = set()
-    for qi, ei, d in dd.iter_cross_pairs(e, q, t, chunk_size=64, max_candidates=40):
+    for qi, ei, d in hx.iter_cross_pairs(e, q, t, chunk_size=64, max_candidates=40):
         got |= set(zip(qi.tolist(), ei.tolist()))
     assert len(truth) > 50 and got == truth
 
 
 def test_pigeonhole_masks_cover_all_bits():
     for m, t in [(5, 4), (6, 4), (9, 8), (1, 0)]:
-        masks = dd.combo_masks(m, t)
+        masks = hx.combo_masks(m, t)
         assert len(masks) == __import__("math").comb(m, m - t)
         assert all(bin(int(x)).count("1") >= (m - t) * (64 // m) for x in masks)
-    assert sum(w for _, w in dd.band_layout(6)) == 64
+    assert sum(w for _, w in hx.band_layout(6)) == 64
     with pytest.raises(ValueError, match="pigeonhole"):
-        dd.combo_masks(4, 4)
+        hx.combo_masks(4, 4)
 
 
 def test_union_find_equals_connected_components():
@@ -335,7 +337,7 @@ def test_union_find_equals_connected_components():
     for _ in range(10):
         n, e = 500, int(rng.integers(0, 700))
         a, b = rng.integers(0, n, e), rng.integers(0, n, e)
-        uf = dd.UnionFind(n)
+        uf = hx.UnionFind(n)
         for s in range(0, e, 97):
             uf.union(a[s:s + 97], b[s:s + 97])
         _, lab = connected_components(coo_matrix((np.ones(e), (a, b)), shape=(n, n)), directed=False)
@@ -438,10 +440,10 @@ def eval_and_train(tmp_path_factory):
 
 def test_decontaminate_finds_planted_copies_with_counts(eval_and_train):
     root, planted = eval_and_train
-    train = dd.hash_webdataset_shards(sorted((root / "download").glob("chunk_*/*.tar")))
-    evals = {"folderset": dd.hash_eval_set(root / "eval" / "folderset"),
-             "wdsset": dd.hash_eval_set(root / "eval" / "wdsset"),
-             "clean": dd.hash_eval_set(PHOTOS / "categorization__fishes")}   # none of the training photos
+    train = ih.hash_webdataset_shards(sorted((root / "download").glob("chunk_*/*.tar")))
+    evals = {"folderset": ih.hash_eval_set(root / "eval" / "folderset"),
+             "wdsset": ih.hash_eval_set(root / "eval" / "wdsset"),
+             "clean": ih.hash_eval_set(PHOTOS / "categorization__fishes")}   # none of the training photos
     removed, counts = dd.decontaminate(train, evals, 4)
     assert counts == {"folderset": 2, "wdsset": 1, "clean": 0}
     assert set(removed["key"]) == set(planted)
@@ -454,32 +456,17 @@ def test_decontaminate_finds_planted_copies_with_counts(eval_and_train):
     assert len(none) == 0 and zero == {"clean": 0}
 
 
-def test_main_writes_keep_removed_counts_drop_and_merged_urls(eval_and_train, tmp_path):
-    from snakemake.iocontainers import Namedlist
-
+def test_dedup_downloads_gives_keep_removed_counts_drop_and_merged_urls(eval_and_train):
     root, planted = eval_and_train
     uids = ["c0", "c1", "c2"] + [f"{p}-{Path(r).stem}" for r in PLANTED[:3] for p in ("o", "v")] + \
         [f"o-{Path(r).stem}" for r in OTHERS[:3]] + ["never-downloaded"]
     urls = pd.DataFrame({"uid": uids, "url": [f"http://{u}" for u in uids],
                          "query_ids": [[f"q-{u}"] for u in uids], "is_living": [u.startswith("v-") for u in uids],
                          "width": None, "height": None})
-    urls.to_parquet(tmp_path / "urls.parquet")
-
-    class Fake:
-        input = Namedlist(fromdict={"chunks": sorted(str(p) for p in (root / "download").glob("chunk_*")),
-                                    "eval_sets": [str(root / "eval" / "folderset"), str(root / "eval" / "wdsset")],
-                                    "urls": str(tmp_path / "urls.parquet")})
-        output = Namedlist(fromdict={k: str(tmp_path / v) for k, v in {
-            "keep": "keep.parquet", "removed": "removed.parquet", "counts": "counts.json", "drop": "drop.parquet",
-            "urls": "urls_dedup.parquet", "eval_hashes": "eval_hashes.parquet"}.items()})
-        params = Namedlist(fromdict={"hamming_threshold": 4, "eval_set_names": ["folderset", "wdsset"]})
-        log = Namedlist(fromdict={"log": str(tmp_path / "log.txt")})
-        threads = 1
-
-    dd.main(Fake())
-    keep = pd.read_parquet(tmp_path / "keep.parquet")
-    removed = pd.read_parquet(tmp_path / "removed.parquet")
-    counts = json.loads((tmp_path / "counts.json").read_text())
+    res = dd.dedup_downloads(sorted(str(p) for p in (root / "download").glob("chunk_*")),
+                             {"folderset": str(root / "eval" / "folderset"), "wdsset": str(root / "eval" / "wdsset")},
+                             4, urls=urls)
+    keep, removed, counts = res.keep, res.removed, res.counts
     assert {"key", "shard", "sha256", "phash", "group_id", "representative", "uid"} <= set(keep.columns)
     assert keep["phash"].dtype == np.uint64
     assert set(removed["uid"]) == {"c0", "c1", "c2"} and set(removed["reason"]) == {"eval_match"}
@@ -490,16 +477,16 @@ def test_main_writes_keep_removed_counts_drop_and_merged_urls(eval_and_train, tm
     pairs = keep.groupby("group_id")["uid"].apply(lambda s: sorted(s)).tolist()
     assert sorted(p for p in pairs if len(p) > 1) == sorted(
         [[f"o-{Path(r).stem}", f"v-{Path(r).stem}"] for r in PLANTED[:3]])
-    drop = pd.read_parquet(tmp_path / "drop.parquet")
+    drop = res.drop
     assert sorted(drop["reason"].value_counts().items()) == [("duplicate", 3), ("eval_contamination", 3)]
     kept_uids = set(keep.loc[keep["representative"], "uid"])
     assert not kept_uids & set(drop["uid"])
-    merged = pd.read_parquet(tmp_path / "urls_dedup.parquet")
+    merged = res.urls
     assert set(merged["uid"]) == kept_uids | {"never-downloaded"}
     giraffe = merged[merged["uid"].str.endswith("giraffe")].iloc[0]
     assert sorted(giraffe["query_ids"]) == ["q-o-giraffe", "q-v-giraffe"] and bool(giraffe["is_living"])
     assert giraffe["n_merged"] == 2
-    assert set(pd.read_parquet(tmp_path / "eval_hashes.parquet")["eval_set"]) == {"folderset", "wdsset"}
+    assert set(res.eval_hashes["eval_set"]) == {"folderset", "wdsset"}
 
 
 def test_group_members_of_a_contaminated_image_are_removed_too():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import resize_shards as rs
-from build_shards import ShardWriter
 from lib.data.resize_spec import min_lossless_short_side
+from lib.data.shard_writer import ShardWriter
 
 SIDE = 384
 

@@ -3,568 +3,39 @@
 The authors' dedup code is unreleased ("dedup within the training set ... and dedup against downstream evaluation
 sets"; method and thresholds unknown). This module is our documented choice:
 
-* **Hashes** (:func:`hash_image_bytes`). ``sha256`` of the stored bytes (exact duplicates), a 64-bit **pHash** (DCT of
-  a 32x32 grey image, low 8x8 block against its median) and a 64-bit **dHash** (9x8 horizontal gradients). Both are
-  bit-identical to ``imagehash.phash`` / ``imagehash.dhash`` on the same grey image (tested), but computed by our
-  own numpy code from **one** decode: for JPEG we ask libjpeg for a reduced-size greyscale decode
-  (``Image.draft("L", (128, 128))``: DCT-domain 1/2..1/8 scaling, no colour conversion), which makes hashing
-  2-4x faster on the paper's 512-px storage (perf/README_dedup.md) while keeping the pHash within 0-2 bits of the
-  full decode. Pixels are hashed as stored (no EXIF rotation: neither img2dataset's re-encode nor the PIL loaders of
-  training and evaluation apply it); alpha is matted onto white, as img2dataset does.
+* **Hashes**: sha256, pHash and dHash of the stored images (``lib.data.image_hash``).
 * **Duplicate groups** (:func:`find_duplicate_groups`): same sha256, or same pHash, or pHash Hamming distance
-  <= threshold, closed transitively with a vectorised union-find. Near pairs are found without all-pairs with a
-  generalised pigeonhole multi-index: split the 64 bits into ``m >= t+1`` contiguous bands; two hashes within
-  distance ``t`` agree exactly on at least ``m - t`` bands, so every such pair shares the key of at least one
-  ``(m - t)``-subset of bands. Per subset we sort the masked keys (numpy) and compare only neighbours inside runs of
-  equal keys. ``m = t + 1`` (one exact band) is the textbook scheme; ``m`` is chosen by a cost model, e.g. 6 bands and
-  15 band pairs for 1M hashes at ``t = 4``, because 13-bit single-band buckets would hold ~100 unrelated hashes each.
-  The search is exact (no pair within the threshold is missed). Memory grows with the number of hashes only.
+  <= threshold, closed transitively with a vectorised union-find. Near pairs come from an exact band multi-index
+  (``lib.data.hamming_index``), never from all pairs.
 * **Decontamination** (:func:`decontaminate`): the same band keys built on the (smaller) eval side; training hashes
   are streamed through them in chunks (``searchsorted``).
 * **Merge** (:func:`merge_duplicates`): one row per group, the way the paper merges images found by several queries
   (docs/PAPER_NOTES.md §8): a representative's scalar columns, the union of the list columns, ``is_living`` = any.
 
-Entry point for the Snakemake rule ``dedup_decontaminate``: see :func:`main`.
+The whole job of rule ``dedup_decontaminate`` over downloaded tars: :func:`dedup_downloads` (the rule entry
+``scripts/dedup_decontaminate.py`` resolves the eval roots and writes the outputs).
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import logging
 import math
-import multiprocessing as mp
 import os
-import re
-import tarfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from itertools import combinations
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-from tqdm import tqdm
+
+from lib.data.hamming_index import UnionFind, as_uint64, check_threshold, iter_cross_pairs, iter_near_pairs
+from lib.data.image_hash import HASH_COLUMNS, hash_eval_set, hash_webdataset_shards
 
 log = logging.getLogger("entitynet.image_dedup")
 
-IMAGE_EXTS: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")
-DRAFT_SIZE = 128          # JPEG: decode at the smallest 1/2^k scale that keeps both sides >= 128 px
 DEFAULT_HAMMING_THRESHOLD = 4
 LIST_COLUMNS: tuple[str, ...] = ("urls", "query_ids", "alt_texts", "page_urls", "qids", "kinds", "backends")
 ANY_COLUMNS: tuple[str, ...] = ("is_living",)
-MAX_HAMMING_THRESHOLD = 16
-_U64 = np.uint64
-
-# pHash: rows 0..7 of the (unnormalised, scipy.fftpack type-II) DCT matrix of size 32: D8 @ X @ D8.T is the low
-# 8x8 block of dct(dct(X, axis=0), axis=1), i.e. exactly what imagehash.phash thresholds.
-_N = np.arange(32)
-_D8 = 2.0 * np.cos(np.pi * np.arange(8)[:, None] * (2 * _N[None, :] + 1) / 64.0)
-
-
-class CorruptImageError(ValueError):
-    """Raised when image bytes cannot be decoded (truncated, not an image, decompression bomb, ...).
-
-    ``str(err)`` names the image (when the caller passed a name) and the decoder's own message.
-    """
-
-
-class ShardReadError(RuntimeError):
-    """Raised when a webdataset tar cannot be read to its end (truncated or not a tar); names the tar."""
-
-
-# --------------------------------------------------------------------------------------------------- hashing
-
-
-def _bits_to_int(bits: np.ndarray) -> int:
-    """Pack 64 booleans (row-major, first = most significant) into an int, as ``int(str(ImageHash), 16)``."""
-    return int.from_bytes(np.packbits(bits.ravel()).tobytes(), "big")
-
-
-def phash_from_gray(gray: Image.Image) -> int:
-    """64-bit pHash of a greyscale (mode ``L``) PIL image; equals ``int(str(imagehash.phash(gray)), 16)``."""
-    px = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-    low = _D8 @ px @ _D8.T
-    return _bits_to_int(low > np.median(low))
-
-
-def dhash_from_gray(gray: Image.Image) -> int:
-    """64-bit dHash of a greyscale PIL image; equals ``int(str(imagehash.dhash(gray)), 16)``."""
-    px = np.asarray(gray.resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
-    return _bits_to_int(px[:, 1:] > px[:, :-1])
-
-
-def _to_gray(img: Image.Image) -> Image.Image:
-    """Greyscale the way the stored training copy looks: alpha matted on white, 16-bit scaled to 8-bit."""
-    mode = img.mode
-    if mode == "L":
-        return img
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("L")
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 257.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0) / 255.0
-        return Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), mode="L")
-    return img.convert("L")
-
-
-def hash_image_full(data: bytes, name: str | None = None) -> tuple[str, int, int, int, int]:
-    """Like :func:`hash_image_bytes` but also returns the stored ``(width, height)``: ``(sha, phash, dhash, w, h)``."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"image {name or ''} must be bytes, got {type(data).__name__}")
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if img.format == "JPEG":
-                img.draft("L", (DRAFT_SIZE, DRAFT_SIZE))
-            gray = _to_gray(img)
-            gray.load()
-            if gray.size[0] < 1 or gray.size[1] < 1:
-                raise ValueError("empty image")
-            ph, dh = phash_from_gray(gray), dhash_from_gray(gray)
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, EOFError, DecompressionBombError...
-        where = f"image {name!r}" if name else f"image bytes ({len(data)} B, sha256 {sha[:12]})"
-        raise CorruptImageError(f"cannot decode {where}: {type(exc).__name__}: {exc}") from exc
-    return sha, ph, dh, int(width), int(height)
-
-
-def hash_image_bytes(data: bytes) -> tuple[str, int, int]:
-    """Hash one encoded image: ``(sha256 hex of the bytes, 64-bit pHash, 64-bit dHash)``.
-
-    Hashes are unsigned Python ints in ``[0, 2**64)`` (bit 63 = top-left DCT coefficient, as imagehash prints them).
-    Raises :class:`CorruptImageError` for bytes PIL cannot decode.
-    """
-    sha, ph, dh, _, _ = hash_image_full(data)
-    return sha, ph, dh
-
-
-# ----------------------------------------------------------------------------------------- hashing many files
-
-_WDS_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")   # webdataset: key = path up to the first dot of the basename
-
-HASH_COLUMNS = ["key", "shard", "sha256", "phash", "dhash", "width", "height"]
-
-
-def _split_member(name: str) -> tuple[str, str] | None:
-    m = _WDS_NAME.match(name)
-    return (m.group(1), m.group(2).lower()) if m else None
-
-
-def _new_rows(meta_fields: Sequence[str]) -> dict[str, list]:
-    return {c: [] for c in [*HASH_COLUMNS, *meta_fields]}
-
-
-def _hash_tar(args: tuple[str, tuple[str, ...], tuple[str, ...], str]) -> tuple[dict[str, list], list[dict]]:
-    """Hash every image member of one tar (stream mode, no extraction). Returns (columns, corrupt records)."""
-    tar_path, exts, meta_fields, shard_name = args
-    rows = _new_rows(meta_fields)
-    corrupt: list[dict] = []
-    metas: dict[str, dict] = {}
-    try:
-        with tarfile.open(tar_path, mode="r|*") as tf:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                parts = _split_member(member.name)
-                if parts is None:
-                    continue
-                key, ext = parts
-                if ext == "json" and meta_fields:
-                    try:
-                        meta = json.loads(tf.extractfile(member).read())
-                        metas[key] = {f: meta.get(f) for f in meta_fields} if isinstance(meta, dict) else {}
-                    except (ValueError, UnicodeDecodeError):
-                        metas[key] = {}
-                    continue
-                if ext not in exts:
-                    continue
-                data = tf.extractfile(member).read()
-                try:
-                    sha, ph, dh, w, h = hash_image_full(data, f"{shard_name}:{member.name}")
-                except CorruptImageError as exc:
-                    corrupt.append({"key": key, "shard": shard_name, "error": str(exc)})
-                    continue
-                for col, val in zip(HASH_COLUMNS, (key, shard_name, sha, ph, dh, w, h)):
-                    rows[col].append(val)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ShardReadError(f"cannot read webdataset shard {tar_path}: {type(exc).__name__}: {exc} "
-                             "(truncated download? re-run the download chunk)") from exc
-    for f in meta_fields:
-        rows[f] = [metas.get(k, {}).get(f) for k in rows["key"]]
-    return rows, corrupt
-
-
-def _hash_files(args: tuple[list[str], str, str]) -> tuple[dict[str, list], list[dict]]:
-    """Hash a batch of image files of one folder; keys are posix paths relative to the folder."""
-    paths, root, shard_name = args
-    rows = _new_rows(())
-    corrupt: list[dict] = []
-    for p in paths:
-        key = Path(p).relative_to(root).as_posix()
-        try:
-            data = Path(p).read_bytes()
-            sha, ph, dh, w, h = hash_image_full(data, p)
-        except CorruptImageError as exc:
-            corrupt.append({"key": key, "shard": shard_name, "error": str(exc)})
-            continue
-        for col, val in zip(HASH_COLUMNS, (key, shard_name, sha, ph, dh, w, h)):
-            rows[col].append(val)
-    return rows, corrupt
-
-
-def _run_jobs(fn, jobs: list, processes: int, desc: str, unit_of) -> Iterator[tuple[dict, list]]:
-    """Run ``fn`` over ``jobs`` in order, in a fork pool when ``processes > 1``; tqdm progress in units of images."""
-    bar = tqdm(total=None, desc=desc, unit="img", disable=None, mininterval=5.0)
-    step = max(len(jobs) // 20, 1)
-    n_img = 0
-
-    def done(i: int, res) -> None:
-        nonlocal n_img
-        n_img += unit_of(res)
-        bar.update(unit_of(res))
-        if (i + 1) % step == 0 or i + 1 == len(jobs):
-            log.info("%s: %d/%d jobs, %d images", desc, i + 1, len(jobs), n_img)
-
-    try:
-        if processes > 1 and len(jobs) > 1:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            with ProcessPoolExecutor(max_workers=min(processes, len(jobs)), mp_context=ctx) as ex:
-                for i, res in enumerate(ex.map(fn, jobs, chunksize=1)):
-                    done(i, res)
-                    yield res
-        else:
-            for i, job in enumerate(jobs):
-                res = fn(job)
-                done(i, res)
-                yield res
-    finally:
-        bar.close()
-
-
-def _assemble(results: Iterable[tuple[dict, list]], meta_fields: Sequence[str]) -> pd.DataFrame:
-    cols = _new_rows(meta_fields)
-    corrupt: list[dict] = []
-    for rows, bad in results:
-        for c in cols:
-            cols[c].extend(rows.get(c, [None] * len(rows["key"])))
-        corrupt.extend(bad)
-    df = pd.DataFrame({
-        "key": pd.array(cols["key"], dtype="string"),
-        "shard": pd.Categorical(cols["shard"]),
-        "sha256": pd.array(cols["sha256"], dtype="string"),
-        "phash": np.fromiter(cols["phash"], dtype=_U64, count=len(cols["phash"])),
-        "dhash": np.fromiter(cols["dhash"], dtype=_U64, count=len(cols["dhash"])),
-        "width": np.asarray(cols["width"], dtype=np.int32),
-        "height": np.asarray(cols["height"], dtype=np.int32),
-        **{f: pd.array(cols[f], dtype="object") for f in meta_fields},
-    })
-    df.attrs["corrupt"] = corrupt
-    if corrupt:
-        log.warning("%d corrupt image(s) skipped, e.g. %s", len(corrupt), corrupt[0]["error"])
-    return df
-
-
-def hash_webdataset_shards(tar_paths: Sequence[str | os.PathLike], image_exts: Sequence[str] = IMAGE_EXTS, *,
-                           processes: int = 1, meta_fields: Sequence[str] = ("uid",),
-                           on_bad_shard: Literal["raise", "skip"] = "raise") -> pd.DataFrame:
-    """Hash every image in webdataset tars, streaming each tar (``tarfile`` stream mode, nothing extracted).
-
-    Returns one row per image: ``key`` (webdataset key: member path up to the first dot), ``shard`` (the tar path
-    as given, so ``(shard, key)`` is unique even where img2dataset keys repeat across chunks), ``sha256``,
-    ``phash``, ``dhash`` (uint64), ``width``, ``height`` (stored size), plus ``meta_fields`` read from the sample's
-    ``<key>.json`` when present (img2dataset writes ``uid`` there; null when absent). Row order: tars in the given
-    order, members in tar order. Image members are matched on their full extension, case-insensitively.
-
-    Corrupt images are skipped and listed in ``df.attrs["corrupt"]`` (dicts ``key, shard, error``). A tar that cannot
-    be read to its end raises :class:`ShardReadError`, or with ``on_bad_shard="skip"`` is left out entirely and
-    listed in ``df.attrs["bad_shards"]``. ``processes > 1`` hashes tars in parallel (fork pool).
-    """
-    if on_bad_shard not in ("raise", "skip"):
-        raise ValueError(f"on_bad_shard must be 'raise' or 'skip', got {on_bad_shard!r}")
-    exts = tuple(e.lower().lstrip(".") for e in image_exts)
-    meta_fields = tuple(meta_fields)
-    jobs = [(str(p), exts, meta_fields, str(p)) for p in tar_paths]
-    bad: list[dict] = []
-    results = []
-    for rows, corrupt in _run_jobs(_guarded_tar, jobs, processes, "hash shards", lambda r: len(r[0]["key"])):
-        for b in rows.pop("_bad", []):
-            if on_bad_shard == "raise":
-                raise ShardReadError(b["error"])
-            log.warning("%s; skipping the whole shard", b["error"])
-            bad.append(b)
-        results.append((rows, corrupt))
-    df = _assemble(results, meta_fields)
-    df.attrs["bad_shards"] = bad
-    log.info("hashed %d images from %d shard(s) (%d corrupt, %d bad shard(s))", len(df), len(jobs),
-             len(df.attrs["corrupt"]), len(bad))
-    return df
-
-
-def _guarded_tar(job):
-    """:func:`_hash_tar` whose :class:`ShardReadError` travels back as ``rows["_bad"]`` (picklable, in order)."""
-    try:
-        return _hash_tar(job)
-    except ShardReadError as exc:
-        rows = _new_rows(job[2])
-        rows["_bad"] = [{"shard": job[0], "error": str(exc)}]
-        return rows, []
-
-
-def hash_image_folder(path: str | os.PathLike, image_exts: Sequence[str] = IMAGE_EXTS, *,
-                      processes: int = 1, batch_size: int = 256) -> pd.DataFrame:
-    """Hash every image file below ``path`` (recursive, sorted; extension matched case-insensitively).
-
-    Same columns as :func:`hash_webdataset_shards` (no meta fields): ``key`` is the path relative to ``path``
-    (posix, with extension), ``shard`` is ``str(path)``. Corrupt files are listed in ``df.attrs["corrupt"]``.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist or is not a directory")
-    exts = {e.lower().lstrip(".") for e in image_exts}
-    files = sorted(str(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in exts)
-    jobs = [(files[i:i + batch_size], str(root), str(root)) for i in range(0, len(files), batch_size)]
-    df = _assemble(_run_jobs(_hash_files, jobs, processes, f"hash {root.name}", lambda r: len(r[0]["key"])), ())
-    log.info("hashed %d images under %s (%d corrupt)", len(df), root, len(df.attrs["corrupt"]))
-    return df
-
-
-def hash_eval_set(path: str | os.PathLike, image_exts: Sequence[str] = IMAGE_EXTS, *,
-                  processes: int = 1) -> pd.DataFrame:
-    """Hash an evaluation set: every ``*.tar`` below ``path`` if there is any (clip_benchmark ``wds/`` layout,
-    e.g. ``DIR/test/0.tar``), else every image file below it (ImageFolder-like layouts such as ``val/<class>/``).
-
-    Raises ``FileNotFoundError`` if ``path`` is missing and ``ValueError`` if it holds no image at all, so a
-    misconfigured eval root cannot silently pass decontamination.
-    """
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"eval set root {root} does not exist")
-    tars = sorted(root.rglob("*.tar")) if root.is_dir() else [root]
-    if tars:
-        df = hash_webdataset_shards(tars, image_exts, processes=processes, meta_fields=())
-    else:
-        df = hash_image_folder(root, image_exts, processes=processes)
-    if len(df) == 0:
-        raise ValueError(f"eval set root {root} holds no decodable image with extension in {tuple(image_exts)}")
-    return df
-
-
-# ------------------------------------------------------------------------------------- band index machinery
-
-
-def as_uint64(values: Any, name: str = "phash") -> np.ndarray:
-    """Hashes as a uint64 numpy array (accepts uint64, int64 two's-complement, or Python ints); rejects nulls."""
-    if isinstance(values, pd.Series):
-        if values.isna().any():
-            raise ValueError(f"column {name!r} has {int(values.isna().sum())} missing hash(es); drop corrupt "
-                             "images before deduplication")
-        if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) and values.dtype.kind in "iu":
-            values = values.to_numpy(dtype=np.uint64 if values.dtype.kind == "u" else np.int64)
-        else:
-            values = values.to_numpy()
-    arr = np.asarray(values)
-    if arr.dtype == np.uint64:
-        return arr
-    if arr.dtype == np.int64:
-        return arr.view(np.uint64)
-    if arr.dtype.kind in "iu":
-        if arr.dtype.kind == "i" and (arr < 0).any():
-            raise ValueError(f"column {name!r}: negative hashes only allowed as int64 two's complement")
-        return arr.astype(np.uint64)
-    if arr.dtype == object:
-        try:
-            return np.fromiter((int(v) % (1 << 64) for v in arr), dtype=np.uint64, count=len(arr))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"column {name!r} holds non-integer hashes: {exc}") from exc
-    raise TypeError(f"column {name!r} must hold 64-bit integer hashes, got dtype {arr.dtype}")
-
-
-def _check_threshold(t: int) -> int:
-    if isinstance(t, bool) or int(t) != t or not 0 <= int(t) <= MAX_HAMMING_THRESHOLD:
-        raise ValueError(f"hamming_threshold must be an integer in [0, {MAX_HAMMING_THRESHOLD}], got {t!r}")
-    return int(t)
-
-
-def band_layout(n_bands: int) -> list[tuple[int, int]]:
-    """``(shift, width)`` of ``n_bands`` contiguous bands covering bits 0..63 (widths differ by at most 1)."""
-    if not 1 <= n_bands <= 64:
-        raise ValueError(f"n_bands must be in [1, 64], got {n_bands}")
-    widths = [64 // n_bands + (1 if i < 64 % n_bands else 0) for i in range(n_bands)]
-    shifts = np.cumsum([0, *widths[:-1]]).tolist()
-    return list(zip(shifts, widths))
-
-
-def combo_masks(n_bands: int, hamming_threshold: int) -> list[np.uint64]:
-    """Masks of every ``(n_bands - t)``-subset of bands: hashes within distance t agree exactly on one of them."""
-    t = _check_threshold(hamming_threshold)
-    if n_bands <= t:
-        raise ValueError(f"need more bands than the threshold (pigeonhole): n_bands={n_bands}, t={t}")
-    bands = [((1 << w) - 1) << s for s, w in band_layout(n_bands)]
-    return [np.uint64(sum(bands[i] for i in c)) for c in combinations(range(n_bands), n_bands - t)]
-
-
-# cost of sorting one hash per band subset relative to verifying one candidate pair: measured ~100 ns vs ~13 ns
-# on the 2-core dev box (1M uniform hashes: t=4 -> 6 bands 1.5 s, 5 bands 4.5 s; t=8 -> 11 bands 27 s, 10 bands 41 s)
-_SORT_COST = 8.0
-_MAX_COMBOS = 5000
-
-
-def choose_n_bands(n_index: int, n_query: int, hamming_threshold: int, self_join: bool = False) -> int:
-    """Number of bands minimising a simple cost model: per band subset one sort of the index side and one lookup
-    per query, plus the expected number of candidate pairs for uniformly distributed hashes."""
-    t = _check_threshold(hamming_threshold)
-    best, best_cost = t + 1, math.inf
-    for m in range(t + 1, 65):
-        k = m - t
-        n_combos = math.comb(m, k)
-        if n_combos > _MAX_COMBOS:
-            break
-        key_bits = k * 64.0 / m
-        # cross pairs cost ~5x a self pair (ragged expansion with np.repeat): 64 ns vs 13 ns measured
-        pairs = n_index * n_query / 2.0 ** key_bits * (0.5 if self_join else 5.0)
-        lookups = 0 if self_join else n_query * max(math.log2(max(n_index, 2)), 1.0) / 2.0
-        cost = n_combos * (_SORT_COST * n_index + lookups + pairs)
-        if cost < best_cost:
-            best, best_cost = m, cost
-    return best
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x)
-
-
-def iter_near_pairs(hashes: np.ndarray, hamming_threshold: int, n_bands: int | None = None,
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(i, j, distance)`` batches of index pairs ``i != j`` with ``popcount(h[i]^h[j]) <= t``.
-
-    Exact (no pair is missed); a pair can be yielded more than once (once per band subset it agrees on). Work per
-    band subset: one argsort of the masked keys, then neighbours at offset 1, 2, ... inside runs of equal keys.
-    """
-    t = _check_threshold(hamming_threshold)
-    h = as_uint64(hashes)
-    n = len(h)
-    if n < 2:
-        return
-    m = n_bands or choose_n_bands(n, n, t, self_join=True)
-    for mask in combo_masks(m, t):
-        keys = h & mask
-        order = np.argsort(keys, kind="stable")
-        sk = keys[order]
-        brk = np.flatnonzero(sk[1:] != sk[:-1]) + 1
-        starts = np.concatenate(([0], brk))
-        sizes = np.diff(np.concatenate((starts, [n])))
-        multi = sizes > 1
-        if not multi.any():
-            continue
-        if sizes.max() > 20000:
-            log.warning("band subset %#018x: a bucket of %d hashes (quadratic work); many near-identical "
-                        "low-detail images?", int(mask), int(sizes.max()))
-        in_multi = np.repeat(multi, sizes)
-        pos = np.flatnonzero(in_multi)
-        end = np.repeat(starts + sizes, sizes)[in_multi]
-        hs = h[order]
-        d = 1
-        while pos.size:
-            alive = pos + d < end
-            pos, end = pos[alive], end[alive]
-            if not pos.size:
-                break
-            dist = _popcount(hs[pos] ^ hs[pos + d])
-            ok = dist <= t
-            if ok.any():
-                p = pos[ok]
-                yield order[p], order[p + d], dist[ok]
-            d += 1
-
-
-def iter_cross_pairs(index_hashes: np.ndarray, query_hashes: np.ndarray, hamming_threshold: int,
-                     n_bands: int | None = None, chunk_size: int = 1 << 18, max_candidates: int = 1 << 24,
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(query_idx, index_idx, distance)`` batches of all cross pairs within ``t`` (exact; may repeat).
-
-    The band keys are sorted once per band subset on the index side; queries are processed ``chunk_size`` at a
-    time with ``searchsorted`` and candidate lists expanded at most ``max_candidates`` at a time, so memory is
-    bounded by the index size plus a chunk, whatever the number of queries.
-    """
-    t = _check_threshold(hamming_threshold)
-    e = as_uint64(index_hashes, "index hashes")
-    q = as_uint64(query_hashes, "query hashes")
-    if len(e) == 0 or len(q) == 0:
-        return
-    m = n_bands or choose_n_bands(len(e), len(q), t)
-    for mask in combo_masks(m, t):
-        ekeys = e & mask
-        eorder = np.argsort(ekeys, kind="stable")
-        sk = ekeys[eorder]
-        es = e[eorder]
-        for c0 in range(0, len(q), chunk_size):
-            qk = q[c0:c0 + chunk_size] & mask
-            lo = np.searchsorted(sk, qk, "left")
-            cnt = np.searchsorted(sk, qk, "right") - lo
-            hit = np.flatnonzero(cnt)
-            if not hit.size:
-                continue
-            lo, cnt = lo[hit], cnt[hit]
-            csum = np.cumsum(cnt)
-            # split the hit list so that at most max_candidates pairs are materialised at once
-            bounds = np.searchsorted(csum, np.arange(max_candidates, int(csum[-1]), max_candidates), "right")
-            for a, b in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(hit)]))):
-                if a >= b:
-                    continue
-                c = cnt[a:b]
-                total = int(c.sum())
-                qi = np.repeat(hit[a:b], c)
-                first = np.repeat(np.cumsum(c) - c, c)
-                ep = np.repeat(lo[a:b], c) + (np.arange(total) - first)
-                dist = _popcount(q[c0 + qi] ^ es[ep])
-                ok = dist <= t
-                if ok.any():
-                    yield c0 + qi[ok], eorder[ep[ok]], dist[ok]
-
-
-class UnionFind:
-    """Array union-find over ``0..n-1`` with vectorised batch unions.
-
-    Invariant between calls: ``parent`` is fully compressed and every root is the smallest member of its set
-    (hooking always points the larger root at the smaller one), so ``parent`` *is* the label array.
-    """
-
-    def __init__(self, n: int):
-        self.parent = np.arange(n, dtype=np.int64)
-
-    def _compress(self) -> None:
-        p = self.parent
-        while True:
-            pp = p[p]
-            if np.array_equal(pp, p):
-                break
-            p = pp
-        self.parent = p
-
-    def union(self, a: np.ndarray, b: np.ndarray) -> None:
-        """Merge the sets of ``a[i]`` and ``b[i]`` for every i."""
-        a = np.asarray(a, dtype=np.int64)
-        b = np.asarray(b, dtype=np.int64)
-        while a.size:
-            ra, rb = self.parent[a], self.parent[b]
-            diff = ra != rb
-            if not diff.any():
-                break
-            a, b, ra, rb = a[diff], b[diff], ra[diff], rb[diff]
-            hi, lo = np.maximum(ra, rb), np.minimum(ra, rb)
-            np.minimum.at(self.parent, hi, lo)
-            self._compress()
-
-    def labels(self) -> np.ndarray:
-        """Root (smallest member) of every element."""
-        return self.parent
 
 
 # ------------------------------------------------------------------------------------------------- dedup
@@ -581,7 +52,7 @@ def find_duplicate_groups(df: pd.DataFrame, hamming_threshold: int = DEFAULT_HAM
     of its own. Near pairs are searched among the distinct pHash values only (see module docstring); memory is
     O(rows), time ~ (number of band subsets) x sort of the distinct hashes plus the candidate pairs.
     """
-    t = _check_threshold(hamming_threshold)
+    t = check_threshold(hamming_threshold)
     n = len(df)
     if n == 0:
         return pd.Series(np.zeros(0, dtype=np.int64), index=df.index, name="group_id")
@@ -754,7 +225,7 @@ def decontaminate(train_hashes: pd.DataFrame, eval_hashes: Mapping[str, pd.DataF
     number of distinct training images it removes. Identical bytes have identical pHashes, so exact copies are
     distance-0 hits. The band index is built once on the concatenated eval side.
     """
-    t = _check_threshold(hamming_threshold)
+    t = check_threshold(hamming_threshold)
     names = list(eval_hashes)
     counts = {name: 0 for name in names}
     has_shard = "shard" in train_hashes.columns
@@ -767,7 +238,7 @@ def decontaminate(train_hashes: pd.DataFrame, eval_hashes: Mapping[str, pd.DataF
         if hash_col not in f.columns:
             raise KeyError(f"eval set {nm!r} has no {hash_col!r} column")
     e = np.concatenate([as_uint64(f[hash_col], f"{nm}.{hash_col}") for nm, f in zip(names, frames)]) \
-        if frames else np.zeros(0, _U64)
+        if frames else np.zeros(0, np.uint64)
     e_set = np.repeat(np.arange(len(names)), [len(f) for f in frames])
     q = as_uint64(train_hashes[hash_col], hash_col)
     qi_all, ei_all, d_all = [], [], []
@@ -806,7 +277,7 @@ def decontaminate(train_hashes: pd.DataFrame, eval_hashes: Mapping[str, pd.DataF
     return removed, counts
 
 
-# ------------------------------------------------------------------------------------ the rule's whole job
+# -------------------------------------------------------------------- decontaminate, then deduplicate, one set
 
 
 def dedup_decontaminate(train: pd.DataFrame, eval_hashes: Mapping[str, pd.DataFrame],
@@ -825,8 +296,8 @@ def dedup_decontaminate(train: pd.DataFrame, eval_hashes: Mapping[str, pd.DataFr
       those; the others are duplicates whose metadata :func:`merge_duplicates` folds into the representative).
     * ``counts``: JSON-ready summary (per eval set: direct and total removals).
     """
-    t = _check_threshold(hamming_threshold)
-    td = t if decontam_threshold is None else _check_threshold(decontam_threshold)
+    t = check_threshold(hamming_threshold)
+    td = t if decontam_threshold is None else check_threshold(decontam_threshold)
     train = train.reset_index(drop=True)
     groups = find_duplicate_groups(train, t)
     direct, per_set_direct = decontaminate(train, eval_hashes, td)
@@ -923,93 +394,80 @@ def merge_url_rows(urls: pd.DataFrame, keep: pd.DataFrame, removed: pd.DataFrame
     return merge_duplicates(rows, g, key_col="uid", representative=mask).reset_index(drop=True)
 
 
-def _eval_set_paths(snakemake) -> dict[str, str]:
-    """Eval sets as name -> root: ``params.eval_sets`` (dict) wins; else ``input.eval_sets`` (dict-like, or a list
-    named by ``params.eval_set_names`` or by each path's basename)."""
-    params = snakemake.params
-    if hasattr(params, "eval_sets") and isinstance(getattr(params, "eval_sets"), Mapping):
-        return {str(k): str(v) for k, v in params.eval_sets.items()}
-    raw = snakemake.input.get("eval_sets", []) if hasattr(snakemake.input, "get") else getattr(
-        snakemake.input, "eval_sets", [])
-    if isinstance(raw, Mapping):
-        return {str(k): str(v) for k, v in raw.items()}
-    paths = [raw] if isinstance(raw, (str, os.PathLike)) else list(raw)
-    names = list(getattr(params, "eval_set_names", None) or [Path(p).name for p in paths])
-    if len(names) != len(paths):
-        raise ValueError(f"params.eval_set_names has {len(names)} names for {len(paths)} eval set paths")
-    if len(set(names)) != len(names):
-        raise ValueError(f"eval set names must be unique, got {names}")
-    return dict(zip(map(str, names), map(str, paths)))
+# ------------------------------------------------------------------------------------ the rule's whole job
 
 
-def main(snakemake) -> None:
-    """Rule ``dedup_decontaminate``.
+@dataclass
+class DedupResult:
+    """What :func:`dedup_downloads` found; the frames are the outputs of rule ``dedup_decontaminate``.
 
-    input:  ``chunks`` (img2dataset webdataset output dirs holding ``*.tar``), ``eval_sets`` (see
-            :func:`_eval_set_paths`), optional ``urls`` (urls.parquet, needed for output ``urls``).
-    params: ``hamming_threshold`` (int), optional ``decontam_threshold``, ``representative``, ``on_bad_shard``,
-            ``eval_set_names``.
-    output: ``keep`` (parquet: key, shard, sha256, phash, dhash, width, height, uid, group_id, representative),
-            ``removed`` (parquet, see :func:`dedup_decontaminate`), ``counts`` (json); optional ``drop`` (parquet
-            ``uid, key, shard, reason``: every sample not to ship, the input of ``build_shards``' ``drop``),
-            ``urls`` (urls.parquet with each group merged into its representative's row), ``eval_hashes``.
+    ``keep`` (key, shard, sha256, phash, dhash, width, height, uid, group_id, representative), ``removed`` (see
+    :func:`dedup_decontaminate`), ``drop`` (``uid, key, shard, reason``: every sample not to ship, the input of
+    ``build_shards``' ``drop``), ``eval_hashes`` (the eval images' hashes with ``eval_set``), ``counts``
+    (JSON-ready), ``urls`` (urls.parquet with each group merged into its representative's row; None without urls).
     """
-    from _helpers import configure_logging, write_json, write_parquet
 
-    configure_logging(snakemake)
-    p = snakemake.params
-    t = int(p.hamming_threshold)
-    td = getattr(p, "decontam_threshold", None)
-    td = None if td is None else int(td)
-    tars = [str(x) for c in snakemake.input.chunks for x in sorted(Path(c).glob("*.tar"))]
+    keep: pd.DataFrame
+    removed: pd.DataFrame
+    drop: pd.DataFrame
+    eval_hashes: pd.DataFrame
+    counts: dict
+    urls: pd.DataFrame | None = None
+
+
+def drop_table(keep: pd.DataFrame, removed: pd.DataFrame) -> pd.DataFrame:
+    """``uid, key, shard, reason``: the non-representative members of ``keep`` (``duplicate``) and every sample of
+    ``removed`` once (``eval_contamination``)."""
+    dup = keep.loc[~keep["representative"], [c for c in ("uid", "key", "shard") if c in keep.columns]]
+    contaminated = removed.drop_duplicates(["key", "shard"])[[c for c in ("uid", "key", "shard")
+                                                                if c in removed.columns]]
+    return pd.concat([dup.assign(reason="duplicate"), contaminated.assign(reason="eval_contamination")],
+                     ignore_index=True)
+
+
+def _eval_hash_table(evals: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every eval set's hashes in one frame with an ``eval_set`` column (string columns as ``object``)."""
+    if not evals:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in (*HASH_COLUMNS, "eval_set")})
+    eh = pd.concat([f.assign(eval_set=nm) for nm, f in evals.items()], ignore_index=True)
+    for c in ("key", "sha256", "shard"):
+        eh[c] = eh[c].astype("object")
+    return eh
+
+
+def dedup_downloads(download_dirs: Sequence[str | os.PathLike], eval_sets: Mapping[str, str | os.PathLike],
+                    hamming_threshold: int = DEFAULT_HAMMING_THRESHOLD, decontam_threshold: int | None = None, *,
+                    representative: Literal["largest", "first"] = "largest", processes: int = 1,
+                    on_bad_shard: Literal["raise", "skip"] = "raise",
+                    urls: pd.DataFrame | None = None) -> DedupResult:
+    """Hash every ``*.tar`` of the img2dataset output folders ``download_dirs`` and every eval set
+    (``{name: root}``, :func:`hash_eval_set`), then :func:`dedup_decontaminate`; with ``urls`` (urls.parquet),
+    also the merged table (:func:`merge_url_rows`). Raises ``FileNotFoundError`` when the folders hold no tar.
+    """
+    tars = [str(x) for d in download_dirs for x in sorted(Path(d).glob("*.tar"))]
     if not tars:
-        raise FileNotFoundError(f"no *.tar in the download chunk dirs {list(snakemake.input.chunks)}")
-    threads = max(int(snakemake.threads), 1)
-    train = hash_webdataset_shards(tars, processes=threads,
-                                   on_bad_shard=getattr(p, "on_bad_shard", "raise") or "raise")
+        raise FileNotFoundError(f"no *.tar in the download chunk dirs {[str(d) for d in download_dirs]}")
+    processes = max(int(processes), 1)
+    train = hash_webdataset_shards(tars, processes=processes, on_bad_shard=on_bad_shard)
     # img2dataset writes a tar's members in the order its downloads finish: sort by (shard, key), which follow the
     # URL list, so that groups, representatives and every output are the same on every run
     attrs = dict(train.attrs)
     train = train.sort_values(["shard", "key"], kind="stable").reset_index(drop=True)
     train.attrs.update(attrs)
-    eval_paths = _eval_set_paths(snakemake)
-    if not eval_paths:
+    if not eval_sets:
         log.warning("no evaluation set given: decontamination is skipped, only deduplication runs")
-    evals = {nm: hash_eval_set(path, processes=threads) for nm, path in eval_paths.items()}
-    keep, removed, counts = dedup_decontaminate(train, evals, t, td,
-                                                representative=getattr(p, "representative", "largest") or "largest")
+    evals = {str(nm): hash_eval_set(path, processes=processes) for nm, path in eval_sets.items()}
+    keep, removed, counts = dedup_decontaminate(train, evals, hamming_threshold, decontam_threshold,
+                                                representative=representative)
     counts["n_corrupt"] = len(train.attrs.get("corrupt", []))
     counts["corrupt_examples"] = train.attrs.get("corrupt", [])[:20]
     counts["bad_shards"] = train.attrs.get("bad_shards", [])
     counts["n_shards"] = len(tars)
-    for c in ("key", "sha256"):
+    for c in ("key", "sha256", "shard"):
         keep[c] = keep[c].astype("object")
-    keep["shard"] = keep["shard"].astype("object")
-    write_parquet(keep, snakemake.output.keep)
-    write_parquet(removed, snakemake.output.removed)
-    out = snakemake.output
-    if "drop" in out.keys():
-        dup = keep.loc[~keep["representative"], [c for c in ("uid", "key", "shard") if c in keep.columns]]
-        drop = pd.concat([dup.assign(reason="duplicate"),
-                          removed.drop_duplicates(["key", "shard"])[
-                              [c for c in ("uid", "key", "shard") if c in removed.columns]].assign(
-                              reason="eval_contamination")], ignore_index=True)
-        write_parquet(drop, out.drop)
-    if "urls" in out.keys():
-        merged = merge_url_rows(pd.read_parquet(snakemake.input.urls), keep, removed)
-        write_parquet(merged, out.urls)
+    merged = None
+    if urls is not None:
+        merged = merge_url_rows(urls, keep, removed)
         counts["n_url_rows_out"] = int(len(merged))
-    if "eval_hashes" in out.keys():
-        eh = pd.concat([f.assign(eval_set=nm) for nm, f in evals.items()], ignore_index=True)
-        eh["key"] = eh["key"].astype("object")
-        eh["sha256"] = eh["sha256"].astype("object")
-        eh["shard"] = eh["shard"].astype("object")
-        write_parquet(eh, out.eval_hashes)
-    write_json(counts, snakemake.output.counts)
-    log.info("dedup_decontaminate: %s", {k: v for k, v in counts.items() if not isinstance(v, (list, dict))})
-
-
-if __name__ == "__main__":
-    from _helpers import rule_entry
-
-    rule_entry(main, globals())
+    return DedupResult(keep=keep, removed=removed, drop=drop_table(keep, removed),
+                       eval_hashes=_eval_hash_table(evals), counts=counts, urls=merged)
