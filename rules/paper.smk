@@ -41,7 +41,7 @@ rule ablation_table:
     conda:
         "../envs/report.yaml"
     script:
-        "../scripts/paper_outputs.py"
+        "../scripts/ablation_table.py"
 
 
 rule plot_fig1:
@@ -69,4 +69,4 @@ rule plot_fig1:
     conda:
         "../envs/report.yaml"
     script:
-        "../scripts/paper_outputs.py"
+        "../scripts/plot_fig1.py"

@@ -14,7 +14,7 @@ import pandas as pd
 from lib.common import artifact_columns as ac
 import dataset_card
 import evaluate
-import paper_outputs
+from lib.paper import eval_scores
 import search
 from lib.search import search_web
 
@@ -46,7 +46,7 @@ def test_eval_columns_and_statuses_match_the_contract_and_every_user():
     assert _first_code_list(section) == list(ac.EVAL_COLUMNS)
     documented = set(re.findall(r"`(ok|missing|skipped|[a-z]+)`(?= \(|,| or )", section.split("(`status` is", 1)[1]))
     assert set(ac.EVAL_STATUSES) <= documented | {"ok"}
-    assert evaluate.EVAL_COLUMNS is ac.EVAL_COLUMNS and paper_outputs.EVAL_COLUMNS is ac.EVAL_COLUMNS
+    assert evaluate.EVAL_COLUMNS is ac.EVAL_COLUMNS and eval_scores.EVAL_COLUMNS is ac.EVAL_COLUMNS
     assert dataset_card.PLOTS == list(ac.CARD_PLOTS)
 
 
@@ -57,11 +57,11 @@ def test_the_paper_tables_read_a_skipped_benchmark_as_absent():
     df = pd.DataFrame([{**base, "benchmark": "cars", "metric": "acc1", "value": 0.5, "status": "ok"},
                        {**base, "benchmark": "imagenet1k", "metric": "acc1", "value": None, "status": "skipped"}],
                       columns=list(ac.EVAL_COLUMNS))
-    out = paper_outputs.validate_eval(df)
+    out = eval_scores.validate_eval(df)
     assert list(out["status"]) == ["ok", "skipped"]
     df.loc[1, "value"] = 0.3
     try:
-        paper_outputs.validate_eval(df)
+        eval_scores.validate_eval(df)
     except ValueError as e:
         assert "but a value" in str(e)
     else:

@@ -59,3 +59,18 @@ def test_overview_page_has_size_kinds_status_and_eval_tables(tmp_path):
     assert html.count("data:image/png;base64,") == 1  # the one figure that exists
     empty = rh.overview_page("demo", card_dir / "card.json", card_dir, {}, {})
     assert "has been evaluated yet" in empty
+
+
+def test_main_picks_the_page_by_rule_name_and_rejects_other_rules(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    md = tmp_path / "eval_table.md"
+    md.write_text("# demo / tiny\n\n| a |\n|---|\n| 1 |\n")
+    out = tmp_path / "eval_table.html"
+    job = SimpleNamespace(rule="eval_table_html", input=SimpleNamespace(md=str(md)), output=[str(out)], log=[])
+    rh.main(job)
+    assert "<title>demo / tiny</title>" in out.read_text() and cells(out.read_text()) == ["a", "1"]
+    with pytest.raises(ValueError, match="serves the rules"):
+        rh.main(SimpleNamespace(rule="model_report", input=job.input, output=[str(tmp_path / "x.html")], log=[]))
