@@ -41,7 +41,7 @@ from faulty_image_server import FaultyImageServer  # noqa: E402
 def _serve(port_q, stop, size, distinct):
     srv = FaultyImageServer(good_size=size, distinct=distinct).start(0)
     srv.warm()                                 # encode the images once, before any timing
-    port_q.put(int(srv.url("/").split(":")[2].split("/")[0]))
+    port_q.put(srv.port)
     stop.wait()
     srv.stop()
 

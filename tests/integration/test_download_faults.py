@@ -59,7 +59,7 @@ def crawl(tmp_path_factory):
         rows = []
         for i, (uid, (first, others, *_)) in enumerate(CASES.items()):
             rows.append({
-                "uid": uid, "url": srv.url(first), "urls": [srv.url(first)] + [srv.url(o) for o in others],
+                "uid": uid, "url": srv.url + first, "urls": [srv.url + first] + [srv.url + o for o in others],
                 "query_ids": [f"q{i % 3}"], "alt_texts": [f"alt text {i}"] if i % 2 == 0 else [],
                 "page_urls": [], "qids": [["Q1", "Q2", "Q3"][i % 3]], "kinds": [], "backends": ["pool"],
                 "is_living": i % 3 == 0, "licence": "CC0" if i % 2 else None, "width": None, "height": None})
@@ -80,7 +80,7 @@ def crawl(tmp_path_factory):
             summary = download.run_download(urls, 0, 1, str(root / "download" / "chunk_00000"), opts, processes=1,
                                             timeout_s=JOB_TIMEOUT_S)
         elapsed = time.monotonic() - t0
-        counts = {p: srv.count(p) for p in ("/good/n-mirror.jpg", "/good/dup.jpg", "/good/never-third.jpg",
+        counts = {p: srv.request_count(p) for p in ("/good/n-mirror.jpg", "/good/dup.jpg", "/good/never-third.jpg",
                                             "/missing/dup2-mirror.jpg", "/noai/n.jpg")}
     urls.to_parquet(root / "urls.parquet")
     return {"root": root, "urls": urls, "summary": summary, "elapsed": elapsed, "counts": counts, "exits": exits}

@@ -440,7 +440,7 @@ def test_api_key_never_in_cache_files_or_logs(name, tmp_path, caplog):
     kw = {"echo_key": True} if name.startswith("serpapi") else {}
     with standin(name, n_results=30, **kw) as server:
         server.add_fault("status", status=503)
-        server.add_fault("truncated")
+        server.add_fault("truncate")
         b = backend(name, server, tmp_path, **paging(name))
         assert len(b.search(query(), 25)) == 25
         server.add_fault("status", times=5, status=500)

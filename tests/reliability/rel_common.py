@@ -1,4 +1,5 @@
-"""Fixtures of the reliability suite: import paths, the figures recorder, a loopback oxigraph endpoint.
+"""Fixtures of the reliability suite: import paths, the figures recorder, a loopback oxigraph endpoint, the shared
+transport faults.
 
 Not a ``conftest.py`` (a second module named ``conftest`` would shadow ``tests/conftest.py`` for the tests that
 import from it): test modules import the fixtures they use from here.
@@ -16,6 +17,20 @@ for p in (HERE.parent, HERE):  # tests/ (standins, workflow_helpers, loopback) a
         sys.path.insert(0, str(p))
 
 from loopback import oxigraph_server  # noqa: E402
+
+TIMEOUT_S = 0.6  # the clients' per-request timeout in the SPARQL and search fault tests
+# a stalled server holds for HOLD_S; the client's own timeout must end the attempt well before: an attempt
+# over HOLD_S / 2 waited for the server (the gap is ~TIMEOUT_S + backoff; the margin is for a loaded machine)
+HOLD_S = 20
+# (id, add_fault kwargs, minimum wait before the retry in s, maximum time the faulted attempt may take in s): the
+# transport faults that both the SPARQL and the search suite throw
+TRANSPORT_FAULTS = [
+    ("cut-connection", dict(kind="cut"), 0.0, None),
+    ("reset-no-answer", dict(kind="reset"), 0.0, None),
+    ("stall-before-headers", dict(kind="hang", hold_s=HOLD_S), 0.0, HOLD_S / 2),
+    ("stall-mid-body", dict(kind="stall", hold_s=HOLD_S), 0.0, HOLD_S / 2),
+    ("drip-never-ends", dict(kind="drip", hold_s=HOLD_S, drip_s=0.05), 0.0, HOLD_S / 2),
+]
 
 
 @pytest.fixture()

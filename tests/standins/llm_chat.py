@@ -9,7 +9,7 @@ client must ignore are included). The content is made by a deterministic :meth:`
 schema name, the schema and the prompt (a responder function can replace it), always valid for the schema unless
 ``bad_answers`` asks for invalid ones first. With ``api_key`` set, ``Authorization: Bearer <key>`` is required
 (401 otherwise); a body without ``model`` / ``messages`` gets 400. Faults as in :class:`base.StandinServer`
-(``add_fault``: status with Retry-After, truncated body, short body, slow answer).
+(``add_fault``: status with Retry-After, truncate, cut, slow, ...).
 """
 from __future__ import annotations
 

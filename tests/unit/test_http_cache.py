@@ -218,13 +218,13 @@ def test_non_retryable_4xx_raises_at_once(server, tmp_path):
 
 
 def test_truncated_json_retried_then_ok(server, tmp_path):
-    server.add_fault("truncated")
+    server.add_fault("truncate")
     assert make_client(tmp_path).get_json(server.url + "/echo", {"q": "a"})["ok"]
     assert server.request_count() == 2
 
 
 def test_truncated_json_every_time_raises_invalid_response(server, tmp_path):
-    server.add_fault("truncated", times=5)
+    server.add_fault("truncate", times=5)
     with pytest.raises(InvalidResponseError, match="not valid JSON"):
         make_client(tmp_path, max_retries=2).get_json(server.url + "/echo", {"q": "a"})
     assert server.request_count() == 3
@@ -232,7 +232,7 @@ def test_truncated_json_every_time_raises_invalid_response(server, tmp_path):
 
 
 def test_short_body_connection_cut_is_retried(server, tmp_path):
-    server.add_fault("short_body")
+    server.add_fault("cut")
     assert make_client(tmp_path).get_json(server.url + "/echo", {"q": "a"})["ok"]
     assert server.request_count() == 2
 
