@@ -305,7 +305,7 @@ def check_stored_short_side(config: dict, model: str, repo: Path) -> None:
     ``augmentation`` (crops would be upscaled), or when no dataset downloads images with a larger short side
     (``download.image_size``; ``resize_mode: no`` keeps any size).
     """
-    from resize_shards import DEFAULT_RATIO, DEFAULT_SCALE
+    from lib.data.resize_spec import DEFAULT_RATIO, DEFAULT_SCALE
 
     rec = config["models"][model]
     side = rec.get("stored_short_side")
@@ -339,7 +339,7 @@ def check_stored_short_side(config: dict, model: str, repo: Path) -> None:
 
 
 def _checked_min_side(out_size: int, scale, ratio) -> int:
-    from resize_shards import min_lossless_short_side
+    from lib.data.resize_spec import min_lossless_short_side
 
     try:
         return min_lossless_short_side(out_size, scale, ratio)

@@ -1,32 +1,32 @@
-"""Derive training shards at a smaller stored short side from the downloaded ones (rule ``resize_shards``, opt-in).
+"""Derive training shards at a smaller stored short side from the downloaded ones (library of rule
+``resize_shards``, opt-in).
 
 Why: training is data-bound on JPEG decode, whose cost scales with the stored pixels. The paper stores images with a
 short side of at most 512 px; the training crop is RandomResizedCrop(224, scale 0.4–1.0, ratio 0.9–1.111). Every
 crop stays at least 224 px (no upscaling, i.e. the crop semantics are kept) as long as the stored short side is at
-least :func:`min_lossless_short_side` (374 px for those settings), so 384-px shards train the same augmentation on
-~56 % of the pixels, while 256-px shards would not (small crops become ~1.4x upscales).
+least :func:`lib.data.resize_spec.min_lossless_short_side` (374 px for those settings), so 384-px shards train the
+same augmentation on ~56 % of the pixels, while 256-px shards would not (small crops become ~1.4x upscales).
 
-How: every ``.jpg`` payload whose short side is larger than ``short_side`` is downscaled exactly as img2dataset
-downscaled it at download time (``keep_ratio``: short side exactly ``short_side``, long side
-``round(long * short_side / short)``, OpenCV ``INTER_AREA``, JPEG re-encode at the download's quality). Smaller images
-and every other member (``.txt``, ``.json``) are copied byte for byte, in the same order, under the same names; an
-image OpenCV cannot decode is kept as it is and counted (``unreadable``), never dropped. The split layout of
-``build_shards`` (``train/``, ``val/``, each with ``NNNNN.tar`` and ``sizes.json``) is mirrored, and
+How: every ``.jpg`` payload whose short side is larger than ``short_side`` goes through img2dataset's own
+``Resizer``, configured as the download configures it (``keep_ratio``, ``resize_only_if_bigger``, OpenCV
+``INTER_AREA``, JPEG at the download's quality), so it is downscaled exactly as img2dataset downscaled it at download
+time. Smaller images and every other member (``.txt``, ``.json``) are copied byte for byte, in the same order, under
+the same names; an image the resizer cannot decode is kept as it is and counted (``unreadable``), never dropped. The
+split layout of ``build_shards`` (``train/``, ``val/``, each with ``NNNNN.tar`` and ``sizes.json``) is mirrored, and
 ``resize_summary.json`` records the settings and per-split counts and byte totals.
-
-This module is imported when the Snakefile is parsed (``workflow_config`` uses :func:`min_lossless_short_side`), so
-its top level imports the standard library only; OpenCV, NumPy and tqdm are imported where they are used.
 """
 
+import functools
+import io
 import json
 import logging
-import math
 import os
 import shutil
 import tarfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
+
+from _helpers import atomic_path, write_json
 
 log = logging.getLogger("entitynet.resize_shards")
 
@@ -34,77 +34,41 @@ OUTCOMES = ("resized", "kept", "unreadable")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 SUMMARY_NAME = "resize_summary.json"
 STATE_DIR = ".resize_state"  # per-tar stats while a run is in progress (removed at the end)
-# RandomResizedCrop defaults of the training recipes (scripts/train.py uses the same when `augmentation` is absent)
-DEFAULT_SCALE = (0.4, 1.0)
-DEFAULT_RATIO = (0.9, 1.111)
 MAX_EXAMPLES = 20  # unreadable member names kept per tar in the stats
 
 
-def min_lossless_short_side(out_size: int, scale: Sequence[float], ratio: Sequence[float]) -> int:
-    """Smallest stored short side S such that every RandomResizedCrop crop of any image with short side S is at
-    least ``out_size`` px on both sides (the crop is never upscaled).
+@functools.lru_cache(maxsize=8)
+def _resizer(short_side: int, quality: int):
+    """img2dataset's resizer as ``scripts/download.py`` runs it (keep_ratio, only if bigger, INTER_AREA, jpg)."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations (imported by img2dataset) phones home
+    from img2dataset.resizer import Resizer
 
-    The smallest crop side occurs on a square image at the smallest area and the extreme aspect ratio:
-    ``side = sqrt(scale_min * S**2 * r)`` for ``r = min(min(ratio), 1 / max(ratio))``; images with a longer long side
-    only enlarge the crops. (Rounding of the crop's w/h is ignored: +-0.5 px.) For 224 px, scale 0.4 and ratio
-    0.9–1.111 this is 374.
-    """
-    if out_size < 1:
-        raise ValueError(f"out_size must be >= 1, got {out_size}")
-    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-        raise ValueError(f"scale must be (min, max) with 0 < min <= max, got {tuple(scale)}")
-    if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
-        raise ValueError(f"ratio must be (min, max) with 0 < min <= max, got {tuple(ratio)}")
-    r = min(min(ratio), 1.0 / max(ratio))
-    return int(math.ceil(out_size / math.sqrt(scale[0] * r)))
-
-
-def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """``(height, width)`` after scaling the short side to ``short_side`` (aspect kept, long side rounded).
-
-    The arithmetic of img2dataset's ``keep_ratio`` mode (albumentations ``SmallestMaxSize``:
-    ``max(1, round(dim * short_side / min(h, w)))``), so the short side is exactly ``short_side``.
-    """
-    s = short_side / min(height, width)
-    return max(1, round(height * s)), max(1, round(width * s))
+    # skip_reencode: a JPEG that is not downscaled comes back as its own bytes (no wasted encode); every downscaled
+    # image is encoded as the download encodes it
+    return Resizer(short_side, "keep_ratio", True, encode_quality=quality, encode_format="jpg", skip_reencode=True)
 
 
 def resize_jpeg(data: bytes, short_side: int, quality: int = 95) -> tuple[bytes, str]:
     """Downscale one JPEG so that its short side is ``short_side``; returns ``(bytes, outcome)``.
 
-    ``outcome`` is ``"resized"`` (short side was larger: decoded, resized with OpenCV ``INTER_AREA`` like
-    img2dataset's downscale, re-encoded as JPEG at ``quality``), ``"kept"`` (short side already ``<= short_side``:
-    the original bytes, untouched) or ``"unreadable"`` (OpenCV cannot decode it: the original bytes, for the caller to
-    count and log). Decoding uses ``IMREAD_UNCHANGED`` (no EXIF rotation, grey stays grey) as img2dataset does; an
-    alpha channel is composited on white as img2dataset does.
+    ``outcome`` is ``"resized"`` (short side was larger: img2dataset's ``Resizer`` decoded it, downscaled it with
+    OpenCV ``INTER_AREA`` and re-encoded it at ``quality``), ``"kept"`` (short side already ``<= short_side``: the
+    original bytes, untouched) or ``"unreadable"`` (the resizer cannot decode or encode it: the original bytes, for
+    the caller to count and log). The resizer decodes with ``IMREAD_UNCHANGED`` (no EXIF rotation, grey stays grey)
+    and composites an alpha channel on white.
     """
     if short_side < 1:
         raise ValueError(f"short_side must be >= 1, got {short_side}")
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
-    import cv2
-    import numpy as np
-
     if not data:
         return data, "unreadable"
-    try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        img = None
-    if img is None or img.dtype != np.uint8 or img.ndim not in (2, 3):
+    out, _w, _h, orig_w, orig_h, err = _resizer(int(short_side), int(quality))(io.BytesIO(data))
+    if err is not None or out is None:
         return data, "unreadable"
-    if img.ndim == 3 and img.shape[2] == 4:  # img2dataset: alpha matting on a white background
-        alpha = img[:, :, 3, np.newaxis]
-        img = np.rint((alpha / 255 * img[..., :3] + 255 - alpha).clip(0, 255)).astype(np.uint8)
-    h, w = img.shape[:2]
-    if min(h, w) <= short_side:
+    if min(orig_w, orig_h) <= short_side:
         return data, "kept"
-    nh, nw = resized_shape(h, w, short_side)
-    out = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-    ok, enc = cv2.imencode(".jpg", out, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
-    if not ok:  # practically impossible for a uint8 image; keep the original rather than lose the sample
-        return data, "unreadable"
-    return enc.tobytes(), "resized"
+    return out, "resized"
 
 
 def _empty_stats() -> dict:
@@ -137,13 +101,6 @@ def resize_shard(src_tar: str | os.PathLike, dst_tar: str | os.PathLike, short_s
     "jpeg_bytes_in", "jpeg_bytes_out", "tar_bytes_in", "tar_bytes_out", "unreadable_examples"}`` (``samples``:
     distinct webdataset keys; ``unreadable_examples``: up to 20 member names).
     """
-    import io
-
-    import cv2
-
-    from _helpers import atomic_path
-
-    cv2.setNumThreads(1)  # one image at a time per process, as img2dataset does
     src, dst = Path(src_tar), Path(dst_tar)
     stats = _empty_stats()
     keys: set[str] = set()
@@ -190,8 +147,6 @@ def _count_members(tar_path: Path) -> int:
 
 
 def _copy_file(src: Path, dst: Path) -> None:
-    from _helpers import atomic_path
-
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
 
@@ -267,6 +222,73 @@ def _aggregate(per_tar: dict[str, dict]) -> dict:
     return tot
 
 
+def _check_args(src_root: Path, out: Path, short_side: int, quality: int, processes: int) -> None:
+    if not src_root.is_dir():
+        raise FileNotFoundError(f"shards dir {src_root} does not exist")
+    if short_side < 1:
+        raise ValueError(f"short_side must be >= 1, got {short_side}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    if out.resolve() == src_root.resolve():
+        raise ValueError(f"out_dir {out} is the shards dir itself")
+
+
+def _plan(src_root: Path, out: Path, splits: dict, short_side: int, quality: int) -> tuple[list, dict, dict]:
+    """Copy the non-tar files, find the reusable tars; returns ``(jobs, per_tar stats so far, reused counts)``."""
+    for f in src_root.iterdir():  # top-level files (build_shards writes none; mirror whatever is there)
+        if f.is_file() and not f.name.startswith(".") and f.name != SUMMARY_NAME:
+            _copy_file(f, out / f.name)
+    known = _known_stats(out, short_side, quality)
+    per_tar: dict[str, dict[str, dict]] = {s: {} for s in splits}
+    reused: dict[str, int] = dict.fromkeys(splits, 0)
+    jobs = []
+    for split, (_sizes, tars) in splits.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        (out / STATE_DIR / split).mkdir(parents=True, exist_ok=True)
+        for f in (src_root / split).iterdir():
+            if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".tar"):
+                _copy_file(f, out / split / f.name)
+        for t in tars:
+            st = known.get((split, t.name))
+            if _reusable(st, t, out / split / t.name):
+                per_tar[split][t.name] = st
+                reused[split] += 1
+            else:
+                jobs.append((split, t.name, str(t), str(out / split / t.name), int(short_side), int(quality)))
+    return jobs, per_tar, reused
+
+
+def _run_jobs(jobs: list, processes: int, record) -> None:
+    """Run the tar jobs (inline, or in a pool of spawned workers) and ``record(split, name, stats)`` each result."""
+    if processes == 1 or len(jobs) <= 1:
+        for job in jobs:
+            record(*_resize_job(job))
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(min(processes, len(jobs))) as pool:
+        for res in pool.imap_unordered(_resize_job, jobs):
+            record(*res)
+
+
+def _summary(src_root: Path, short_side: int, quality: int, processes: int, seconds: float, done_jpegs: int,
+             per_tar: dict, reused: dict) -> dict:
+    split_summ = {}
+    for split in per_tar:
+        agg = _aggregate(per_tar[split])
+        agg["reused_tars"] = reused[split]
+        split_summ[split] = agg
+    total = _aggregate({f"{s}/{n}": st for s, tars in per_tar.items() for n, st in tars.items()})
+    total["reused_tars"] = sum(reused.values())
+    return {"short_side": int(short_side), "quality": int(quality), "source": str(src_root),
+            "processes": int(processes), "seconds": round(seconds, 3),
+            "images_per_s": round(done_jpegs / seconds, 2) if seconds > 0 and done_jpegs else None,
+            "splits": split_summ, "total": total,
+            "shards": {s: dict(sorted(t.items())) for s, t in per_tar.items()}}
+
+
 def resize_shards(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, short_side: int, quality: int = 95,
                   processes: int = 1) -> dict:
     """Mirror a ``build_shards`` output (``<split>/NNNNN.tar`` + ``sizes.json``) into ``out_dir`` with every JPEG's
@@ -285,47 +307,17 @@ def resize_shards(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, sho
     jpeg_bytes_in/out, mean_jpeg_bytes_in/out, bytes_ratio, tar_bytes_in/out, unreadable_examples, reused_tars``),
     ``total`` (the same over all splits) and ``shards`` (the per-tar stats).
     """
-    from _helpers import write_json
+    from tqdm import tqdm
 
     src_root, out = Path(shards_dir), Path(out_dir)
-    if not src_root.is_dir():
-        raise FileNotFoundError(f"shards dir {src_root} does not exist")
-    if short_side < 1:
-        raise ValueError(f"short_side must be >= 1, got {short_side}")
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
-    if processes < 1:
-        raise ValueError(f"processes must be >= 1, got {processes}")
-    if out.resolve() == src_root.resolve():
-        raise ValueError(f"out_dir {out} is the shards dir itself")
+    _check_args(src_root, out, short_side, quality, processes)
     splits = _list_splits(src_root)
     out.mkdir(parents=True, exist_ok=True)
-    for f in src_root.iterdir():  # top-level files (build_shards writes none; mirror whatever is there)
-        if f.is_file() and not f.name.startswith(".") and f.name != SUMMARY_NAME:
-            _copy_file(f, out / f.name)
-    known = _known_stats(out, short_side, quality)
+    jobs, per_tar, reused = _plan(src_root, out, splits, short_side, quality)
     state = out / STATE_DIR
-    per_tar: dict[str, dict[str, dict]] = {s: {} for s in splits}
-    reused: dict[str, int] = dict.fromkeys(splits, 0)
-    jobs = []
-    for split, (sizes, tars) in splits.items():
-        (out / split).mkdir(parents=True, exist_ok=True)
-        (state / split).mkdir(parents=True, exist_ok=True)
-        for f in (src_root / split).iterdir():
-            if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".tar"):
-                _copy_file(f, out / split / f.name)
-        for t in tars:
-            st = known.get((split, t.name))
-            if _reusable(st, t, out / split / t.name):
-                per_tar[split][t.name] = st
-                reused[split] += 1
-            else:
-                jobs.append((split, t.name, str(t), str(out / split / t.name), int(short_side), int(quality)))
     n_images = sum(splits[split][0][name] for split, name, *_ in jobs)
     log.info("resize %s -> %s: short side %d, JPEG q%d, %d tar(s) to do (%d images), %d reused, %d process(es)",
              src_root, out, short_side, quality, len(jobs), n_images, sum(reused.values()), processes)
-
-    from tqdm import tqdm
 
     t0 = time.perf_counter()
     done_jpegs = 0
@@ -341,51 +333,16 @@ def resize_shards(shards_dir: str | os.PathLike, out_dir: str | os.PathLike, sho
             write_json({"short_side": short_side, "quality": quality, "stats": st}, state / split / f"{name}.json")
             bar.update(expected)
 
-        if processes == 1 or len(jobs) <= 1:
-            for job in jobs:
-                record(*_resize_job(job))
-        else:
-            import multiprocessing as mp
-
-            import resize_shards as _self  # workers import the module by name (the Snakemake copy is __main__)
-
-            with mp.get_context("spawn").Pool(min(processes, len(jobs))) as pool:
-                for res in pool.imap_unordered(_self._resize_job, jobs):
-                    record(*res)
-    seconds = time.perf_counter() - t0
-    split_summ = {}
-    for split in splits:
-        agg = _aggregate(per_tar[split])
-        agg["reused_tars"] = reused[split]
-        split_summ[split] = agg
-    total = _aggregate({f"{s}/{n}": st for s, tars in per_tar.items() for n, st in tars.items()})
-    total["reused_tars"] = sum(reused.values())
-    summary = {"short_side": int(short_side), "quality": int(quality), "source": str(src_root),
-               "processes": int(processes), "seconds": round(seconds, 3),
-               "images_per_s": round(done_jpegs / seconds, 2) if seconds > 0 and done_jpegs else None,
-               "splits": split_summ, "total": total,
-               "shards": {s: dict(sorted(t.items())) for s, t in per_tar.items()}}
+        _run_jobs(jobs, processes, record)
+    summary = _summary(src_root, short_side, quality, processes, time.perf_counter() - t0, done_jpegs, per_tar,
+                       reused)
     write_json(summary, out / SUMMARY_NAME)
     shutil.rmtree(state, ignore_errors=True)
-    for split, agg in split_summ.items():
+    for split, agg in summary["splits"].items():
         log.info("%s: %d samples, %d resized, %d kept, %d unreadable; JPEG bytes %.0f -> %.0f per image (x%.3f)",
                  split, agg["samples"], agg["resized"], agg["kept"], agg["unreadable"], agg["mean_jpeg_bytes_in"],
                  agg["mean_jpeg_bytes_out"], agg["bytes_ratio"])
-    if total["unreadable"]:
+    if summary["total"]["unreadable"]:
         log.warning("%d unreadable JPEG(s) kept unchanged (as in the source shards), e.g. %s",
-                    total["unreadable"], total["unreadable_examples"][:5])
+                    summary["total"]["unreadable"], summary["total"]["unreadable_examples"][:5])
     return summary
-
-
-def main(snakemake) -> None:
-    from _helpers import configure_logging
-
-    configure_logging(snakemake)
-    resize_shards(snakemake.input.shards_dir, snakemake.output.shards_dir, int(snakemake.params.short_side),
-                  int(snakemake.params.quality), max(1, int(snakemake.threads)))
-
-
-if __name__ == "__main__":
-    from _helpers import rule_entry
-
-    rule_entry(main, globals())
