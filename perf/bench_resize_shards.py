@@ -7,7 +7,7 @@ side.
 Steps:
 
 1. ``generate``: ``--shards`` x ``--per-shard`` photo-like synthetic JPEGs with a 512-px short side (aspect 1–1.5,
-   70 % landscape, q95: ``fast_data.write_synthetic_shards``) as ``shards/train/NNNNN.tar`` + ``sizes.json`` (the
+   70 % landscape, q95: ``synthetic_shards.write_synthetic_shards``) as ``shards/train/NNNNN.tar`` + ``sizes.json`` (the
    ``build_shards`` layout).
 2. ``per image`` (one process, in memory, no tar I/O): the time of :func:`shard_resize.resize_jpeg` split into
    OpenCV decode, ``INTER_AREA`` resize (albumentations ``SmallestMaxSize``, as img2dataset's resizer) and JPEG
@@ -159,13 +159,13 @@ def main(argv=None) -> None:
     work = a.workdir or Path(tempfile.mkdtemp(prefix="bench_resize_"))
     load0 = os.getloadavg()
     try:
-        from lib.train import fast_data
+        from lib.train import synthetic_shards
 
         src = work / "shards"
         t0 = time.perf_counter()
         if not (src / "train" / "sizes.json").exists():
-            fast_data.write_synthetic_shards(src / "train", a.shards, a.per_shard, short_side=512,
-                                             quality=a.quality, processes=min(a.shards, os.cpu_count() or 1))
+            synthetic_shards.write_synthetic_shards(src / "train", a.shards, a.per_shard, short_side=512,
+                                                    quality=a.quality, processes=min(a.shards, os.cpu_count() or 1))
         gen_s = time.perf_counter() - t0
         sample = _jpegs(src / "train" / "00000.tar", a.sample)
         img_rows = [per_image(sample, s, a.quality) for s in a.sides]

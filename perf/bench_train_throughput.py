@@ -108,7 +108,7 @@ def child_env(device: str) -> dict:
 def ensure_shards(a, size: int, source: dict | None = None) -> dict:
     """Synthetic shards at short side ``size``; with ``source`` (the largest size's shards) they are derived from it
     by ``shard_resize.resize_shard``, the function rule ``resize_shards`` runs, as a real pipeline would."""
-    from lib.train import fast_data
+    from lib.train import synthetic_shards
 
     out = Path(a.work_dir) / f"shards_{size}"
     stamp = {"n_shards": a.shards, "per_shard": a.per_shard, "short_side": size, "quality": 95, "seed": size,
@@ -120,8 +120,8 @@ def ensure_shards(a, size: int, source: dict | None = None) -> dict:
             return info
     t0 = time.time()
     if source is None:
-        info = fast_data.write_synthetic_shards(out, a.shards, a.per_shard, size, seed=size,
-                                                processes=min(a.shards, os.cpu_count() or 1))
+        info = synthetic_shards.write_synthetic_shards(out, a.shards, a.per_shard, size, seed=size,
+                                                       processes=min(a.shards, os.cpu_count() or 1))
     else:
         info = derive_shards(source, out, size, processes=min(a.shards, os.cpu_count() or 1))
     info["stamp"] = stamp

@@ -102,7 +102,7 @@ def test_training_process_ends_when_its_launcher_is_killed(tmp_path):
     import time
 
     worker = tmp_path / "worker.py"
-    worker.write_text("import sys, time\nsys.path.insert(0, sys.argv[1])\nimport train_openclip\n"
+    worker.write_text("import sys, time\nsys.path.insert(0, sys.argv[1])\nfrom lib.train import train_openclip\n"
                       "assert train_openclip.exit_with_launcher(0.2)\nprint('ready', flush=True)\ntime.sleep(600)\n")
     launcher = tmp_path / "launcher.py"
     launcher.write_text(
