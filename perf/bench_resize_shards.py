@@ -82,6 +82,7 @@ def per_image(jpegs: list[bytes], side: int, quality: int, repeat: int = 2) -> d
             resized.append(enc.tobytes())
             t_dec, t_res, t_enc = t_dec + t1 - t0, t_res + t2 - t1, t_enc + t3 - t2
     n = len(jpegs) * repeat
+    rs.resize_jpeg(jpegs[0], side, quality)  # warm-up: the first call imports img2dataset and albumentations
     t0 = time.perf_counter()
     for _ in range(repeat):
         for b in jpegs:
