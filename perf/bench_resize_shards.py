@@ -1,4 +1,5 @@
-"""Benchmark of scripts/resize_shards.py (rule ``resize_shards``): 512-px shards -> smaller stored short side.
+"""Benchmark of scripts/lib/data/shard_resize.py (rule ``resize_shards``): 512-px shards -> a smaller stored short
+side.
 
     .venv/bin/python perf/bench_resize_shards.py                       # 4 x 250 images, 512 -> 384, 1 and 2 procs
     .venv/bin/python perf/bench_resize_shards.py --sides 384 448 --processes 1 4 --shards 8 --per-shard 500
@@ -6,13 +7,14 @@
 Steps:
 
 1. ``generate``: ``--shards`` x ``--per-shard`` photo-like synthetic JPEGs with a 512-px short side (aspect 1–1.5,
-   70 % landscape, q95: ``fast_data.write_synthetic_shards``) as ``shards/train/NNNNN.tar`` + ``sizes.json`` (the
+   70 % landscape, q95: ``synthetic_shards.write_synthetic_shards``) as ``shards/train/NNNNN.tar`` + ``sizes.json`` (the
    ``build_shards`` layout).
-2. ``per image`` (one process, in memory, no tar I/O): the time of :func:`resize_shards.resize_jpeg` split into
-   OpenCV decode, ``INTER_AREA`` resize and JPEG encode, over the first ``--sample`` images; and the decode rate of
+2. ``per image`` (one process, in memory, no tar I/O): the time of :func:`shard_resize.resize_jpeg` split into
+   OpenCV decode, ``INTER_AREA`` resize (albumentations ``SmallestMaxSize``, as img2dataset's resizer) and JPEG
+   encode, over the first ``--sample`` images; and the decode rate of
    the source and of the resized JPEGs with OpenCV and with PIL (the stock training loader decodes with PIL): the
    saving the smaller storage buys at training time.
-3. ``shards``: :func:`resize_shards.resize_shards` exactly as the rule calls it, per side and process count, into a
+3. ``shards``: :func:`shard_resize.resize_shards` exactly as the rule calls it, per side and process count, into a
    fresh folder: wall time, CPU time (the process and its pool workers), images/s, images/s per process and per
    CPU-second, JPEG bytes in/out. Every output is checked (short side == target on every image of the summary's
    counts; member count per tar) so a fast but wrong run cannot pass.
@@ -34,7 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-import resize_shards as rs  # noqa: E402
+from lib.data import shard_resize as rs  # noqa: E402
 
 
 def _cpu() -> float:
@@ -57,11 +59,14 @@ def _jpegs(tar_path: Path, limit: int) -> list[bytes]:
 
 def per_image(jpegs: list[bytes], side: int, quality: int, repeat: int = 2) -> dict:
     """Per-image stage times (ms) of resize_jpeg on one core, and decode rates of source vs resized JPEGs."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks PyPI at import otherwise
+    import albumentations as A
     import cv2
     import numpy as np
     from PIL import Image
 
     cv2.setNumThreads(1)
+    shrink = A.SmallestMaxSize(max_size=side, interpolation=cv2.INTER_AREA, p=1.0)  # img2dataset's downscale
     t_dec = t_res = t_enc = 0.0
     resized = []
     for _ in range(repeat):
@@ -70,15 +75,14 @@ def per_image(jpegs: list[bytes], side: int, quality: int, repeat: int = 2) -> d
             t0 = time.perf_counter()
             img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED)
             t1 = time.perf_counter()
-            h, w = img.shape[:2]
-            nh, nw = rs.resized_shape(h, w, side)
-            small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            small = shrink(image=img)["image"]
             t2 = time.perf_counter()
             ok, enc = cv2.imencode(".jpg", small, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
             t3 = time.perf_counter()
             resized.append(enc.tobytes())
             t_dec, t_res, t_enc = t_dec + t1 - t0, t_res + t2 - t1, t_enc + t3 - t2
     n = len(jpegs) * repeat
+    rs.resize_jpeg(jpegs[0], side, quality)  # warm-up: the first call imports img2dataset and albumentations
     t0 = time.perf_counter()
     for _ in range(repeat):
         for b in jpegs:
@@ -156,13 +160,13 @@ def main(argv=None) -> None:
     work = a.workdir or Path(tempfile.mkdtemp(prefix="bench_resize_"))
     load0 = os.getloadavg()
     try:
-        from lib.train import fast_data
+        from lib.train import synthetic_shards
 
         src = work / "shards"
         t0 = time.perf_counter()
         if not (src / "train" / "sizes.json").exists():
-            fast_data.write_synthetic_shards(src / "train", a.shards, a.per_shard, short_side=512,
-                                             quality=a.quality, processes=min(a.shards, os.cpu_count() or 1))
+            synthetic_shards.write_synthetic_shards(src / "train", a.shards, a.per_shard, short_side=512,
+                                                    quality=a.quality, processes=min(a.shards, os.cpu_count() or 1))
         gen_s = time.perf_counter() - t0
         sample = _jpegs(src / "train" / "00000.tar", a.sample)
         img_rows = [per_image(sample, s, a.quality) for s in a.sides]

@@ -4,7 +4,7 @@ One command:
 
 1. writes synthetic webdataset shards at the largest ``--sizes`` short side (JPEG q95; ``.jpg``, ``.txt``, ``.json``
    with ``alt_texts``/``query_ids``; ``sizes.json``; a ``text_candidates.parquet`` for the text mix) and derives the
-   smaller sizes from them with ``resize_shards.resize_shard`` (what rule ``resize_shards`` runs), reused if present;
+   smaller sizes from them with ``shard_resize.resize_shard`` (what rule ``resize_shards`` runs), reused if present;
 2. measures the **compute-only** rate: the same model, AdamW (recipe betas/eps/wd), ClipLoss, autocast per
    ``--precision``, on device-resident random tensors (a subprocess, so every run starts from a clean device);
 3. runs **upstream** open_clip_train end to end (our wrapper with ``--entitynet-data-path stock`` and no text
@@ -107,8 +107,8 @@ def child_env(device: str) -> dict:
 
 def ensure_shards(a, size: int, source: dict | None = None) -> dict:
     """Synthetic shards at short side ``size``; with ``source`` (the largest size's shards) they are derived from it
-    by ``resize_shards.resize_shard``, the function rule ``resize_shards`` runs, as a real pipeline would."""
-    from lib.train import fast_data
+    by ``shard_resize.resize_shard``, the function rule ``resize_shards`` runs, as a real pipeline would."""
+    from lib.train import synthetic_shards
 
     out = Path(a.work_dir) / f"shards_{size}"
     stamp = {"n_shards": a.shards, "per_shard": a.per_shard, "short_side": size, "quality": 95, "seed": size,
@@ -120,8 +120,8 @@ def ensure_shards(a, size: int, source: dict | None = None) -> dict:
             return info
     t0 = time.time()
     if source is None:
-        info = fast_data.write_synthetic_shards(out, a.shards, a.per_shard, size, seed=size,
-                                                processes=min(a.shards, os.cpu_count() or 1))
+        info = synthetic_shards.write_synthetic_shards(out, a.shards, a.per_shard, size, seed=size,
+                                                       processes=min(a.shards, os.cpu_count() or 1))
     else:
         info = derive_shards(source, out, size, processes=min(a.shards, os.cpu_count() or 1))
     info["stamp"] = stamp
@@ -135,14 +135,14 @@ def derive_shards(source: dict, out: Path, size: int, processes: int = 1) -> dic
     import multiprocessing as mp
     import shutil
 
-    import resize_shards
+    from lib.data import shard_resize
 
     src_dir = Path(source["candidates"]).parent
     out.mkdir(parents=True, exist_ok=True)
     tars = sorted(src_dir.glob("*.tar"))
     jobs = [(str(t), str(out / t.name), size, 95) for t in tars]
     with mp.get_context("spawn").Pool(max(1, min(processes, len(jobs)))) as pool:
-        stats = pool.starmap(resize_shards.resize_shard, jobs)
+        stats = pool.starmap(shard_resize.resize_shard, jobs)
     for name in ("sizes.json", "text_candidates.parquet"):
         shutil.copyfile(src_dir / name, out / name)
     jpegs = sum(st["jpegs"] for st in stats)

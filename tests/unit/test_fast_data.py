@@ -1,4 +1,6 @@
-"""Tests for scripts/lib/train/fast_data.py (lean/gpu training data paths) and their wiring in the open_clip_train wrapper."""
+"""Tests for the fast training data paths (scripts/lib/train/fast_data.py and the modules it names: crop_spec,
+image_steps, cpu_share, crop_kernel, device_steps, device_batches, synthetic_shards) and their wiring in the
+open_clip_train wrapper."""
 
 import dataclasses
 import io
@@ -16,7 +18,9 @@ import torch
 from PIL import Image
 from scipy.stats import ks_2samp
 
-from lib.train import fast_data as fd
+from lib.data.resize_spec import min_lossless_short_side
+from lib.train import (cpu_share, crop_kernel, crop_spec, device_batches, device_steps, fast_data, image_steps,
+                       synthetic_shards)
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -37,7 +41,7 @@ def chw(img: Image.Image) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def photos():
     rng = np.random.default_rng(0)
-    return [fd.synthetic_image(h, w, rng) for h, w in ((96, 131), (120, 90), (64, 200), (80, 80))]
+    return [synthetic_shards.synthetic_image(h, w, rng) for h, w in ((96, 131), (120, 90), (64, 200), (80, 80))]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,7 @@ def timm_spec():
 
     _, train_tf, _ = open_clip.create_model_and_transforms(
         "ViT-B-32", aug_cfg=dict(use_timm=True, scale=SCALE, ratio=RATIO))
-    return train_tf, fd.crop_spec_from_transform(train_tf)
+    return train_tf, crop_spec.crop_spec_from_transform(train_tf)
 
 
 # ---------------------------------------------------------------------------------------------------- crop boxes
@@ -59,16 +63,16 @@ def test_rrc_params_equals_torchvision_draw_for_draw(hw):
     h, w = hw
     dummy = torch.empty(1, 1, 1).expand(1, h, w)
     torch.manual_seed(123)
-    ours = [fd.rrc_params(h, w, SCALE, RATIO) for _ in range(1000)]
+    ours = [crop_spec.rrc_params(h, w, SCALE, RATIO) for _ in range(1000)]
     torch.manual_seed(123)
     ref = [RandomResizedCrop.get_params(dummy, list(SCALE), list(RATIO)) for _ in range(1000)]
     assert ours == ref
 
 
-def _worker_boxes(data: bytes, spec: fd.CropSpec, n: int) -> np.ndarray:
+def _worker_boxes(data: bytes, spec: crop_spec.CropSpec, n: int) -> np.ndarray:
     """Boxes exactly as the gpu data path's worker step draws them with torchvision's sampler (header parse +
     rrc_params), for a transform whose RandomResizedCrop is torchvision's."""
-    step = fd.GpuImage(dataclasses.replace(spec, sampler="torchvision"))
+    step = image_steps.GpuImage(dataclasses.replace(spec, sampler="torchvision"))
     torch.manual_seed(7)
     out = []
     for _ in range(n):
@@ -126,12 +130,12 @@ def test_timm_sampler_equals_timm_draw_for_draw(hw, timm_spec):
     h, w = hw
     ref = _timm_boxes(h, w, SCALE, RATIO, 2000)
     random.seed(11)
-    ours = np.asarray([fd.timm_rrc_params(h, w, SCALE, RATIO) for _ in range(2000)], dtype=np.float64)
+    ours = np.asarray([crop_spec.timm_rrc_params(h, w, SCALE, RATIO) for _ in range(2000)], dtype=np.float64)
     np.testing.assert_array_equal(ours, ref)
     data = jpeg_bytes(Image.new("RGB", (w, h), (120, 80, 40)))
     random.seed(11)
     torch.manual_seed(0)
-    worker = np.asarray([fd.GpuImage(spec)(data)[2] for _ in range(2000)], dtype=np.float64)
+    worker = np.asarray([image_steps.GpuImage(spec)(data)[2] for _ in range(2000)], dtype=np.float64)
     np.testing.assert_array_equal(worker, ref)
 
 
@@ -139,22 +143,22 @@ def test_lean_equals_the_stock_timm_transform_draw_for_draw(photos, timm_spec):
     """The lean worker step (no draft) + device normalisation reproduces open_clip's timm training transform
     pixel for pixel when both start from the same Python random state."""
     train_tf, spec = timm_spec
-    lean = fd.LeanImage(spec, use_draft=False)
+    lean = image_steps.LeanImage(spec, use_draft=False)
     for seed, p in enumerate(photos):
         data = jpeg_bytes(p)
         random.seed(seed)
         ref = train_tf(Image.open(io.BytesIO(data)))
         random.seed(seed)
-        ours = fd.normalize_batch(lean(data).unsqueeze(0), spec.mean, spec.std)[0]
+        ours = crop_kernel.normalize_batch(lean(data).unsqueeze(0), spec.mean, spec.std)[0]
         assert torch.allclose(ours, ref, atol=1e-5, rtol=0), seed
 
 
 def test_min_lossless_short_side():
-    s = fd.min_lossless_short_side(224, SCALE, RATIO)
+    s = min_lossless_short_side(224, SCALE, RATIO)
     assert s == 374
     torch.manual_seed(0)
-    at_s = np.asarray([fd.rrc_params(s, s, SCALE, RATIO) for _ in range(5000)])
-    at_256 = np.asarray([fd.rrc_params(256, 256, SCALE, RATIO) for _ in range(5000)])
+    at_s = np.asarray([crop_spec.rrc_params(s, s, SCALE, RATIO) for _ in range(5000)])
+    at_256 = np.asarray([crop_spec.rrc_params(256, 256, SCALE, RATIO) for _ in range(5000)])
     assert at_s[:, 2:].min() >= 223  # ±0.5 px rounding
     assert (at_256[:, 2:].min(axis=1) < 224).mean() > 0.3  # 256-px storage upscales many crops
 
@@ -171,7 +175,7 @@ def test_batched_crop_equals_per_image_torchvision(photos, interp):
     boxes = torch.tensor([(3, 5, 80, 90), (10, 0, 100, 90), (0, 100, 64, 60), (0, 0, 80, 80)])
     size = (48, 56)  # down- and up-sampling, non-square output
     for chunk in (1 << 30, 3 * 100 * 100 * 4):  # one chunk; and chunks of ~1 image
-        out = fd.resized_crop_batch(imgs, boxes, size, interp, round_output=False, max_chunk_bytes=chunk)
+        out = crop_kernel.resized_crop_batch(imgs, boxes, size, interp, round_output=False, max_chunk_bytes=chunk)
         mode = InterpolationMode.BICUBIC if interp == "bicubic" else InterpolationMode.BILINEAR
         for k, (img, box) in enumerate(zip(imgs, boxes.tolist())):
             ref = F.resized_crop(img.float(), *box, list(size), mode, antialias=True)
@@ -183,7 +187,7 @@ def test_batched_crop_close_to_pil_stock(photos):
     to uint8, then vertically, in fixed point; we do one float pass, then round: a few levels on a few pixels."""
     imgs = [chw(p) for p in photos]
     boxes = [(3, 5, 80, 90), (10, 0, 100, 90), (0, 100, 64, 60), (0, 0, 80, 80)]
-    out = fd.resized_crop_batch(imgs, torch.tensor(boxes), (64, 64), "bicubic")
+    out = crop_kernel.resized_crop_batch(imgs, torch.tensor(boxes), (64, 64), "bicubic")
     for k, (p, (t, l, h, w)) in enumerate(zip(photos, boxes)):
         ref = chw(p.crop((l, t, l + w, t + h)).resize((64, 64), Image.Resampling.BICUBIC)).float()
         diff = (out[k] - ref).abs()
@@ -194,16 +198,16 @@ def test_batched_crop_close_to_pil_stock(photos):
 def test_half_precision_kernel_within_one_level(photos):
     imgs = [chw(p) for p in photos]
     boxes = torch.tensor([(3, 5, 80, 90), (10, 0, 100, 90), (0, 100, 64, 60), (0, 0, 80, 80)])
-    a = fd.resized_crop_batch(imgs, boxes, (64, 64), round_output=False, compute_dtype=torch.float32)
-    b = fd.resized_crop_batch(imgs, boxes, (64, 64), round_output=False, compute_dtype=torch.float16)
+    a = crop_kernel.resized_crop_batch(imgs, boxes, (64, 64), round_output=False, compute_dtype=torch.float32)
+    b = crop_kernel.resized_crop_batch(imgs, boxes, (64, 64), round_output=False, compute_dtype=torch.float16)
     assert (a - b).abs().max().item() < 1.0
 
 
 def test_crop_kernel_rejects_bad_boxes(photos):
     with pytest.raises(ValueError, match="outside image"):
-        fd.resized_crop_batch([chw(photos[0])], torch.tensor([(0, 0, 97, 10)]), (8, 8))
+        crop_kernel.resized_crop_batch([chw(photos[0])], torch.tensor([(0, 0, 97, 10)]), (8, 8))
     with pytest.raises(ValueError, match="uint8"):
-        fd.resized_crop_batch([chw(photos[0]).float()], torch.tensor([(0, 0, 9, 10)]), (8, 8))
+        crop_kernel.resized_crop_batch([chw(photos[0]).float()], torch.tensor([(0, 0, 9, 10)]), (8, 8))
 
 
 # ---------------------------------------------------------------------------------------------------- normalisation
@@ -218,9 +222,9 @@ def test_normalize_matches_open_clip(photos, timm_spec):
     to_tensor, normalize = train_tf.transforms[1], train_tf.transforms[2]
     img = photos[0]
     ref = normalize(to_tensor(img))
-    ours = fd.normalize_batch(chw(img).unsqueeze(0), spec.mean, spec.std)[0]
+    ours = crop_kernel.normalize_batch(chw(img).unsqueeze(0), spec.mean, spec.std)[0]
     assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
-    wrong = fd.normalize_batch(chw(img).unsqueeze(0), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))[0]
+    wrong = crop_kernel.normalize_batch(chw(img).unsqueeze(0), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))[0]
     assert not torch.allclose(wrong, ref, atol=1e-2)
 
 
@@ -233,28 +237,28 @@ def test_crop_spec_reads_and_refuses(timm_spec):
     from torchvision import transforms as T
 
     tv = T.Compose([T.RandomResizedCrop(64, scale=SCALE, ratio=RATIO), T.ToTensor(), T.Normalize((0.5,) * 3, (1,) * 3)])
-    assert fd.crop_spec_from_transform(tv).sampler == "torchvision"
+    assert crop_spec.crop_spec_from_transform(tv).sampler == "torchvision"
     with pytest.raises(ValueError, match="sampler"):
         dataclasses.replace(spec, sampler="numpy")
     _, jitter_tf, _ = open_clip.create_model_and_transforms(
         "ViT-B-32", aug_cfg=dict(use_timm=True, scale=SCALE, ratio=RATIO, color_jitter=0.4))
     with pytest.raises(ValueError, match="ColorJitter"):
-        fd.crop_spec_from_transform(jitter_tf)
+        crop_spec.crop_spec_from_transform(jitter_tf)
 
 
 # ---------------------------------------------------------------------------------------------------- worker steps
 
 
 def test_lean_equals_stock_when_not_drafted(photos):
-    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
-    lean = fd.LeanImage(spec)
+    spec = crop_spec.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    lean = image_steps.LeanImage(spec)
     for seed, p in enumerate(photos):
         data = jpeg_bytes(p)
         torch.manual_seed(seed)
         out = lean(data)
         torch.manual_seed(seed)
-        t, l, h, w = fd.rrc_params(p.height, p.width, SCALE, RATIO)
-        assert fd.draft_scale_for((h, w), spec.size) == 1
+        t, l, h, w = crop_spec.rrc_params(p.height, p.width, SCALE, RATIO)
+        assert image_steps.draft_scale_for((h, w), spec.size) == 1
         decoded = Image.open(io.BytesIO(data)).convert("RGB")
         ref = chw(decoded.crop((l, t, l + w, t + h)).resize((64, 64), Image.Resampling.BICUBIC))
         assert out.dtype == torch.uint8 and torch.equal(out, ref)
@@ -262,15 +266,15 @@ def test_lean_equals_stock_when_not_drafted(photos):
 
 def test_lean_draft_keeps_crop_resolution():
     rng = np.random.default_rng(1)
-    big = fd.synthetic_image(600, 800, rng)
+    big = synthetic_shards.synthetic_image(600, 800, rng)
     data = jpeg_bytes(big)
-    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
-    drafted, full = fd.LeanImage(spec), fd.LeanImage(spec, use_draft=False)
+    spec = crop_spec.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    drafted, full = image_steps.LeanImage(spec), image_steps.LeanImage(spec, use_draft=False)
     scales = []
     for seed in range(8):
         torch.manual_seed(seed)
-        box = fd.rrc_params(600, 800, SCALE, RATIO)
-        s = fd.draft_scale_for(box[2:], spec.size)
+        box = crop_spec.rrc_params(600, 800, SCALE, RATIO)
+        s = image_steps.draft_scale_for(box[2:], spec.size)
         assert box[2] / s >= 64 and box[3] / s >= 64
         scales.append(s)
         torch.manual_seed(seed)
@@ -279,14 +283,15 @@ def test_lean_draft_keeps_crop_resolution():
         b = full(data).float()
         assert (a - b).abs().mean().item() < 3.0  # DCT-domain downscale vs full decode: same picture
     assert max(scales) >= 4  # draft actually used
-    assert fd.draft_scale_for((300, 500), (224, 224)) == 1  # a crop that would become an upscale is never drafted
+    # a crop that would become an upscale is never drafted
+    assert image_steps.draft_scale_for((300, 500), (224, 224)) == 1
 
 
 def _batch(photos, spec, extra=()):
-    step = fd.GpuImage(spec)
+    step = image_steps.GpuImage(spec)
     items = [(step(jpeg_bytes(p)), torch.full((8,), k)) for k, p in enumerate(photos)]
     items += [(step(d), torch.full((8,), 100 + k)) for k, d in enumerate(extra)]
-    return fd.collate_gpu(items)
+    return image_steps.collate_gpu(items)
 
 
 def test_gpu_path_on_cpu_matches_reference(photos):
@@ -294,29 +299,29 @@ def test_gpu_path_on_cpu_matches_reference(photos):
     from torchvision.io import decode_jpeg
     from torchvision.transforms import InterpolationMode
 
-    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
+    spec = crop_spec.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
     png = jpeg_bytes(photos[1], format="PNG")
     torch.manual_seed(5)
     batch = _batch(photos, spec, extra=[png])
     buf, lens, jidx, boxes, pre, pidx, texts = batch
     assert len(jidx) == len(photos) and pidx.tolist() == [len(photos)] and pre.shape == (1, 3, 64, 64)
-    images, toks = fd.GpuDevice(spec)(batch, torch.device("cpu"))
+    images, toks = device_steps.GpuDevice(spec)(batch, torch.device("cpu"))
     assert images.shape == (len(photos) + 1, 3, 64, 64) and images.dtype == torch.float32
     assert torch.equal(toks[:, 0], torch.tensor(list(range(len(photos))) + [100]))
     encoded = torch.split(buf, lens.tolist())
     for k, (enc, box) in enumerate(zip(encoded, boxes.tolist())):
         ref = F.resized_crop(decode_jpeg(enc).float(), *box, [64, 64], InterpolationMode.BICUBIC, antialias=True)
-        ref = fd.normalize_batch(ref.round().clamp(0, 255).unsqueeze(0), spec.mean, spec.std)[0]
+        ref = crop_kernel.normalize_batch(ref.round().clamp(0, 255).unsqueeze(0), spec.mean, spec.std)[0]
         assert (images[jidx[k]] - ref).abs().max().item() < 0.05  # ≤ 1 level / std after rounding
-    assert torch.equal(images[-1], fd.normalize_batch(pre.float(), spec.mean, spec.std)[0])
+    assert torch.equal(images[-1], crop_kernel.normalize_batch(pre.float(), spec.mean, spec.std)[0])
 
 
 def test_gpu_path_replaces_undecodable_image(photos, monkeypatch):
-    spec = fd.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    spec = crop_spec.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
     batch = _batch(photos[:3], spec)
-    real = fd.decode_jpegs
-    monkeypatch.setattr(fd, "decode_jpegs", lambda enc, dev: real(enc, dev)[:2] + [None])  # 3rd: undecodable
-    dev = fd.GpuDevice(spec)
+    real = device_steps.decode_jpegs
+    monkeypatch.setattr(device_steps, "decode_jpegs", lambda enc, dev: real(enc, dev)[:2] + [None])  # 3rd: undecodable
+    dev = device_steps.GpuDevice(spec)
     images, toks = dev(batch, torch.device("cpu"))
     assert dev.replaced == 1 and torch.isfinite(images).all()
     src = int(toks[2, 0])  # the pair (image AND text) of another sample took its place
@@ -327,7 +332,7 @@ def test_decode_jpegs_falls_back_per_image(photos):
     good = jpeg_bytes(photos[0])
     enc = [torch.frombuffer(bytearray(good), dtype=torch.uint8),
            torch.frombuffer(bytearray(b"\xff\xd8not a jpeg"), dtype=torch.uint8)]
-    out = fd.decode_jpegs(enc, torch.device("cpu"))
+    out = device_steps.decode_jpegs(enc, torch.device("cpu"))
     assert out[0].shape == (3, photos[0].height, photos[0].width) and out[1] is None
 
 
@@ -337,8 +342,8 @@ def test_device_batches_wraps_loader_on_cpu():
 
     loader = Loader([(torch.zeros(4, 3, 8, 8, dtype=torch.uint8) + k, torch.zeros(4, 5, dtype=torch.long))
                      for k in range(3)])
-    spec = fd.CropSpec((8, 8), SCALE, RATIO, "bicubic", (0.0,) * 3, (1.0,) * 3)
-    wrapped = fd.DeviceBatches(loader, fd.LeanDevice(spec), "cpu")
+    spec = crop_spec.CropSpec((8, 8), SCALE, RATIO, "bicubic", (0.0,) * 3, (1.0,) * 3)
+    wrapped = device_batches.DeviceBatches(loader, device_steps.LeanDevice(spec), "cpu")
     assert (wrapped.num_batches, wrapped.num_samples, len(wrapped)) == (3, 12, 3)
     got = [float(x[0, 0, 0, 0]) for x, _ in wrapped]
     assert got == pytest.approx([0.0, 1 / 255, 2 / 255])
@@ -348,7 +353,7 @@ def test_device_batches_wraps_loader_on_cpu():
 
 
 def test_cpu_share_controller_steps():
-    share = fd.CpuShare(0.5, batch_size=4, window=4, wait_high=0.02, step_up=0.02, step_down=0.05)
+    share = cpu_share.CpuShare(0.5, batch_size=4, window=4, wait_high=0.02, step_up=0.02, step_down=0.05)
     share.count(4 * 20)  # the workers filled a 20-batch backlog
     for _ in range(4):
         share.observe(0.0, 0.1)
@@ -370,12 +375,12 @@ def test_cpu_share_controller_steps():
         share.observe(0.0, 0.1)
     assert share.backlog() == 10 and share.value == pytest.approx(0.42)
     assert [round(h[2], 2) for h in share.history] == [0.52, 0.47, 0.47, 0.42, 0.42]
-    fixed = fd.CpuShare(0.3, adaptive=False, batch_size=4)
+    fixed = cpu_share.CpuShare(0.3, adaptive=False, batch_size=4)
     for _ in range(50):
         fixed.observe(0.1, 0.1)
     assert fixed.value == pytest.approx(0.3)
     with pytest.raises(ValueError, match="0..1"):
-        fd.CpuShare(1.5)
+        cpu_share.CpuShare(1.5)
 
 
 def simulate_loader(share, steps=4000, buffer_max=28, a=0.5, b=1.775, d=0.35, batch=512):
@@ -403,21 +408,21 @@ def test_cpu_share_converges_to_worker_capacity(buffer_max, initial):
     """The share settles at the workers' capacity (0.4 in the model) from any start and buffer size, with ≥ 98 % of
     the best rate (GPU decode alone: 0.90 of it), and makes the GPU wait less than a controller that sees only the
     waits (no ``batch_size``, so no backlog)."""
-    trace, wait, rate = simulate_loader(fd.CpuShare(initial, batch_size=512), buffer_max=buffer_max)
+    trace, wait, rate = simulate_loader(cpu_share.CpuShare(initial, batch_size=512), buffer_max=buffer_max)
     tail = trace[-2000:]
     best = 1 / 1.21
     assert 0.35 <= tail.min() and tail.max() <= 0.46 and abs(tail.mean() - 0.4) < 0.01
     assert rate / best >= 0.98 and rate / best > 1.05 * (1.21 / 1.35) and wait < 0.025
     if initial <= 0.5:
         assert wait < 0.005  # starting low, the GPU (almost) never waits
-        _, wait_only, _ = simulate_loader(fd.CpuShare(initial), buffer_max=buffer_max)  # no backlog: waits only
+        _, wait_only, _ = simulate_loader(cpu_share.CpuShare(initial), buffer_max=buffer_max)  # no backlog: waits only
         assert wait_only > 1.5 * wait
 
 
 @pytest.mark.parametrize("value,expected", [(0.0, 0), (0.25, 10), (0.5, 20), (1.0, 40)])
 def test_hybrid_image_crops_the_share_on_the_cpu(photos, value, expected):
-    spec = fd.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
-    step = fd.HybridImage(spec, fd.CpuShare(value, adaptive=False))
+    spec = crop_spec.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    step = image_steps.HybridImage(spec, cpu_share.CpuShare(value, adaptive=False))
     data = [jpeg_bytes(photos[k % len(photos)]) for k in range(40)]
     kinds = [step(d)[0] for d in data]
     assert kinds.count("pre") == expected and kinds.count("jpeg") == 40 - expected
@@ -426,15 +431,15 @@ def test_hybrid_image_crops_the_share_on_the_cpu(photos, value, expected):
 
 def test_hybrid_crop_boxes_do_not_depend_on_where_a_sample_is_decoded(photos):
     """Both branches draw the box with one rrc_params call: same seed ⇒ same crops, CPU-cropped or nvJPEG-cropped."""
-    spec = fd.CropSpec((48, 48), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
+    spec = crop_spec.CropSpec((48, 48), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
     out = {}
     for value in (0.0, 0.5, 1.0):
-        step = fd.HybridImage(spec, fd.CpuShare(value, adaptive=False))
+        step = image_steps.HybridImage(spec, cpu_share.CpuShare(value, adaptive=False))
         torch.manual_seed(11)
         items = [(step(jpeg_bytes(p)), torch.full((4,), k)) for k, p in enumerate(photos * 2)]
-        batch = fd.collate_gpu(items)
+        batch = image_steps.collate_gpu(items)
         assert len(batch[5]) == round(value * len(items))  # pre_idx
-        out[value], _ = fd.GpuDevice(spec)(batch, torch.device("cpu"))
+        out[value], _ = device_steps.GpuDevice(spec)(batch, torch.device("cpu"))
     for value in (0.5, 1.0):  # PIL (uint8 intermediate, draft never upscales) vs the batched kernel: a few levels
         diff = (out[value] - out[0.0]).abs()
         assert diff.mean().item() < 0.02 and diff.max().item() < 0.2
@@ -450,10 +455,10 @@ def test_hybrid_share_reaches_spawned_workers(photos):
     import torch.multiprocessing as tmp
 
     ctx = tmp.get_context("spawn")
-    spec = fd.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
-    share = fd.CpuShare(0.5)
+    spec = crop_spec.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    share = cpu_share.CpuShare(0.5)
     ready, result = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_read_share_in_child, args=(fd.HybridImage(spec, share), ready, result))
+    proc = ctx.Process(target=_read_share_in_child, args=(image_steps.HybridImage(spec, share), ready, result))
     proc.start()
     try:
         share.set(0.125)
@@ -476,10 +481,10 @@ class _JpegStream(torch.utils.data.IterableDataset):
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_hybrid_workers_count_prepared_samples_into_shared_memory(photos, context):
     """In real DataLoader workers (both start methods) every prepared sample lands in the main process's backlog."""
-    spec = fd.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
-    share = fd.CpuShare(0.5, batch_size=4)
+    spec = crop_spec.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    share = cpu_share.CpuShare(0.5, batch_size=4)
     data = [jpeg_bytes(p) for p in photos]
-    loader = torch.utils.data.DataLoader(_JpegStream(fd.HybridImage(spec, share), data, 12), batch_size=None,
+    loader = torch.utils.data.DataLoader(_JpegStream(image_steps.HybridImage(spec, share), data, 12), batch_size=None,
                                          num_workers=2, multiprocessing_context=context)
     kinds = list(loader)  # each worker prepares the whole stream: 2 x 12 samples
     assert len(kinds) == 24 and kinds.count("pre") == 12
@@ -488,7 +493,7 @@ def test_hybrid_workers_count_prepared_samples_into_shared_memory(photos, contex
 
 
 class FakeClock:
-    """Stands in for the ``time`` module of fast_data: ``perf_counter`` moves only when the test advances it."""
+    """Stands in for the ``time`` module of device_batches: ``perf_counter`` moves only when the test advances it."""
 
     def __init__(self):
         self.now = 1000.0
@@ -499,7 +504,8 @@ class FakeClock:
 
 def test_device_batches_reports_loader_waits(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(fd, "time", clock)  # waits measured on a clock the test drives: no real sleeps to race
+    # waits measured on a clock the test drives: no real sleeps to race
+    monkeypatch.setattr(device_batches, "time", clock)
 
     class SlowLoader:
         num_batches, num_samples = 4, 16
@@ -518,38 +524,58 @@ def test_device_batches_reports_loader_waits(monkeypatch):
         def epoch_end(self):
             self.ends += 1
 
-    spec = fd.CropSpec((4, 4), SCALE, RATIO, "bicubic", (0.0,) * 3, (1.0,) * 3)
+    spec = crop_spec.CropSpec((4, 4), SCALE, RATIO, "bicubic", (0.0,) * 3, (1.0,) * 3)
     mon = Monitor()
-    for _ in fd.DeviceBatches(SlowLoader(), fd.LeanDevice(spec), "cpu", monitor=mon):
+    for _ in device_batches.DeviceBatches(SlowLoader(), device_steps.LeanDevice(spec), "cpu", monitor=mon):
         clock.now += 0.01  # the "training step"
     assert mon.ends == 1 and mon.seen[0] == (0.0, 0.0)  # first batch: worker start-up, not timed
     np.testing.assert_allclose(mon.seen[1:], [(0.0, 0.01), (0.05, 0.06), (0.0, 0.01)], rtol=0, atol=1e-9)
-    share = fd.CpuShare(0.25, adaptive=False)
-    list(fd.DeviceBatches(SlowLoader(), fd.LeanDevice(spec), "cpu", monitor=share))
+    share = cpu_share.CpuShare(0.25, adaptive=False)
+    list(device_batches.DeviceBatches(SlowLoader(), device_steps.LeanDevice(spec), "cpu", monitor=share))
     assert share._epoch == [0, 0.0, 0.0, 0.0]  # reset by epoch_end
 
 
 @pytest.mark.cuda
 def test_cuda_decode_and_prefetch_match_cpu(photos):
-    spec = fd.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
+    spec = crop_spec.CropSpec((64, 64), SCALE, RATIO, "bicubic", (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
     torch.manual_seed(3)
     batches = [_batch(photos, spec) for _ in range(2)]
-    hybrid = fd.HybridImage(spec, fd.CpuShare(0.5, adaptive=False))  # half the batch cropped on the CPU ("pre")
-    batches += [fd.collate_gpu([(hybrid(jpeg_bytes(p)), torch.full((8,), k)) for k, p in enumerate(photos)])
+    # half the batch cropped on the CPU ("pre")
+    hybrid = image_steps.HybridImage(spec, cpu_share.CpuShare(0.5, adaptive=False))
+    batches += [image_steps.collate_gpu([(hybrid(jpeg_bytes(p)), torch.full((8,), k)) for k, p in enumerate(photos)])
                 for _ in range(2)]
     assert all(len(b[5]) == len(photos) // 2 for b in batches[2:])
-    cpu = [fd.GpuDevice(spec)(b, torch.device("cpu"))[0] for b in batches]
+    cpu = [device_steps.GpuDevice(spec)(b, torch.device("cpu"))[0] for b in batches]
 
     class Loader(list):
         num_batches, num_samples = 4, 4 * len(photos)
 
     for prefetch in (0, 2):
-        out = [x.cpu() for x, _ in fd.DeviceBatches(Loader(batches), fd.GpuDevice(spec), "cuda", prefetch)]
+        wrapped = device_batches.DeviceBatches(Loader(batches), device_steps.GpuDevice(spec), "cuda", prefetch)
+        out = [x.cpu() for x, _ in wrapped]
         for a, b in zip(out, cpu):  # nvJPEG vs libjpeg-turbo IDCT + fp16 kernel: a few levels at most
             assert (a - b).abs().mean().item() < 0.05 and (a - b).abs().max().item() < 0.5
 
 
 # ---------------------------------------------------------------------------------------------------- wiring
+
+
+def test_data_path_steps_per_mode():
+    spec = crop_spec.CropSpec((32, 32), SCALE, RATIO, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    lean = fast_data.data_path_steps("lean", spec, 8)
+    assert isinstance(lean.image, image_steps.LeanImage) and lean.collate is None and lean.monitor is None
+    assert isinstance(lean.device, device_steps.LeanDevice)
+    gpu = fast_data.data_path_steps("gpu", spec, 8)
+    assert isinstance(gpu.image, image_steps.GpuImage) and gpu.collate is image_steps.collate_gpu
+    assert isinstance(gpu.device, device_steps.GpuDevice) and gpu.monitor is None
+    auto = fast_data.data_path_steps("hybrid", spec, 8)
+    assert isinstance(auto.image, image_steps.HybridImage) and auto.image.share is auto.monitor
+    assert auto.monitor.adaptive and auto.monitor.value == 0.5 and auto.monitor.batch_size == 8
+    fixed = fast_data.data_path_steps("hybrid", spec, 8, 0.3).monitor
+    assert not fixed.adaptive and fixed.value == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="must be one of"):
+        fast_data.data_path_steps("fast", spec, 8)
+
 
 
 def test_build_train_args_passes_data_path():
@@ -575,7 +601,7 @@ def test_build_train_args_passes_data_path():
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    return fd.write_synthetic_shards(tmp_path_factory.mktemp("shards"), 2, 16, 96, seed=2)
+    return synthetic_shards.write_synthetic_shards(tmp_path_factory.mktemp("shards"), 2, 16, 96, seed=2)
 
 
 @pytest.mark.parametrize("mode,mix", [("lean", False), ("gpu", True), ("hybrid", True)])  # .txt and text mix
@@ -648,7 +674,7 @@ def test_loss_curves_of_stock_and_hybrid_agree(loss_runs):
     model learns the 32 synthetic pairs (``.txt`` captions) for 100 steps of 16, once with the stock transform
     (timm's RandomResizedCrop) and once with ``hybrid`` at a fixed share of 0.5 (half the images take the lean CPU
     crop with JPEG draft, half the batched crop kernel). Same seed, so both see the same samples in the same order
-    and, since the fast paths draw their boxes with the stock transform's own sampler (``fast_data.draw_box``),
+    and, since the fast paths draw their boxes with the stock transform's own sampler (``crop_spec.draw_box``),
     the same crop boxes; the curves differ only by the pixels of the resize (PIL vs the kernel: ≤ 3 levels; draft).
 
     Measured here (2026-12-03, seeds 0-4, 100 steps; chance is ln 16 = 2.77): the largest per-step difference

@@ -1,4 +1,5 @@
-"""Unit tests of scripts/resize_shards.py: derived shards at a smaller stored short side (issue 7, rule resize_shards)."""
+"""Unit tests of scripts/lib/data/shard_resize.py (rule resize_shards): derived shards at a smaller stored short side
+(issue 7)."""
 import io
 import json
 import os
@@ -8,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-import resize_shards as rs
+from lib.data import shard_resize as rs
 from lib.data.resize_spec import min_lossless_short_side
 from lib.data.shard_writer import ShardWriter
 
@@ -103,15 +104,15 @@ def test_resize_jpeg_outcomes_and_shape():
         rs.resize_jpeg(small, SIDE, quality=0)
 
 
-def test_resize_matches_img2dataset_downscale():
-    """Same pixels as img2dataset's keep_ratio downscale (albumentations SmallestMaxSize, cv2 INTER_AREA)."""
+def test_resize_is_img2dataset_downscale_as_the_download_runs_it():
+    """The bytes of img2dataset's resizer with the download's settings (keep_ratio, only if bigger, q95)."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     from img2dataset.resizer import Resizer
 
     src = photo(517, 779, 3)
     ours, outcome = rs.resize_jpeg(src, SIDE, quality=95)
     theirs, w, h, ow, oh, err = Resizer(SIDE, "keep_ratio", True, encode_quality=95)(io.BytesIO(src))
-    assert outcome == "resized" and err is None and (h, w) == hw(ours)
+    assert outcome == "resized" and err is None and (h, w) == hw(ours) == (SIDE, round(779 * SIDE / 517))
     assert ours == theirs  # same decode, resize and encode: byte-identical
 
 

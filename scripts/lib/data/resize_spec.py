@@ -1,8 +1,7 @@
-"""The crop arithmetic behind ``models.<model>.stored_short_side``: the training recipes' RandomResizedCrop defaults
-and :func:`min_lossless_short_side`, the smallest stored short side whose crops are never upscaled.
+"""The stored short side that keeps the training crops (rule ``resize_shards``, config check of
+``models.<name>.stored_short_side``).
 
-Shared by rule ``resize_shards`` and the config check (``workflow_config``), which runs when the Snakefile is parsed,
-so this module imports the standard library only.
+Standard library only: ``workflow_config`` imports it when the Snakefile is parsed.
 """
 
 import math

@@ -8,12 +8,14 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
    ``add_model_config`` is public API of open_clip 3.3.0.
 2. **The paper's text mix** — ``open_clip_train.main`` imports ``get_data`` *by name*
    (``from open_clip_train.data import get_data``), so we replace ``open_clip_train.main.get_data`` with
-   ``entitynet_get_data``. It delegates everything to upstream ``get_data`` except the training split when
-   ``--entitynet-text-candidates`` is given: that split is a webdataset pipeline built from upstream's own building
-   blocks (``ResampledShards2``, ``detshuffle2``, ``tarfile_to_samples_nothrow``, ``DataInfo``, ``SharedEpoch``)
-   whose text step draws one text per sample per step from the sample's ``.json`` with ``text_sampler.TextSampler``
-   (the paper's text mix) instead of reading ``.txt``. Stable for the 3.3.0 pin: both names are module-level in 3.3.0;
-   upstream ``main`` (4.x) changes them, which is why the pin is exact.
+   ``entitynet_get_data``. It delegates everything to upstream ``get_data`` except the webdataset training split:
+   that split is upstream's own (``get_wds_dataset``: its shard stages, epoch arithmetic, WebLoader and
+   ``SharedEpoch``) with our sample stages after ``tarfile_to_samples_nothrow`` (:func:`upstream_train_loader`): a
+   seeded sample shuffle, and with ``--entitynet-text-candidates`` a text step that draws one text per sample per
+   step from the sample's ``.json`` with ``text_sampler.TextSampler`` (the paper's text mix) instead of reading
+   ``.txt``. ``tests/unit/test_upstream_drift.py`` fails when the pinned upstream changes the functions this relies
+   on. Stable for the 3.3.0 pin: both names are module-level in 3.3.0; upstream ``main`` (4.x) changes them, which
+   is why the pin is exact.
 
 3. **Text-source counts** (with the text mix): every text a worker draws is counted by its source (``alt``, the KG
    text's source list, ``none``) in a shared-memory tensor, one row per dataloader worker (:class:`TextSourceCounts`);
@@ -21,15 +23,15 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
    ``<logs>/<name>/text_sources_rank<R>.json`` (:class:`TextSourceLog`), which ``train.py`` sums into
    ``train_summary.json``. This is what makes the alt-text ablation checkable: the shares are the draws' own.
 
-4. **Faster data paths** (``--entitynet-data-path lean|gpu|hybrid``, ``scripts/lib/train/fast_data.py``): the training split is
-   our webdataset pipeline (with the text mix, or upstream's ``.txt`` text without candidates) whose workers emit
-   uint8 crops (``lean``), raw JPEG bytes + crop boxes (``gpu``), or a mix of both (``hybrid``), and
-   ``data['train'].dataloader`` is a ``fast_data.DeviceBatches``: an iterable with ``num_batches``/``num_samples``
-   that yields ``(images, texts)``
-   already decoded/cropped/normalised **on the device**. That is the hook: ``train_one_epoch`` (3.3.0) only iterates
+4. **Faster data paths** (``--entitynet-data-path lean|gpu|hybrid``, ``scripts/lib/train/fast_data.py``): the
+   training split is our webdataset pipeline (with the text mix, or upstream's ``.txt`` text without candidates)
+   whose workers emit uint8 crops (``lean``), raw JPEG bytes + crop boxes (``gpu``), or a mix of both (``hybrid``),
+   and ``data['train'].dataloader`` is a ``device_batches.DeviceBatches``: an iterable with
+   ``num_batches``/``num_samples`` that yields ``(images, texts)`` already decoded/cropped/normalised **on the
+   device**. That is the hook: ``train_one_epoch`` (3.3.0) only iterates
    the dataloader and reads those two attributes, and its ``images.to(device=device, dtype=input_dtype)`` is then a
    no-op, so no upstream function besides ``get_data`` is replaced. Augmentation (RRC scale/ratio, interpolation,
-   mean/std) is read from upstream's own train transform (``fast_data.crop_spec_from_transform``).
+   mean/std) is read from upstream's own train transform (``crop_spec.crop_spec_from_transform``).
 
 Extra flags (removed before upstream parses the rest):
   --entitynet-text-candidates PATH   text_candidates.parquet (enables the text mix)
@@ -39,7 +41,7 @@ Extra flags (removed before upstream parses the rest):
   --entitynet-device-prefetch N      lean/gpu/hybrid on CUDA: batches prepared ahead on a side stream (default 2;
                                      0 = inline)
   --entitynet-cpu-share S            hybrid: share of JPEGs the CPU workers crop; auto (default: adaptive from 0.5,
-                                     fast_data.CpuShare) or a fixed number in 0..1
+                                     cpu_share.CpuShare) or a fixed number in 0..1
   --entitynet-deterministic          as deterministic as torch allows on GPUs (see :func:`make_deterministic`)
 
 Determinism: on CPU a run is a function of ``--seed`` (data order, crops, text draws, weights; tested). On GPUs some
@@ -56,7 +58,6 @@ without a deterministic kernel still run and warn. NCCL all-reduce order can sti
 import argparse
 import json
 import logging
-import math
 import os
 import random
 import sys
@@ -137,8 +138,8 @@ class TextSourceCounts:
     One shared-memory ``int64`` tensor ``[slots, len(names)]``; a drawing process adds to its own row (the dataloader
     worker id; row 0 in the training process itself with ``--workers 0``), so no two processes write one cell and no
     lock is needed. Forked workers inherit the shared mapping; spawned workers get the tensor through torch's
-    pickling of shared tensors (the same storage, not a copy), as :class:`fast_data.CpuShare` does. A source not in
-    ``names`` is counted as ``other``.
+    pickling of shared tensors (the same storage, not a copy), as :class:`lib.train.cpu_share.CpuShare` does. A
+    source not in ``names`` is counted as ``other``.
     """
 
     OTHER = "other"
@@ -344,97 +345,92 @@ class PlainText:
         return sample
 
 
-def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidates: str | None,
-                           alt_text_chance: float, data_path: str = "stock", prefetch: int = 2,
-                           cpu_share: str | float = "auto"):
-    """Training webdataset (mirrors upstream get_wds_dataset's train branch) with the paper's per-step text mix when
-    ``candidates`` is given (else upstream's ``.txt``) and the image step of ``data_path`` (stock|lean|gpu|hybrid;
-    ``cpu_share``: the hybrid path's CPU share, ``auto`` = adaptive from 0.5)."""
+def upstream_train_loader(args, preprocess_img, epoch: int, tokenizer):
+    """Upstream's own training split (``open_clip_train.data.get_wds_dataset``) cut after its shard stages.
+
+    Returns ``(DataInfo, dataset, shard stages)``: the DataInfo's WebLoader, ``num_batches``/``num_samples``
+    (upstream's epoch arithmetic and checks) and ``shared_epoch`` are upstream's; ``dataset`` is the webdataset
+    pipeline the loader iterates, and the shard stages are its stages up to and including
+    ``tarfile_to_samples_nothrow`` (resampled shards, or the seeded shard shuffle + node/worker split). The caller
+    puts its own sample stages after them (:func:`mixed_text_wds_dataset`). Nothing is iterated here: the loader's
+    workers start at the first iteration. A pin whose pipeline has another shape is refused, naming what to re-check
+    (``tests/unit/test_upstream_drift.py`` flags any change of the function itself).
+    """
+    import torch.utils.data as tud
+    from open_clip_train.data import get_wds_dataset, tarfile_to_samples_nothrow
+
+    info = get_wds_dataset(args, preprocess_img, is_train=True, epoch=epoch, tokenizer=tokenizer)
+    torch_loader = (getattr(info.dataloader, "pipeline", None) or [None])[0]  # wds.WebLoader wraps a DataLoader
+    dataset = getattr(torch_loader, "dataset", None) if isinstance(torch_loader, tud.DataLoader) else None
+    stages = getattr(dataset, "pipeline", [])
+    cut = next((k for k, stage in enumerate(stages) if stage is tarfile_to_samples_nothrow), None)
+    if cut is None:
+        raise RuntimeError("open_clip_train.data.get_wds_dataset no longer returns a WebLoader over a pipeline that "
+                           "reads the tars with tarfile_to_samples_nothrow: re-check "
+                           "train_openclip.upstream_train_loader against the pin")
+    return info, dataset, stages[:cut + 1]
+
+
+def _sample_stages(args, preprocess_img, shared_epoch, text_step, text_key: str, candidates: str | None,
+                   data_path: str, cpu_share: str | float) -> tuple[list, object, object]:
+    """Our stages after upstream's shard stages: seeded sample shuffle, filter, image step of ``data_path``, text step,
+    batching. Returns ``(stages, device step or None, monitor or None)``."""
     import webdataset as wds
 
     from lib.train import fast_data
-    from open_clip_train.data import (DataInfo, ResampledShards2, SharedEpoch, _SAMPLE_SHUFFLE_INITIAL,
-                                      _SAMPLE_SHUFFLE_SIZE, _SHARD_SHUFFLE_INITIAL, _SHARD_SHUFFLE_SIZE,
-                                      detshuffle2, expand_urls, get_dataset_size, log_and_continue,
-                                      tarfile_to_samples_nothrow)
+    from lib.train.crop_spec import crop_spec_from_transform
+    from open_clip_train.data import _SAMPLE_SHUFFLE_INITIAL, _SAMPLE_SHUFFLE_SIZE, detshuffle2, log_and_continue
 
-    input_shards = args.train_data
-    resampled = getattr(args, "dataset_resampled", False)
-    num_samples, num_shards = (args.train_num_samples, None) if args.train_num_samples else get_dataset_size(input_shards)
-    if not num_samples:
-        raise RuntimeError("set --train-num-samples or provide sizes.json next to the shards")
-    shared_epoch = SharedEpoch(epoch=epoch)
-    if resampled:
-        pipeline = [ResampledShards2(input_shards, weights=args.train_data_upsampling_factors, deterministic=True,
-                                     epoch=shared_epoch)]
-    else:
-        pipeline = [wds.SimpleShardList(input_shards),
-                    detshuffle2(bufsize=_SHARD_SHUFFLE_SIZE, initial=_SHARD_SHUFFLE_INITIAL, seed=args.seed,
-                                epoch=shared_epoch),
-                    wds.split_by_node, wds.split_by_worker]
-    text_key = "json" if candidates else "txt"
-    counts = None
-    if candidates:
-        from lib.train import text_sampler
-
-        counts = TextSourceCounts(text_sampler.candidate_sources(candidates), slots=max(1, args.workers))
-    pipeline += [
-        tarfile_to_samples_nothrow,
+    stages = [
         # seeded from the worker seed and the epoch (upstream's wds.shuffle() here is seeded from pid + time, so one
         # --seed gave different sample orders and different models from run to run)
         detshuffle2(bufsize=_SAMPLE_SHUFFLE_SIZE, initial=_SAMPLE_SHUFFLE_INITIAL, seed=-1, epoch=shared_epoch),
         wds.select(_HasTextAndImage(text_key)),
     ]
     if data_path == "stock":
-        pipeline.append(wds.decode("pilrgb", handler=log_and_continue))
-    pipeline.append(wds.rename(image="jpg;png;jpeg;webp", json="json") if candidates else
-                    wds.rename(image="jpg;png;jpeg;webp", text="txt"))
+        stages.append(wds.decode("pilrgb", handler=log_and_continue))
+    stages.append(wds.rename(image="jpg;png;jpeg;webp", json="json") if candidates else
+                  wds.rename(image="jpg;png;jpeg;webp", text="txt"))
     # The text step comes after the image step (which may drop an undecodable sample) and the batching has no
     # look-ahead (eager_batched): every text drawn is a text trained on, so the source counts are the batches'.
-    text_step = wds.map(MixedText(candidates, alt_text_chance, args.seed, tokenizer, counts)) if candidates else \
-        wds.map(PlainText(tokenizer))
-    device_step = monitor = None
     if data_path == "stock":
-        pipeline += [wds.map_dict(image=preprocess_img), text_step, wds.to_tuple("image", "text"),
-                     eager_batched(args.batch_size)]
+        return stages + [wds.map_dict(image=preprocess_img), text_step, wds.to_tuple("image", "text"),
+                         eager_batched(args.batch_size)], None, None
+    spec = crop_spec_from_transform(preprocess_img)
+    logging.getLogger("entitynet").info("data path %s on %s: %s", data_path, args.device, spec)
+    steps = fast_data.data_path_steps(data_path, spec, args.batch_size, cpu_share)
+    stages += [wds.map_dict(image=steps.image, handler=log_and_continue), text_step, wds.to_tuple("image", "text"),
+               eager_batched(args.batch_size, collation_fn=steps.collate)]
+    return stages, steps.device, steps.monitor
+
+
+def mixed_text_wds_dataset(args, preprocess_img, epoch: int, tokenizer, candidates: str | None,
+                           alt_text_chance: float, data_path: str = "stock", prefetch: int = 2,
+                           cpu_share: str | float = "auto"):
+    """Training webdataset: upstream's train split (:func:`upstream_train_loader`) with our sample stages, i.e. the
+    paper's per-step text mix when ``candidates`` is given (else upstream's ``.txt``) and the image step of
+    ``data_path`` (stock|lean|gpu|hybrid; ``cpu_share``: the hybrid path's CPU share, ``auto`` = adaptive from
+    0.5)."""
+    import webdataset as wds
+
+    from lib.train.device_batches import DeviceBatches
+    from open_clip_train.data import DataInfo
+
+    info, dataset, shard_stages = upstream_train_loader(args, preprocess_img, epoch, tokenizer)
+    shared_epoch, loader = info.shared_epoch, info.dataloader
+    counts = None
+    if candidates:
+        from lib.train import text_sampler
+
+        counts = TextSourceCounts(text_sampler.candidate_sources(candidates), slots=max(1, args.workers))
+        text_step = wds.map(MixedText(candidates, alt_text_chance, args.seed, tokenizer, counts))
     else:
-        spec = fast_data.crop_spec_from_transform(preprocess_img)
-        logging.getLogger("entitynet").info("data path %s on %s: %s", data_path, args.device, spec)
-        if data_path == "lean":
-            pipeline += [wds.map_dict(image=fast_data.LeanImage(spec), handler=log_and_continue), text_step,
-                         wds.to_tuple("image", "text"), eager_batched(args.batch_size)]
-            device_step = fast_data.LeanDevice(spec)
-        elif data_path == "gpu":
-            pipeline += [wds.map_dict(image=fast_data.GpuImage(spec), handler=log_and_continue), text_step,
-                         wds.to_tuple("image", "text"),
-                         eager_batched(args.batch_size, collation_fn=fast_data.collate_gpu)]
-            device_step = fast_data.GpuDevice(spec)
-        elif data_path == "hybrid":
-            auto = cpu_share == "auto"
-            share = fast_data.CpuShare(0.5 if auto else float(cpu_share), adaptive=auto, batch_size=args.batch_size)
-            pipeline += [wds.map_dict(image=fast_data.HybridImage(spec, share), handler=log_and_continue), text_step,
-                         wds.to_tuple("image", "text"),
-                         eager_batched(args.batch_size, collation_fn=fast_data.collate_gpu)]
-            device_step, monitor = fast_data.GpuDevice(spec), share
-        else:
-            raise ValueError(f"--entitynet-data-path must be one of {fast_data.DATA_PATHS}, got {data_path!r}")
-    dataset = wds.DataPipeline(*pipeline)
-    if not resampled:
-        num_shards = num_shards or len(expand_urls(input_shards)[0])
-        assert num_shards >= args.workers * args.world_size, "number of shards must be >= total workers"
-    global_batch_size = args.batch_size * args.world_size
-    num_batches = math.ceil(num_samples / global_batch_size)
-    num_workers = max(1, args.workers)
-    num_worker_batches = math.ceil(num_batches / num_workers)
-    num_batches = num_worker_batches * num_workers
-    num_samples = num_batches * global_batch_size
-    dataset = dataset.with_epoch(num_worker_batches)
-    loader = wds.WebLoader(dataset, batch_size=None, shuffle=False, num_workers=args.workers,
-                           persistent_workers=args.workers > 0)
-    loader.num_batches = num_batches
-    loader.num_samples = num_samples
+        text_step = wds.map(PlainText(tokenizer))
+    stages, device_step, monitor = _sample_stages(args, preprocess_img, shared_epoch, text_step,
+                                                  "json" if candidates else "txt", candidates, data_path, cpu_share)
+    dataset.pipeline = shard_stages + stages  # the loader iterates its dataset's stages only once started
     if device_step is not None:
-        loader = fast_data.DeviceBatches(loader, device_step, args.device, prefetch=prefetch, monitor=monitor)
+        loader = DeviceBatches(loader, device_step, args.device, prefetch=prefetch, monitor=monitor)
     if counts is not None:
         log = TextSourceLog(counts, text_sources_path(args), start_epoch=epoch, rank=getattr(args, "rank", 0),
                             world_size=getattr(args, "world_size", 1), alt_text_chance=alt_text_chance)
