@@ -85,9 +85,9 @@ rule import_released_metadata:
         metadata=lambda w: sorted(_glob.glob(ds(w.dataset)["search"]["released_metadata"]["metadata_glob"]))
         or [ds(w.dataset)["search"]["released_metadata"]["metadata_glob"]],
         author_queries=lambda w: ds(w.dataset)["search"]["released_metadata"]["queries"],
-    output:
-        urls="results/{dataset}/urls.parquet",
-        queries="results/{dataset}/queries.parquet",
+    output:  # the files merge_search and build_queries make for the other datasets
+        urls=rules.merge_search.output.urls,
+        queries=rules.build_queries.output.queries,
     wildcard_constraints:
         dataset=_RELEASED_RE,
     params:
@@ -114,9 +114,9 @@ rule import_released_entities:
     input:
         author_entities=lambda w: ds(w.dataset)["search"]["released_metadata"]["entities"],
         author_queries=lambda w: ds(w.dataset)["search"]["released_metadata"]["queries"],
-    output:
-        entities="results/{dataset}/entities.parquet",
-        attributes="results/{dataset}/attributes.parquet",
+    output:  # the files kg_entities and kg_attributes make for the other datasets
+        entities=rules.kg_entities.output.entities,
+        attributes=rules.kg_attributes.output.attributes,
     wildcard_constraints:
         dataset=_RELEASED_ENTITIES_RE,
     log:
