@@ -23,6 +23,18 @@ include: "rules/paper.smk"
 include: "rules/report.smk"
 
 
+# The default target (default_target.dataset / .model: the demo): its eval.csv, eval table and dataset card, and
+# their report pages.
+_d, _m = config["default_target"]["dataset"], config["default_target"]["model"]
+DEFAULT_TARGETS = expand(
+    [rules.evaluate.output.eval_csv, rules.model_report.output.table, rules.dataset_card.output.card],
+    dataset=_d,
+    model=_m,
+)
+DEFAULT_REPORT_TARGETS = expand([rules.dataset_overview.output[0], rules.card_html.output[0],
+                                 rules.eval_table_html.output[0]], dataset=_d, model=_m)
+
+
 # Console: quiet by default (progress, warnings, a closing summary); `--config console=verbose` or `--verbose`
 # prints everything. Detail goes to the rule logs and .snakemake/log (scripts/lib/common/run_console.py).
 from lib.common import run_console as _console

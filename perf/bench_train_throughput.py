@@ -239,7 +239,8 @@ def e2e_command(a, shards: dict, path: str, logs: Path) -> list[str]:
         cmd += ["--entitynet-data-path", "stock"]
     else:
         name, _, share = path.partition(":")
-        cmd += ["--entitynet-data-path", name, "--entitynet-text-candidates", shards["candidates"]]
+        cmd += ["--entitynet-data-path", name, "--entitynet-text-candidates", shards["candidates"],
+                "--entitynet-alt-text-chance", "0.5"]
         if name == "hybrid":
             cmd += ["--entitynet-cpu-share", share or "auto"]
     return cmd

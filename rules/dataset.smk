@@ -4,7 +4,7 @@
 rule dedup_decontaminate:
     input:
         chunks=download_chunks,
-        urls=lambda w: f"results/{src(w.dataset)}/urls.parquet",
+        urls=src_output(rules.merge_search.output.urls),
         eval_sets=dedup_eval_inputs,
     output:
         keep="results/{dataset}/dedup/keep.parquet",
@@ -14,11 +14,11 @@ rule dedup_decontaminate:
         eval_hashes="results/{dataset}/dedup/eval_hashes.parquet",
         urls="results/{dataset}/urls_dedup.parquet",
     params:
-        eval_sets=lambda w: dedup_eval_sets(w.dataset),
-        skipped=lambda w: dedup_skipped(w.dataset),
-        hamming_threshold=lambda w: ds(w.dataset).get("dedup", {}).get("hamming_threshold", 4),
-        decontam_threshold=lambda w: ds(w.dataset).get("dedup", {}).get("decontam_threshold", 8),
-        representative=lambda w: ds(w.dataset).get("dedup", {}).get("representative", "largest"),
+        eval_sets=lambda w: ri.dedup_eval_sets(config, w.dataset),
+        skipped=lambda w: ri.dedup_skipped(config, w.dataset),
+        hamming_threshold=lambda w: ds(w.dataset)["dedup"]["hamming_threshold"],
+        decontam_threshold=lambda w: ds(w.dataset)["dedup"]["decontam_threshold"],
+        representative=lambda w: ds(w.dataset)["dedup"]["representative"],
     log:
         "logs/{dataset}/dedup_decontaminate.log",
     benchmark:
@@ -37,8 +37,8 @@ rule build_shards:
     input:
         chunks=download_chunks,
         urls=lambda w: dedup_of(w.dataset, "urls"),
-        drop=lambda w: dedup_of(w.dataset, "drop.parquet"),
-        queries=lambda w: f"results/{src(w.dataset)}/queries.parquet",
+        drop=lambda w: dedup_of(w.dataset, "drop"),
+        queries=src_output(rules.build_queries.output.queries),
     output:
         shards_dir=directory("results/{dataset}/shards"),
         status="results/{dataset}/download_status.parquet",
@@ -48,7 +48,7 @@ rule build_shards:
         val_size=lambda w: ds(w.dataset)["shards"]["val_size"],
         samples_per_shard=lambda w: ds(w.dataset)["shards"]["samples_per_shard"],
         seed=lambda w: ds(w.dataset)["shards"]["seed"],
-        subset=lambda w: ds(w.dataset).get("subset"),
+        subset=lambda w: ds(w.dataset)["subset"],
     log:
         "logs/{dataset}/build_shards.log",
     benchmark:
@@ -66,12 +66,12 @@ rule build_shards:
 # Opt-in (models.<name>.stored_short_side): the shards at a smaller stored short side, same layout and contract.
 rule resize_shards:
     input:
-        shards_dir="results/{dataset}/shards",
+        shards_dir=rules.build_shards.output.shards_dir,
     output:
         shards_dir=directory("results/{dataset}/shards_s{side}"),
     params:
         short_side=lambda w: int(w.side),
-        quality=lambda w: ds(src(w.dataset)).get("download", {}).get("encode_quality", 95),
+        quality=lambda w: ds(src(w.dataset))["download"]["encode_quality"],
     log:
         "logs/{dataset}/resize_shards_s{side}.log",
     benchmark:
@@ -88,26 +88,24 @@ rule resize_shards:
 
 rule dataset_card:
     input:
-        index="results/{dataset}/shards_index.parquet",
-        summary="results/{dataset}/shards_summary.json",
-        status="results/{dataset}/download_status.parquet",
+        index=rules.build_shards.output.index,
+        summary=rules.build_shards.output.summary,
+        status=rules.build_shards.output.status,
         urls=lambda w: dedup_of(w.dataset, "urls"),
-        dedup_counts=lambda w: dedup_of(w.dataset, "counts.json"),
-        queries=lambda w: f"results/{src(w.dataset)}/queries.parquet",
-        entities=lambda w: f"results/{src(w.dataset)}/entities.parquet",
+        dedup_counts=lambda w: dedup_of(w.dataset, "counts"),
+        queries=src_output(rules.build_queries.output.queries),
+        entities=src_output(rules.kg_entities.output.entities),
     output:
         card="results/{dataset}/card/card.md",  # in the report as its HTML twin (rules/report.smk)
         stats="results/{dataset}/card/card.json",
-        **{
-            p: report(f"results/{{dataset}}/card/{p}.png", category="Dataset card", subcategory="{dataset}")
-            for p in CARD_PLOTS
-        },
+        **{p: report(f"results/{{dataset}}/card/{p}.png", category="Dataset card", subcategory="{dataset}")
+           for p in CARD_PLOTS},
     params:
         dataset=lambda w: w.dataset,
-        description=lambda w: ds(w.dataset).get("description", ""),
+        description=lambda w: ds(w.dataset)["description"],
         source=lambda w: src(w.dataset),
-        subset=lambda w: ds(w.dataset).get("subset"),
-        roots=lambda w: ds(w.dataset).get("roots", []) + living_roots_of(w.dataset),
+        subset=lambda w: ds(w.dataset)["subset"],
+        roots=lambda w: ds(w.dataset)["roots"] + living_roots_of(w.dataset),
     log:
         "logs/{dataset}/dataset_card.log",
     threads: 1
@@ -122,16 +120,15 @@ rule dataset_card:
 
 rule text_candidates:
     input:
-        entities=lambda w: f"results/{src(w.dataset)}/entities.parquet",
-        attributes=lambda w: f"results/{src(w.dataset)}/attributes.parquet",
-        queries=lambda w: f"results/{src(w.dataset)}/queries.parquet",
+        entities=src_output(rules.kg_entities.output.entities),
+        attributes=src_output(rules.kg_attributes.output.attributes),
+        queries=src_output(rules.build_queries.output.queries),
     output:
         candidates="results/{dataset}/text_candidates.parquet",
     params:
-        hierarchy_chance_generic=config["text_mix"]["hierarchy_chance_generic"],
-        hierarchy_chance_living=config["text_mix"]["hierarchy_chance_living"],
-        weights={"guard": bool(config["text_mix"].get("synonym_guard", False))},
-        kg_text_queries=lambda w: ds(w.dataset).get("kg_text_queries", "all"),
+        **{k: config["text_mix"][k] for k in ("hierarchy_chance_generic", "hierarchy_chance_living")},
+        weights={"guard": bool(config["text_mix"]["synonym_guard"])},
+        kg_text_queries=lambda w: ds(w.dataset)["kg_text_queries"],
     log:
         "logs/{dataset}/text_candidates.log",
     threads: 1

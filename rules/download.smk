@@ -3,7 +3,7 @@
 
 rule download:
     input:
-        urls="results/{dataset}/urls.parquet",
+        urls=rules.merge_search.output.urls,
     output:
         chunk_dir=directory("results/{dataset}/download/chunk_{chunk}"),
     params:

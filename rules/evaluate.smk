@@ -1,5 +1,8 @@
 # Stage 7: clip_benchmark evaluation, best over prompt variants.
 
+# evaluation.* keys that both evaluate rules pass to scripts/evaluate.py as params of the same names.
+EVAL_OPTIONS = ("fail_on_missing", "skip", "batch_size", "mac_text_context", "mac_count")
+
 
 rule build_demo_evalset:
     input:
@@ -23,8 +26,8 @@ rule build_demo_evalset:
 
 rule evaluate:
     input:
-        model="results/{dataset}/{model}/model.safetensors",
-        summary="results/{dataset}/{model}/train_summary.json",
+        model=rules.train.output.model,
+        summary=rules.train.output.summary,
         benchmarks=eval_inputs,
     output:
         eval_csv="results/{dataset}/{model}/eval.csv",
@@ -32,19 +35,15 @@ rule evaluate:
     params:
         arch=lambda w: recipe(w.model, w.dataset)["arch"],
         suite=lambda w: wc.suite(config, w.dataset),
-        fail_on_missing=config["evaluation"].get("fail_on_missing", False),
-        skip=config["evaluation"].get("skip", []),
-        batch_size=config["evaluation"].get("batch_size", 64),
-        mac_text_context=config["evaluation"].get("mac_text_context", 77),
-        mac_count=config["evaluation"].get("mac_count", "authors"),
-        global_batch=lambda w: global_batch(w.model, w.dataset),
+        **{k: config["evaluation"][k] for k in EVAL_OPTIONS},
+        global_batch=lambda w: ri.global_batch(recipe(w.model, w.dataset)),
     log:
         "logs/{dataset}/{model}/evaluate.log",
     benchmark:
         "benchmarks/{dataset}/{model}/evaluate.tsv"
     threads: 2
     resources:
-        gpu=lambda w: 1 if gpus_per_node(w.model, w.dataset) > 0 else 0,
+        gpu=lambda w: 1 if ri.gpus_per_node(recipe(w.model, w.dataset)) > 0 else 0,
         mem_mb=16000,
         runtime=240,
     conda:
@@ -61,13 +60,9 @@ rule evaluate_baseline:
         eval_csv="results/baselines/{tag}/eval.csv",
         details=directory("results/baselines/{tag}/eval"),
     params:
-        suite=lambda w: wc.suite_by_name(config, config["evaluation"].get("baseline_suite", "paper")),
-        samples_seen=lambda w: config["evaluation"].get("baseline_samples_seen", {}).get(w.tag),
-        fail_on_missing=config["evaluation"].get("fail_on_missing", False),
-        skip=config["evaluation"].get("skip", []),
-        batch_size=config["evaluation"].get("batch_size", 64),
-        mac_text_context=config["evaluation"].get("mac_text_context", 77),
-        mac_count=config["evaluation"].get("mac_count", "authors"),
+        suite=lambda w: wc.suite_by_name(config, config["evaluation"]["baseline_suite"]),
+        samples_seen=lambda w: config["evaluation"]["baseline_samples_seen"].get(w.tag),
+        **{k: config["evaluation"][k] for k in EVAL_OPTIONS},
     log:
         "logs/baselines/{tag}/evaluate.log",
     benchmark:

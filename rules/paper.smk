@@ -3,7 +3,7 @@
 
 rule model_report:
     input:
-        eval_csv="results/{dataset}/{model}/eval.csv",
+        eval_csv=rules.evaluate.output.eval_csv,
     output:
         table="results/{dataset}/{model}/report/eval_table.md",  # in the report as its HTML twin (rules/report.smk)
         figure=report(
@@ -25,7 +25,8 @@ rule model_report:
 
 rule ablation_table:
     input:
-        eval=lambda w: expand("results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=ablation_models(w)),
+        eval=lambda w: expand(rules.evaluate.output.eval_csv, dataset=w.dataset,
+                              model=ri.ablation_models(config, w.recipe, w.dataset)),
     output:
         csv="results/paper/ablation_{dataset}_{recipe}.csv",
         md="results/paper/ablation_{dataset}_{recipe}.md",  # in the report as its HTML twin (rules/report.smk)
@@ -46,20 +47,16 @@ rule ablation_table:
 
 rule plot_fig1:
     input:
-        eval=lambda w: expand(
-            "results/{dataset}/{model}/eval.csv", dataset=w.dataset, model=fig1_models(w.dataset)
-        ),
+        eval=lambda w: expand(rules.evaluate.output.eval_csv, dataset=w.dataset, model=ds(w.dataset)["fig1_models"]),
         reference="resources/paper/reference_points.csv",
-        baselines=lambda w: expand(
-            "results/baselines/{tag}/eval.csv", tag=config["paper"].get("fig1_baselines", [])
-        ),
+        baselines=expand(rules.evaluate_baseline.output.eval_csv, tag=config["paper"]["fig1_baselines"]),
     output:
         png=report("results/paper/fig1_{dataset}.png", category="Paper", caption="../docs/report/fig1.rst"),
         points="results/paper/fig1_{dataset}_points.csv",
     params:
-        dataset_labels=lambda w: {w.dataset: config["paper"].get("dataset_labels", {}).get(w.dataset, w.dataset)},
-        arch_labels=lambda w: {m: config["models"][m]["arch"] for m in fig1_models(w.dataset)},
-        baseline_labels=config["paper"].get("baseline_labels", {}),
+        dataset_labels=lambda w: {w.dataset: config["paper"]["dataset_labels"].get(w.dataset, w.dataset)},
+        arch_labels=lambda w: {m: config["models"][m]["arch"] for m in ds(w.dataset)["fig1_models"]},
+        baseline_labels=config["paper"]["baseline_labels"],
     log:
         "logs/paper/fig1_{dataset}.log",
     threads: 1

@@ -3,8 +3,8 @@
 
 rule build_queries:
     input:
-        entities="results/{dataset}/entities.parquet",
-        attributes="results/{dataset}/attributes.parquet",
+        entities=rules.kg_entities.output.entities,
+        attributes=rules.kg_attributes.output.attributes,
     output:
         queries="results/{dataset}/queries.parquet",
     params:

@@ -1,12 +1,13 @@
 # Stage 9: what `snakemake --report` shows. The Markdown outputs as HTML pages (twins made here, tagged for the
 # report, so the report renders them instead of offering the .md as downloads) and one overview page per dataset.
-# Which datasets and models: evaluated_models / run_datasets / report_targets in rules/common.smk.
+# Which datasets and models: report_targets in rules/common.smk, evaluated_models / run_datasets in
+# scripts/lib/common/rule_inputs.py.
 
 
 rule card_html:
     input:
-        md="results/{dataset}/card/card.md",
-        plots=expand("results/{{dataset}}/card/{plot}.png", plot=CARD_PLOTS),
+        md=rules.dataset_card.output.card,
+        plots=[getattr(rules.dataset_card.output, p) for p in CARD_PLOTS],
     output:
         report(
             "results/{dataset}/card/card.html",
@@ -28,7 +29,7 @@ rule card_html:
 
 rule eval_table_html:
     input:
-        md="results/{dataset}/{model}/report/eval_table.md",
+        md=rules.model_report.output.table,
     output:
         report(
             "results/{dataset}/{model}/report/eval_table.html",
@@ -50,7 +51,7 @@ rule eval_table_html:
 
 rule ablation_html:
     input:
-        md="results/paper/ablation_{dataset}_{recipe}.md",
+        md=rules.ablation_table.output.md,
     output:
         report(
             "results/paper/ablation_{dataset}_{recipe}.html",
@@ -71,15 +72,13 @@ rule ablation_html:
 
 rule dataset_overview:
     input:
-        card_json="results/{dataset}/card/card.json",
-        card_html="results/{dataset}/card/card.html",
-        plots=expand("results/{{dataset}}/card/{plot}.png", plot=CARD_PLOTS),
-        eval_tables=lambda w: expand(
-            "results/{dataset}/{model}/report/eval_table.md", dataset=w.dataset, model=evaluated_models(w.dataset)
-        ),
-        eval_figures=lambda w: expand(
-            "results/{dataset}/{model}/report/eval_bars.png", dataset=w.dataset, model=evaluated_models(w.dataset)
-        ),
+        card_json=rules.dataset_card.output.stats,
+        card_html=rules.card_html.output[0],
+        plots=[getattr(rules.dataset_card.output, p) for p in CARD_PLOTS],
+        eval_tables=lambda w: expand(rules.model_report.output.table, dataset=w.dataset,
+                                     model=ri.evaluated_models(config, w.dataset)),
+        eval_figures=lambda w: expand(rules.model_report.output.figure, dataset=w.dataset,
+                                      model=ri.evaluated_models(config, w.dataset)),
     output:
         report(
             "results/{dataset}/overview.html",
@@ -88,8 +87,8 @@ rule dataset_overview:
             caption="../docs/report/overview.rst",
         ),
     params:
-        models=lambda w: evaluated_models(w.dataset),
-        description=lambda w: ds(w.dataset).get("description", ""),
+        models=lambda w: ri.evaluated_models(config, w.dataset),
+        description=lambda w: ds(w.dataset)["description"],
     log:
         "logs/{dataset}/overview.log",
     threads: 1

@@ -5,15 +5,10 @@ import re as _re
 
 # Disjoint wildcard constraints keep the DAG decided by the config alone: datasets with search.released_metadata
 # only match import_released_metadata, all others only merge_search ("(?!)" never matches: no released dataset).
-_RELEASED_RE = "|".join(
-    _re.escape(n) for n in sorted(config["datasets"]) if ds(n)["search"].get("released_metadata")
-) or "(?!)"
+_RELEASED_RE = "|".join(_re.escape(n) for n in ri.released_datasets(config)) or "(?!)"
 # ... and those whose search.released_metadata names the authors' entity table take entities.parquet and
 # attributes.parquet from it (import_released_entities) instead of the KG (kg_entities, kg_attributes).
-_RELEASED_ENTITIES_RE = "|".join(
-    _re.escape(n) for n in sorted(config["datasets"])
-    if (ds(n)["search"].get("released_metadata") or {}).get("entities")
-) or "(?!)"
+_RELEASED_ENTITIES_RE = "|".join(_re.escape(n) for n in ri.released_datasets(config, entities=True)) or "(?!)"
 
 
 rule pool_index:
@@ -37,10 +32,8 @@ rule pool_index:
 
 rule search:
     input:
-        queries="results/{dataset}/queries.parquet",
-        pool_index=lambda w: (
-            "results/{dataset}/search/pool.sqlite" if w.backend == "pool" else []
-        ),
+        queries=rules.build_queries.output.queries,
+        pool_index=lambda w: of(rules.pool_index.output.index, dataset=w.dataset) if w.backend == "pool" else [],
     output:
         hits="results/{dataset}/search/{backend}/chunk_{chunk}.parquet",
     params:
@@ -65,7 +58,7 @@ rule search:
 rule merge_search:
     input:
         hits=search_hits,
-        queries="results/{dataset}/queries.parquet",
+        queries=rules.build_queries.output.queries,
     output:
         urls="results/{dataset}/urls.parquet",
     wildcard_constraints:
@@ -92,9 +85,9 @@ rule import_released_metadata:
         metadata=lambda w: sorted(_glob.glob(ds(w.dataset)["search"]["released_metadata"]["metadata_glob"]))
         or [ds(w.dataset)["search"]["released_metadata"]["metadata_glob"]],
         author_queries=lambda w: ds(w.dataset)["search"]["released_metadata"]["queries"],
-    output:
-        urls="results/{dataset}/urls.parquet",
-        queries="results/{dataset}/queries.parquet",
+    output:  # the files merge_search and build_queries make for the other datasets
+        urls=rules.merge_search.output.urls,
+        queries=rules.build_queries.output.queries,
     wildcard_constraints:
         dataset=_RELEASED_RE,
     params:
@@ -121,9 +114,9 @@ rule import_released_entities:
     input:
         author_entities=lambda w: ds(w.dataset)["search"]["released_metadata"]["entities"],
         author_queries=lambda w: ds(w.dataset)["search"]["released_metadata"]["queries"],
-    output:
-        entities="results/{dataset}/entities.parquet",
-        attributes="results/{dataset}/attributes.parquet",
+    output:  # the files kg_entities and kg_attributes make for the other datasets
+        entities=rules.kg_entities.output.entities,
+        attributes=rules.kg_attributes.output.attributes,
     wildcard_constraints:
         dataset=_RELEASED_ENTITIES_RE,
     log:

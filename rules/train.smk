@@ -4,7 +4,7 @@
 rule train:
     input:
         shards_dir=train_shards_dir,
-        text_candidates="results/{dataset}/text_candidates.parquet",
+        text_candidates=rules.text_candidates.output.candidates,
     output:
         model="results/{dataset}/{model}/model.safetensors",
         summary="results/{dataset}/{model}/train_summary.json",
@@ -16,17 +16,17 @@ rule train:
         "logs/{dataset}/{model}/train.log",
     benchmark:
         "benchmarks/{dataset}/{model}/train.tsv"
-    threads: lambda w: max(1, int(recipe(w.model, w.dataset).get("workers", 1)))
+    threads: lambda w: max(1, int(recipe(w.model, w.dataset)["workers"]))
     resources:
         # Slurm's --gpus is per job: GPUs per node x nodes (the launcher gets the per-node count); 0 for a CPU recipe
-        gpu=lambda w: gpus_per_node(w.model, w.dataset) * int(recipe(w.model, w.dataset).get("nodes", 1)),
-        nodes=lambda w: int(recipe(w.model, w.dataset).get("nodes", 1)),
+        gpu=lambda w: ri.gpus_per_node(recipe(w.model, w.dataset)) * int(recipe(w.model, w.dataset)["nodes"]),
+        nodes=lambda w: int(recipe(w.model, w.dataset)["nodes"]),
         # multi-node: one task per node, started by our own srun inside the job (scripts/launch_multinode.sh)
-        tasks=lambda w: int(recipe(w.model, w.dataset)["nodes"]) if int(recipe(w.model, w.dataset).get("nodes", 1)) > 1 else None,
-        tasks_per_gpu=lambda w: 0 if int(recipe(w.model, w.dataset).get("nodes", 1)) > 1 else None,
-        mpi=lambda w: "srun" if int(recipe(w.model, w.dataset).get("nodes", 1)) > 1 else None,
-        mem_mb=lambda w: int(recipe(w.model, w.dataset).get("mem_mb", 8000)),
-        runtime=lambda w: int(recipe(w.model, w.dataset).get("runtime_min", 60)),
+        tasks=lambda w: int(recipe(w.model, w.dataset)["nodes"]) if int(recipe(w.model, w.dataset)["nodes"]) > 1 else None,
+        tasks_per_gpu=lambda w: 0 if int(recipe(w.model, w.dataset)["nodes"]) > 1 else None,
+        mpi=lambda w: "srun" if int(recipe(w.model, w.dataset)["nodes"]) > 1 else None,
+        mem_mb=lambda w: int(recipe(w.model, w.dataset)["mem_mb"]),
+        runtime=lambda w: int(recipe(w.model, w.dataset)["runtime_min"]),
     conda:
         "../envs/train.yaml"
     script:

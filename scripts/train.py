@@ -44,17 +44,21 @@ def shard_spec(shard_dir: str | Path) -> tuple[str, int]:
     return spec, int(sum(sizes.values()))
 
 
+# open_clip_train's --log-every-n-steps (not a config key)
+LOG_EVERY_N_STEPS = 10
+
+
 def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_samples: int, logs_dir: str,
                      text_candidates: str | None, gpus: int) -> list[str]:
-    """open_clip_train flags for the recipe (the paper's training setup, as given in ``config.models``)."""
-    world = max(1, gpus) * max(1, int(recipe.get("nodes", 1)))
+    """open_clip_train flags for the recipe (the paper's training setup, as given in ``config.models``), resolved by
+    ``workflow_config.model_recipe`` (every key set: the schema's defaults, and ``data_path``)."""
+    world = max(1, gpus) * max(1, int(recipe["nodes"]))
     epochs = int(recipe["epochs"])
     per_epoch = math.ceil(int(recipe["samples_seen"]) / epochs)
     global_batch = int(recipe["batch_size"]) * world
     steps_per_epoch = math.ceil(per_epoch / global_batch)
-    warmup = int(round(float(recipe.get("warmup_epochs", 2)) * steps_per_epoch))
-    aug = recipe.get("augmentation", {})
-    scale, ratio = aug.get("scale", [0.4, 1.0]), aug.get("ratio", [0.9, 1.111])
+    warmup = int(round(float(recipe["warmup_epochs"]) * steps_per_epoch))
+    scale, ratio = recipe["augmentation"]["scale"], recipe["augmentation"]["ratio"]
     args = [
         "--model", recipe["arch"],
         "--train-data", train_spec, "--dataset-type", "webdataset", "--dataset-resampled",
@@ -62,35 +66,31 @@ def build_train_args(recipe: dict, train_spec: str, val_spec: str | None, val_sa
         "--epochs", str(epochs), "--batch-size", str(recipe["batch_size"]),
         "--lr", str(recipe["lr"]), "--beta1", str(recipe["beta1"]), "--beta2", str(recipe["beta2"]),
         "--eps", str(recipe["eps"]), "--wd", str(recipe["wd"]), "--warmup", str(warmup),
-        "--lr-scheduler", recipe.get("lr_scheduler", "cosine"),
-        "--precision", recipe["precision"], "--workers", str(recipe.get("workers", 1)),
-        "--seed", str(recipe.get("seed", 0)),
+        "--lr-scheduler", recipe["lr_scheduler"],
+        "--precision", recipe["precision"], "--workers", str(recipe["workers"]),
+        "--seed", str(recipe["seed"]),
         "--aug-cfg", "use_timm=True", f"scale=({scale[0]}, {scale[1]})", f"ratio=({ratio[0]}, {ratio[1]})",
         "--logs", logs_dir, "--name", "run", "--resume", "latest", "--save-frequency", "1",
-        "--save-most-recent", "--zeroshot-frequency", "0", "--report-to", recipe.get("report_to", "none"),
-        "--log-every-n-steps", str(recipe.get("log_every_n_steps", 10)),
+        "--save-most-recent", "--zeroshot-frequency", "0", "--report-to", recipe["report_to"],
+        "--log-every-n-steps", str(LOG_EVERY_N_STEPS),
     ]
-    if recipe.get("device") == "cpu" or gpus == 0:
+    if recipe["device"] == "cpu" or gpus == 0:
         args += ["--device", "cpu"]
-    if world > 1 or recipe.get("local_loss"):
+    if world > 1 or recipe["local_loss"]:
         args += ["--local-loss", "--gather-with-grad"]
-    if recipe.get("torchcompile"):
+    if recipe["torchcompile"]:
         args += ["--torchcompile"]
     if val_spec:
         args += ["--val-data", val_spec, "--val-num-samples", str(val_samples), "--val-frequency", "1"]
-    on_gpu = not (recipe.get("device") == "cpu" or gpus == 0)
-    data_path = recipe.get("data_path") or ("hybrid" if on_gpu else "stock")  # fast path by default on GPUs
-    if data_path not in ("stock", "lean", "gpu", "hybrid"):
-        raise ValueError(f"models.*.data_path must be stock, lean, gpu or hybrid, got {data_path!r}")
-    args += ["--entitynet-data-path", data_path]
-    if data_path == "hybrid":
-        args += ["--entitynet-cpu-share", str(recipe.get("cpu_share", "auto"))]
-    if recipe.get("deterministic"):
+    args += ["--entitynet-data-path", recipe["data_path"]]  # its values: the schema's enum
+    if recipe["data_path"] == "hybrid":
+        args += ["--entitynet-cpu-share", str(recipe["cpu_share"])]
+    if recipe["deterministic"]:
         args += ["--entitynet-deterministic"]
     if text_candidates:
         args += ["--entitynet-text-candidates", text_candidates,
-                 "--entitynet-alt-text-chance", str(recipe.get("alt_text_chance", 0.5))]
-    args += [str(a) for a in recipe.get("extra_args", [])]
+                 "--entitynet-alt-text-chance", str(recipe["alt_text_chance"])]
+    args += [str(a) for a in recipe["extra_args"]]
     return args
 
 
@@ -193,7 +193,7 @@ def run(recipe: dict, shards_dir: str, text_candidates: str | None, run_root: st
     epoch = export_safetensors(ck, out_model)
     summary = {"arch": recipe["arch"], "samples_seen": int(recipe["samples_seen"]), "epochs": epoch,
                "train_samples_in_dataset": n_train, "val_samples": n_val, "checkpoint": str(ck),
-               "alt_text_chance": recipe.get("alt_text_chance"), "wall_s": round(time.time() - t0, 1),
+               "alt_text_chance": recipe["alt_text_chance"], "wall_s": round(time.time() - t0, 1),
                "gpus": gpus, "nodes": nodes, "args": args, "resumed_from": sorted(glob.glob(str(run_dir / "checkpoints" / "epoch_[0-9]*.pt"))),
                "text_sources": collect_text_sources(run_dir) if text_candidates else None}
     if text_candidates and summary["text_sources"] is None:
@@ -207,7 +207,7 @@ def main(snakemake) -> None:
     p = snakemake.params
     nodes = int(snakemake.resources.get("nodes", 1))
     # training processes per node: the recipe's gpus (a CPU recipe asks Slurm for no GPU but keeps its processes)
-    gpus_per_node = int(p.recipe.get("gpus", 0))
+    gpus_per_node = int(p.recipe["gpus"])
     run(dict(p.recipe), snakemake.input.shards_dir, snakemake.input.get("text_candidates"), p.run_root,
         snakemake.output.model, snakemake.output.summary, gpus_per_node, nodes,
         log_file=str(snakemake.log[0]) if len(snakemake.log) else None)

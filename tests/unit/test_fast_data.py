@@ -581,22 +581,26 @@ def test_data_path_steps_per_mode():
 def test_build_train_args_passes_data_path():
     import train
 
+    from lib.common import workflow_config as wc
+
+    def resolved(**keys):  # the recipe as the train rule passes it: defaults filled, data_path resolved
+        return wc.model_recipe({"models": {"r": dict(recipe, **keys)}}, "r")
+
     recipe = {"arch": "EntityNet-tiny-ctx32", "samples_seen": 64, "epochs": 1, "batch_size": 8, "lr": 5e-4,
               "beta1": 0.9, "beta2": 0.98, "eps": 1e-8, "wd": 0.2, "precision": "fp32", "device": "cpu"}
-    args = train.build_train_args(recipe, "x.tar", None, 0, "/tmp/l", None, 0)
+    args = train.build_train_args(resolved(), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-data-path") + 1] == "stock"  # no GPU: the stock CPU path by default
-    gpu_recipe = dict(recipe, device="cuda", gpus=1)
-    args = train.build_train_args(gpu_recipe, "x.tar", None, 0, "/tmp/l", None, 1)
+    args = train.build_train_args(resolved(device="cuda", gpus=1), "x.tar", None, 0, "/tmp/l", None, 1)
     assert args[args.index("--entitynet-data-path") + 1] == "hybrid"  # on a GPU the fast path is the default
     assert args[args.index("--entitynet-cpu-share") + 1] == "auto"
-    args = train.build_train_args(dict(recipe, data_path="gpu"), "x.tar", None, 0, "/tmp/l", None, 0)
+    args = train.build_train_args(resolved(data_path="gpu"), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-data-path") + 1] == "gpu" and "--entitynet-cpu-share" not in args
-    args = train.build_train_args(dict(recipe, data_path="hybrid"), "x.tar", None, 0, "/tmp/l", None, 0)
+    args = train.build_train_args(resolved(data_path="hybrid"), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-cpu-share") + 1] == "auto"
-    args = train.build_train_args(dict(recipe, data_path="hybrid", cpu_share=0.3), "x.tar", None, 0, "/tmp/l", None, 0)
+    args = train.build_train_args(resolved(data_path="hybrid", cpu_share=0.3), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-cpu-share") + 1] == "0.3"
-    with pytest.raises(ValueError, match="data_path"):
-        train.build_train_args(dict(recipe, data_path="fast"), "x.tar", None, 0, "/tmp/l", None, 0)
+    errors = wc.schema_errors({"models": {"r": dict(recipe, data_path="fast")}}, wc.load_schema())
+    assert any(e.startswith("models.r.data_path: 'fast' is not one of") for e in errors), errors  # the one check
 
 
 @pytest.fixture(scope="module")
@@ -614,7 +618,7 @@ def test_short_training_run_finite_loss(shards, tmp_path, mode, mix):
            "--save-frequency", "0", "--zeroshot-frequency", "0", "--report-to", "none",
            "--log-every-n-steps", "1", "--entitynet-data-path", mode]
     if mix:
-        cmd += ["--entitynet-text-candidates", shards["candidates"]]
+        cmd += ["--entitynet-text-candidates", shards["candidates"], "--entitynet-alt-text-chance", "0.5"]
     env = dict(os.environ, OMP_NUM_THREADS="1")  # small tensors: 2 OpenMP threads on shared cores only spin
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     log = proc.stdout + proc.stderr

@@ -1,14 +1,58 @@
 """Config resolution and cross-checks that a JSON schema cannot express (imported by rules/common.smk).
 
 All checks run when the Snakefile is parsed, before any job starts, and fail with a message naming the key.
+Defaults live in config/schema.yaml only (``default:``): :func:`validate_config` fills the top-level sections,
+:func:`dataset_config` and :func:`model_recipe` fill the merged dataset and recipe, so their callers index the
+resolved values.
 """
 
 import copy
+import functools
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 MODEL_RE = re.compile(r"^(?P<recipe>[a-z][a-z0-9_]*?)(?:-alt(?P<alt>\d{1,3}))?$")
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
+
+
+@functools.cache
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def fill_defaults(instance: dict, schema: dict, root: dict | None = None) -> dict:
+    """Set every absent key whose schema has a ``default`` (a copy), in place, and descend into the mappings that
+    are present (or were just created from a ``default: {}``). Follows ``properties`` and ``$ref`` only: entries of
+    ``additionalProperties`` mappings (datasets, models) are filled by :func:`dataset_config` / :func:`model_recipe`
+    after merging, so that a filled default never hides a value from ``dataset_defaults`` or ``models``."""
+    root = schema if root is None else root
+    for key, sub in (_resolve(schema, root).get("properties") or {}).items():
+        sub = _resolve(sub, root)
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict) and "properties" in sub:
+            fill_defaults(instance[key], sub, root)
+    return instance
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    """A local ``$ref`` (``#/$defs/<name>``) resolved, its sibling keys (e.g. ``default``) kept."""
+    if "$ref" not in schema:
+        return schema
+    target = root
+    for part in schema["$ref"].lstrip("#/").split("/"):
+        target = target[part]
+    return {**_resolve(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+
+
+def _defs(name: str) -> tuple[dict, dict]:
+    schema = load_schema()
+    return schema["$defs"][name], schema
 
 
 class ConfigError(ValueError):
@@ -35,7 +79,7 @@ def dataset_config(config: dict, name: str) -> dict:
         more = merged.pop(extra, None) or []
         if more:
             merged[key] = list(merged.get(key) or []) + [q for q in more if q not in set(merged.get(key) or [])]
-    return merged
+    return fill_defaults(merged, *_defs("dataset"))
 
 
 def _own_config(config: dict, name: str, seen: tuple) -> dict:
@@ -63,7 +107,8 @@ def source_dataset(config: dict, name: str) -> str:
 def model_recipe(config: dict, model: str, dataset: str | None = None) -> dict:
     """Recipe of a model name, as trained on ``dataset``: ``models.<recipe>`` with the dataset's
     ``model_overrides.<recipe>`` merged over it (e.g. the rehearsal's miniature sizes); ``<recipe>-alt<N>`` then sets
-    ``alt_text_chance = N/100`` (ablation by target name)."""
+    ``alt_text_chance = N/100`` (ablation by target name). Keys it leaves unset take the schema's defaults; an unset
+    ``data_path`` is ``hybrid`` when the recipe trains on GPUs (``device`` not cpu, ``gpus`` > 0), else ``stock``."""
     m = MODEL_RE.match(model)
     if not m or m.group("recipe") not in config["models"]:
         raise ConfigError(f"unknown model {model!r}: config.models has {sorted(config['models'])}, optionally "
@@ -77,18 +122,21 @@ def model_recipe(config: dict, model: str, dataset: str | None = None) -> dict:
             raise ConfigError(f"model {model!r}: alt-text share must be 0..100")
         recipe["alt_text_chance"] = alt / 100
     recipe["name"] = model
+    fill_defaults(recipe, *_defs("recipe"))
+    on_gpu = recipe["device"] != "cpu" and int(recipe["gpus"]) > 0
+    recipe.setdefault("data_path", "hybrid" if on_gpu else "stock")  # the fast path by default on GPUs
     return recipe
 
 
 def model_aliases(config: dict) -> dict[str, str]:
     """``{"<dataset>/<recipe>-alt<N>": "<dataset>/<recipe>"}`` for every dataset and recipe whose own alt-text share
-    (``alt_text_chance``, default 0.5, after the dataset's ``model_overrides``) is N %: that name is the same
+    (``alt_text_chance``, after the dataset's ``model_overrides``) is N %: that name is the same
     training run (``tiny-alt50`` is ``tiny``), so its eval.csv is the recipe's (rule ``model_alias``), not a second
     run."""
     out = {}
     for name in config["datasets"]:
         for r in config["models"]:
-            share = model_recipe(config, r, name).get("alt_text_chance", 0.5)
+            share = model_recipe(config, r, name)["alt_text_chance"]
             n = round(float(share) * 100)
             if abs(float(share) * 100 - n) < 1e-9:
                 out[f"{name}/{r}-alt{n}"] = f"{name}/{r}"
@@ -96,7 +144,7 @@ def model_aliases(config: dict) -> dict[str, str]:
 
 
 def suite(config: dict, dataset: str) -> dict[str, dict]:
-    name = dataset_config(config, dataset).get("eval_suite", "paper")
+    name = dataset_config(config, dataset)["eval_suite"]
     if name not in config["evaluation"]["suites"]:
         raise ConfigError(f"datasets.{dataset}.eval_suite: {name!r} is not in evaluation.suites "
                           f"({sorted(config['evaluation']['suites'])})")
@@ -153,6 +201,7 @@ def check(config: dict, repo: Path) -> None:
         check_query_kinds(where, ds)
         check_wordnet_kind(config, name, where, ds)
         suite(config, name)
+        dedup_eval_sets(config, name)
         for m in ds.get("model_overrides", {}):
             if m not in config["models"]:
                 raise ConfigError(f"{where}.model_overrides: {m!r} is not in models ({sorted(config['models'])})")
@@ -167,10 +216,22 @@ def check(config: dict, repo: Path) -> None:
               for m, o in (config["datasets"][d].get("model_overrides") or {}).items() if "arch" in o}
     for key, arch in sorted(archs):
         _named(key, model_image_size, arch, repo)
-    dt = config.get("default_target", {})
+    dt = config.get("default_target")
     if dt:
-        _named("default_target.dataset", dataset_config, config, dt.get("dataset", "demo"))
-        _named("default_target.model", model_recipe, config, dt.get("model", "tiny"))
+        _named("default_target.dataset", dataset_config, config, dt["dataset"])
+        _named("default_target.model", model_recipe, config, dt["model"])
+
+
+def dedup_eval_sets(config: dict, dataset: str) -> list[str]:
+    """Benchmarks the dataset's dedup decontaminates against: ``dedup.eval_sets``, or (null) its eval suite; every
+    name must be a benchmark."""
+    names = dataset_config(config, dataset)["dedup"]["eval_sets"]
+    names = list(suite(config, dataset)) if names is None else list(names)
+    unknown = [n for n in names if n not in config["benchmarks"]]
+    if unknown:
+        raise ConfigError(f"datasets.{dataset}.dedup.eval_sets: {unknown} not in benchmarks "
+                          f"({sorted(config['benchmarks'])})")
+    return names
 
 
 def _did_you_mean(word: str, choices) -> str:
@@ -443,15 +504,16 @@ def _short(message: str, width: int = 160) -> str:
     return message if len(message) <= width else message[:width - 3] + "..."
 
 
-def validate_config(config: dict, schema_path: Path) -> None:
-    """Schema validation with short messages (:func:`schema_errors`), then :func:`check`'s cross-checks."""
-    import yaml
-
-    schema = yaml.safe_load(Path(schema_path).read_text())
+def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """Schema validation with short messages (:func:`schema_errors`); then the schema's defaults of the top-level
+    sections are filled into ``config`` in place (datasets and recipes: :func:`dataset_config`, :func:`model_recipe`).
+    :func:`check` runs the cross-checks."""
+    schema = load_schema(Path(schema_path))
     lines = schema_errors(config, schema)
     if lines:
         raise ConfigError(f"{len(lines)} problem(s) in the configuration (see config/README.md):\n  "
                           + "\n  ".join(lines))
+    return fill_defaults(config, schema)
 
 
 BENCHMARK_SOURCES = ("the clip-benchmark webdataset repositories on the Hugging Face Hub (clip-benchmark/wds_<name>, "

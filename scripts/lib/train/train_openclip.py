@@ -35,7 +35,8 @@ Run exactly like ``python -m open_clip_train.main`` (or under ``torchrun``); eve
 
 Extra flags (removed before upstream parses the rest):
   --entitynet-text-candidates PATH   text_candidates.parquet (enables the text mix)
-  --entitynet-alt-text-chance F      probability of an alt text (default 0.5)
+  --entitynet-alt-text-chance F      probability of an alt text (required with the text mix: the recipe's
+                                     alt_text_chance, whose default is in config/schema.yaml)
   --entitynet-data-path MODE         stock (upstream transform in workers; default) | lean | gpu | hybrid
                                      (see fast_data.py)
   --entitynet-device-prefetch N      lean/gpu/hybrid on CUDA: batches prepared ahead on a side stream (default 2;
@@ -79,12 +80,15 @@ def register_model_configs(config_dir: Path = MODEL_CONFIG_DIR) -> list[str]:
 def split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--entitynet-text-candidates", default=None)
-    ap.add_argument("--entitynet-alt-text-chance", type=float, default=0.5)
+    ap.add_argument("--entitynet-alt-text-chance", type=float, default=None)
     ap.add_argument("--entitynet-data-path", choices=["stock", "lean", "gpu", "hybrid"], default="stock")
     ap.add_argument("--entitynet-device-prefetch", type=int, default=2)
     ap.add_argument("--entitynet-cpu-share", type=parse_cpu_share, default="auto")
     ap.add_argument("--entitynet-deterministic", action="store_true")
-    return ap.parse_known_args(argv)
+    ours, rest = ap.parse_known_args(argv)
+    if ours.entitynet_text_candidates and ours.entitynet_alt_text_chance is None:
+        ap.error("--entitynet-text-candidates needs --entitynet-alt-text-chance (the recipe's alt_text_chance)")
+    return ours, rest
 
 
 def make_deterministic(cpu_share: str | float) -> str | float:
