@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 
 import evaluate as ev  # noqa: E402
-import prepare_benchmark as pb  # noqa: E402
+from lib.eval import benchmark_roots as pb  # noqa: E402
 from lib.common import workflow_config as wc  # noqa: E402
 from hf_hub_standin import HubStandin, point_client_at  # noqa: E402
 

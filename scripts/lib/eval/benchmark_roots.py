@@ -1,4 +1,4 @@
-"""Prepare one evaluation benchmark root by target name (rule ``prepare_benchmark``).
+"""Preparation of one evaluation benchmark root from its configured source (rule ``prepare_benchmark``).
 
 ``data/benchmarks/{benchmark}/`` is written in the layout clip_benchmark 1.6.2 reads, plus ``manifest.json``
 (source, pinned/resolved revision, sha256 of every file, image/class counts). Sources
@@ -44,10 +44,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from _helpers import configure_logging, rule_entry
 from lib.eval.benchmarks import local_missing_message
 
-log = logging.getLogger("entitynet.prepare_benchmark")
+log = logging.getLogger("entitynet.benchmark_roots")
 
 SOURCES = ("hf_hub", "cub200", "xm3600", "inat2021", "rare_species", "local")
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
@@ -471,16 +470,3 @@ def prepare(name: str, bench: dict, dest: str | os.PathLike, cache: str | os.Pat
     log.info("benchmark %s prepared at %s: %s", name, dest, counts)
     return manifest
 
-
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    p = snakemake.params
-    try:
-        prepare(snakemake.wildcards.benchmark, dict(p.bench), snakemake.output.root, getattr(p, "cache", None))
-    except PrepareError as e:
-        log.error("%s", e)  # the reason in the job's log too, not only on Snakemake's stderr
-        raise
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
