@@ -1,13 +1,13 @@
-"""Evaluate one trained model on the configured benchmark suite with clip_benchmark (rule ``evaluate``).
+"""Evaluation of one model on a benchmark suite with clip_benchmark (rules ``evaluate`` and ``evaluate_baseline``).
 
-For every benchmark the rule runs each prompt variant — class-name style × template set (``openai``: the 80 OpenAI
+For every benchmark each prompt variant runs — class-name style × template set (``openai``: the 80 OpenAI
 ImageNet templates shipped with clip_benchmark; ``none``: the bare class name; ``dataset``: the dataset's own
 templates), plus any image-resize variants (``resize_variants``: e.g. CUB's ``squash``, the whole image resized to
-the model's square input without a crop, with the bare class name, as the authors evaluate CUB) — writes each
-variant's clip_benchmark JSON under ``eval/``, and reports in ``eval.csv`` the **best variant** per metric, as the
-paper does, with the name of that variant. All variants of all benchmarks run in one clip_benchmark process
-(``clip_benchmark_wrapped.py batch``). A benchmark whose data is not present is a ``missing`` row (never silently
-skipped); it fails the run only with ``fail_on_missing: true``.
+the model's square input without a crop, with the bare class name, as the authors evaluate CUB) — each variant's
+clip_benchmark JSON is written under the output folder, and the ``eval.csv`` rows give the **best variant** per
+metric, as the paper does, with the name of that variant. All variants of all benchmarks run in one clip_benchmark
+process (``clip_benchmark_wrapped.py batch``). A benchmark whose data is not present is a ``missing`` row (never
+silently skipped); it fails the run only with ``fail_on_missing: true``. Training MACs fill the ``macs_1e18`` column.
 """
 
 import json
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, rule_entry, write_json, write_text
 from lib.common.artifact_columns import EVAL_COLUMNS
 
-log = logging.getLogger("entitynet.evaluate")
-HERE = Path(__file__).resolve().parent
+log = logging.getLogger("entitynet.suite_evaluation")
+SCRIPTS = Path(__file__).resolve().parents[2]  # scripts/: the wrapper's PYTHONPATH
+WRAPPER = Path(__file__).with_name("clip_benchmark_wrapped.py")
 
 METRICS = {"zeroshot_classification": ["acc1", "acc5", "mean_per_class_recall"],
            "zeroshot_retrieval": ["image_retrieval_recall@1", "text_retrieval_recall@1",
@@ -92,10 +92,10 @@ def run_jobs(jobs: list[dict], weights: str, work: Path) -> dict[str, dict]:
         return {}
     jobs_file = work / "clip_benchmark_jobs.json"
     jobs_file.write_text(json.dumps([{"name": j["name"], "argv": j["argv"]} for j in jobs], indent=1))
-    env = dict(os.environ, PYTHONPATH=str(HERE))
+    env = dict(os.environ, PYTHONPATH=str(SCRIPTS))
     if Path(weights).exists():  # our own checkpoint: never touch a model hub
         env["HF_HUB_OFFLINE"] = "1"
-    cmd = [sys.executable, str(HERE / "lib" / "eval" / "clip_benchmark_wrapped.py"), "batch", str(jobs_file)]
+    cmd = [sys.executable, str(WRAPPER), "batch", str(jobs_file)]
     log.info("clip_benchmark: %d jobs in one process: %s", len(jobs), " ".join(cmd))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     log.info("clip_benchmark output:\n%s", (proc.stdout + proc.stderr)[-6000:])
@@ -187,63 +187,3 @@ def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str,
     df["samples_seen"] = samples_seen
     df["macs_1e18"] = model_macs(macs_arch or arch, samples_seen, text_context, mac_count, global_batch)
     return df[list(EVAL_COLUMNS)]
-
-
-def parse_baseline_tag(tag: str) -> tuple[str, str]:
-    """``ViT-B-32__openai`` -> (``ViT-B-32``, ``openai``); ``ViT-B-16__hf-hub:imageomics/bioclip`` ->
-    (``ViT-B-16``, ``hf-hub:imageomics/bioclip``)."""
-    if "__" not in tag:
-        raise ValueError(f"baseline tag {tag!r}: expected <open_clip model>__<pretrained tag>, e.g. ViT-B-32__openai")
-    arch, pretrained = tag.split("__", 1)
-    return arch, pretrained
-
-
-MODEL_SCHEMAS = ("hf-hub:", "local-dir:")
-
-
-def clip_benchmark_model(arch: str, pretrained: str) -> tuple[str, str]:
-    """clip_benchmark's ``(--model, --pretrained)`` of a baseline. open_clip honours ``hf-hub:org/repo`` (and
-    ``local-dir:``) only as the *model name* (config and weights then come from that repo through open_clip's own
-    loading; ``pretrained`` is ignored), so such a tag moves into the model argument; an open_clip pretrained tag
-    (``openai``, ``laion2b_s34b_b79k``) or a local checkpoint file stays ``pretrained`` of ``arch``."""
-    if pretrained.startswith(MODEL_SCHEMAS):
-        return pretrained, pretrained
-    return arch, pretrained
-
-
-def baseline_samples_seen(pretrained: str, explicit: int | None) -> int:
-    if explicit:
-        return int(explicit)
-    from lib.train import macs
-
-    seen = macs.samples_seen_from_tag(pretrained)
-    return int(seen) if seen else 0
-
-
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    p = snakemake.params
-    suite = {k: dict(v) for k, v in p.suite.items()}
-    mac_count = str(getattr(p, "mac_count", None) or "authors")
-    global_batch = getattr(p, "global_batch", None)  # a trained model's; baselines: the authors' 8192
-    global_batch = int(global_batch) if global_batch else None
-    if snakemake.rule == "evaluate_baseline":
-        # open_clip pretrained weights: fetched from the model hubs by open_clip itself (needs internet once)
-        arch, pretrained = parse_baseline_tag(snakemake.wildcards.tag)
-        model_arg, pretrained_arg = clip_benchmark_model(arch, pretrained)
-        df = evaluate("baselines", snakemake.wildcards.tag, model_arg, pretrained_arg, suite,
-                      snakemake.output.details, baseline_samples_seen(pretrained, p.samples_seen),
-                      bool(p.fail_on_missing), int(p.batch_size), int(p.mac_text_context),
-                      skip=list(getattr(p, "skip", []) or []), macs_arch=arch,
-                      mac_count=mac_count, global_batch=global_batch)
-    else:
-        summary = json.loads(Path(snakemake.input.summary).read_text())
-        df = evaluate(snakemake.wildcards.dataset, snakemake.wildcards.model, p.arch, snakemake.input.model, suite,
-                      snakemake.output.details, int(summary["samples_seen"]), bool(p.fail_on_missing),
-                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []),
-                      mac_count=mac_count, global_batch=global_batch)
-    write_text(df.to_csv(index=False), snakemake.output.eval_csv)
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
