@@ -1,4 +1,5 @@
-"""Benchmark of scripts/prepare_benchmark.py: local preparation throughput of each source type.
+"""Benchmark of rule prepare_benchmark's library (scripts/lib/eval/benchmark_roots.py): local preparation
+throughput of each source type.
 
     .venv/bin/python perf/bench_prepare_benchmark.py             # 1,000 images per source, ~1 min on 2 shared cores
     .venv/bin/python perf/bench_prepare_benchmark.py --n 300
@@ -32,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 
-import prepare_benchmark as pb  # noqa: E402
+from lib.eval import benchmark_roots as pb  # noqa: E402
 from hf_hub_standin import HubStandin  # noqa: E402
 
 # paper benchmark -> (source type, images), as in config/config.yaml

@@ -2,7 +2,7 @@
 
 ``tests/benchmark_fixtures.py`` writes each benchmark root from the demo photos; here every root is (1) byte-identical
 across calls, (2) read by clip_benchmark's own loader with the expected numbers of images, classes and captions, and
-(3) evaluated by ``scripts/evaluate.py::evaluate`` (every prompt variant through ``clip_benchmark_wrapped.py``,
+(3) evaluated by ``lib.eval.suite_evaluation.evaluate`` (every prompt variant through ``clip_benchmark_wrapped.py``,
 exactly as the ``evaluate`` rule runs it) on a tiny randomly initialised open_clip model, with stand-ins for wget,
 curl, gdown, kaggle and unzip on PATH and an unreachable HTTP proxy, so that any download attempt is recorded or
 fails. The benchmark dicts are those of ``config.yaml``'s ``benchmarks:`` section with the fixture roots.
@@ -33,7 +33,7 @@ DOWNLOADERS = ("wget", "curl", "gdown", "kaggle", "unzip")
 
 def suite(roots: dict[str, Path]) -> dict[str, dict]:
     """config.yaml's ``benchmarks:`` entries for the paper suite, on the fixture roots: every prompt variant of the
-    real config (32 clip_benchmark jobs, run by evaluate.py in one process)."""
+    real config (32 clip_benchmark jobs, run by lib.eval.suite_evaluation in one process)."""
     def cls(name, dataset, **extra):
         return {"task": "zeroshot_classification", "dataset": dataset, "root": str(roots[name]),
                 "template_variants": ["openai", "none"], **extra}
@@ -130,7 +130,7 @@ def test_loaders_read_every_fixture(tmp_path):
 
 
 def test_evaluate_all_twelve(tmp_path, tiny_model, monkeypatch):
-    import evaluate
+    from lib.eval import suite_evaluation as evaluate
 
     roots = write_benchmark_fixtures(tmp_path / "benchmarks", PHOTOS)
     # any download attempt: a logged stand-in command, or a refused connection through the proxy

@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 
-import evaluate as ev  # noqa: E402
-import prepare_benchmark as pb  # noqa: E402
+from lib.eval import baselines  # noqa: E402
+from lib.eval import benchmark_roots as pb  # noqa: E402
+from lib.eval import suite_evaluation as ev  # noqa: E402
 from lib.common import workflow_config as wc  # noqa: E402
 from hf_hub_standin import HubStandin, point_client_at  # noqa: E402
 
@@ -324,9 +325,11 @@ def test_nothing_evaluated_is_an_error(tmp_path):
 
 
 def test_baseline_tags():
-    assert ev.clip_benchmark_model("ViT-B-16", "hf-hub:imageomics/bioclip") == ("hf-hub:imageomics/bioclip",) * 2
-    assert ev.clip_benchmark_model("ViT-B-32", "openai") == ("ViT-B-32", "openai")
-    assert ev.parse_baseline_tag("ViT-B-16__hf-hub:imageomics/bioclip") == ("ViT-B-16", "hf-hub:imageomics/bioclip")
+    assert baselines.clip_benchmark_model("ViT-B-16", "hf-hub:imageomics/bioclip") == \
+        ("hf-hub:imageomics/bioclip",) * 2
+    assert baselines.clip_benchmark_model("ViT-B-32", "openai") == ("ViT-B-32", "openai")
+    bioclip = "hf-hub:imageomics/bioclip"
+    assert baselines.parse_baseline_tag(f"ViT-B-16__{bioclip}") == ("ViT-B-16", bioclip)
 
 
 def tiny_hub_model() -> dict[str, bytes]:
@@ -348,13 +351,14 @@ def tiny_hub_model() -> dict[str, bytes]:
 
 def test_prepared_root_evaluated_by_clip_benchmark_with_hf_hub_baseline(tmp_path, hub):
     """The baseline path end to end: a root prepared from the stand-in Hub, a tiny model that open_clip loads by
-    hf-hub: from the same stand-in, the real clip_benchmark in its own process (evaluate.run_jobs)."""
+    hf-hub: from the same stand-in, the real clip_benchmark in its own process (suite_evaluation.run_jobs)."""
     hub.add_repo("clip-benchmark/wds_tiny", wds_repo_files(tmp_path, n=10, classes=5))
     hub.add_repo("entitynet-test/tiny-clip", tiny_hub_model(), repo_type="model")
     dest = tmp_path / "data/benchmarks/tiny"
     pb.prepare("tiny", hub_bench({"images": 10, "classes": 5}), dest)
     suite = {"tiny": {"task": CLS, "dataset": "wds/tiny", "root": str(dest), "template_variants": ["none"]}}
-    model_arg, pretrained_arg = ev.clip_benchmark_model("EntityNet-tiny-ctx32", "hf-hub:entitynet-test/tiny-clip")
+    model_arg, pretrained_arg = baselines.clip_benchmark_model("EntityNet-tiny-ctx32",
+                                                               "hf-hub:entitynet-test/tiny-clip")
     df = ev.evaluate("baselines", "EntityNet-tiny-ctx32__hf-hub:entitynet-test/tiny-clip", model_arg,
                      pretrained_arg, suite, str(tmp_path / "eval"), 0, True, 4, macs_arch="EntityNet-tiny-ctx32")
     assert set(df["status"]) == {"ok"} and set(df["metric"]) == {"acc1", "acc5", "mean_per_class_recall"}

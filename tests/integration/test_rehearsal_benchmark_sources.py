@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import prepare_benchmark as pb
+from lib.eval import benchmark_roots as pb
 from benchmark_fixtures import expected_counts, write_benchmark_fixtures
 from conftest import REPO
 from hf_hub_standin import HubStandin, point_client_at

@@ -13,7 +13,7 @@ import pandas as pd
 
 from lib.common import artifact_columns as ac
 import dataset_card
-import evaluate
+from lib.eval import suite_evaluation
 from lib.paper import eval_scores
 import search
 from lib.search import search_web
@@ -46,12 +46,12 @@ def test_eval_columns_and_statuses_match_the_contract_and_every_user():
     assert _first_code_list(section) == list(ac.EVAL_COLUMNS)
     documented = set(re.findall(r"`(ok|missing|skipped|[a-z]+)`(?= \(|,| or )", section.split("(`status` is", 1)[1]))
     assert set(ac.EVAL_STATUSES) <= documented | {"ok"}
-    assert evaluate.EVAL_COLUMNS is ac.EVAL_COLUMNS and eval_scores.EVAL_COLUMNS is ac.EVAL_COLUMNS
+    assert suite_evaluation.EVAL_COLUMNS is ac.EVAL_COLUMNS and eval_scores.EVAL_COLUMNS is ac.EVAL_COLUMNS
     assert dataset_card.PLOTS == list(ac.CARD_PLOTS)
 
 
 def test_the_paper_tables_read_a_skipped_benchmark_as_absent():
-    """evaluate.py writes ``skipped`` rows for ``evaluation.skip``; the table reader must take them."""
+    """The evaluation writes ``skipped`` rows for ``evaluation.skip``; the table reader must take them."""
     base = dict(dataset="d", model="m", task="zeroshot_classification", variant="", n_variants=1,
                 samples_seen=1e6, macs_1e18=0.1)
     df = pd.DataFrame([{**base, "benchmark": "cars", "metric": "acc1", "value": 0.5, "status": "ok"},

@@ -4,7 +4,7 @@ import yaml
 from PIL import Image
 
 from lib.eval import clip_benchmark_wrapped as cbw
-import evaluate
+from lib.eval import suite_evaluation as evaluate
 from conftest import REPO
 
 ARCH = "EntityNet-tiny-ctx32"  # 64 px input

@@ -136,14 +136,14 @@ def test_merge_unions_queries_alt_texts_and_living():
 
 
 def test_baseline_tag_parsing():
-    import evaluate
+    from lib.eval import baselines
 
-    assert evaluate.parse_baseline_tag("ViT-B-32__openai") == ("ViT-B-32", "openai")
-    assert evaluate.parse_baseline_tag("ViT-B-16__hf-hub:imageomics/bioclip")[1] == "hf-hub:imageomics/bioclip"
+    assert baselines.parse_baseline_tag("ViT-B-32__openai") == ("ViT-B-32", "openai")
+    assert baselines.parse_baseline_tag("ViT-B-16__hf-hub:imageomics/bioclip")[1] == "hf-hub:imageomics/bioclip"
     with pytest.raises(ValueError, match="expected <open_clip model>__<pretrained tag>"):
-        evaluate.parse_baseline_tag("ViT-B-32")
-    assert evaluate.baseline_samples_seen("datacomp_m_s128m_b4k", None) == 128_000_000
-    assert evaluate.baseline_samples_seen("openai", None) == 12_800_000_000
+        baselines.parse_baseline_tag("ViT-B-32")
+    assert baselines.baseline_samples_seen("datacomp_m_s128m_b4k", None) == 128_000_000
+    assert baselines.baseline_samples_seen("openai", None) == 12_800_000_000
 
 
 def test_wordnet_lemmas_are_separate_queries():

@@ -1,1 +1,2 @@
-"""Evaluation: the clip_benchmark wrapper run as a subprocess."""
+"""Evaluation: benchmark roots prepared from their sources, a model evaluated on a suite with clip_benchmark (the
+wrapper run as a subprocess), baseline model tags."""

@@ -1,8 +1,8 @@
 """Plan-time check of the benchmark sources (``benchmarks.<name>.source``): whether rule ``prepare_benchmark`` can
 build a benchmark's root, and the message that says how to supply one that it cannot (ImageNet-1k is local only).
 
-Used when the job graph is built (``workflow_config.benchmark_inputs``) and by ``prepare_benchmark``'s ``local``
-source; standard library only.
+Used when the job graph is built (``workflow_config.benchmark_inputs``) and by the ``local`` source of
+``benchmark_roots`` (rule ``prepare_benchmark``); standard library only.
 """
 
 from pathlib import Path
