@@ -1,4 +1,5 @@
-"""Download one URL chunk with img2dataset (unforked, run as its own CLI process under a wall-clock timeout).
+"""Download one URL chunk with img2dataset (rule ``download``), unforked: img2dataset runs as its own CLI process
+under a wall-clock timeout.
 
 - **Chunking.** The chunk is ``uid`` hash modulo ``n_chunks`` of ``urls.parquet`` (already shuffled; the job reads
   only its rows, :func:`read_chunk_urls`), written as img2dataset's parquet input with ``url``, ``caption`` (the
@@ -26,17 +27,13 @@
   one byte per second holds one download thread until it closes the connection (the row then fails with
   ``IncompleteRead``); only an endless drip reaches the job timeout.
 - ``serve_local``: for the offline demo and tests, a loopback HTTP server serving a directory is started for the
-  duration of the job and stopped afterwards. The URLs in the pool name ``bind``; unless ``pin_port`` is true the
-  server listens on a free port and img2dataset reaches it as its HTTP proxy (:func:`serve_directory`), so two demo
-  runs at once do not collide on the port.
+  duration of the job and stopped afterwards (``lib.data.loopback_server.serve_directory``).
 
 Chunk folder layout: ``NNNNN.tar|parquet|_stats.json`` (first pass), ``_input.parquet``, ``retry/`` (second pass,
 only when some row was retried, with its own ``_input.parquet``), ``_summary.json`` (counts of both passes).
 """
 
 import contextlib
-import functools
-import http.server
 import json
 import logging
 import os
@@ -45,15 +42,15 @@ import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from _helpers import configure_logging, rule_entry, write_json
+from _helpers import write_json
 from lib.data.download_outcomes import OPT_OUT_MARK, RETRY_DIR, pass_status, row_outcomes
+from lib.data.loopback_server import serve_directory
 
 log = logging.getLogger("entitynet.download")
 
@@ -63,60 +60,6 @@ def chunk_rows(urls: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
     mine = urls[urls["uid"].map(lambda u: int(u, 16) % n_chunks) == chunk]
     first_alt = mine["alt_texts"].map(lambda v: v[0] if v is not None and len(v) else "")
     return pd.DataFrame({"url": mine["url"].values, "caption": first_alt.values, "uid": mine["uid"].values})
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    # Absolute-form request targets ("GET http://127.0.0.1:18765/x"), i.e. requests sent to this server as an HTTP
-    # proxy, are served when their origin is this one (the URL origin of the pool); any other origin is refused.
-    origin: str | None = None
-
-    def parse_request(self):
-        if not super().parse_request():
-            return False
-        if "://" in self.path.split("?", 1)[0]:
-            if self.origin is None or not self.path.startswith(self.origin + "/"):
-                self.send_error(403, f"this loopback server serves {self.origin or 'no proxied origin'} only")
-                return False
-            self.path = self.path[len(self.origin):]
-        return True
-
-    def log_message(self, fmt, *args):  # noqa: D401 - keep the rule log readable
-        log.debug("local server: " + fmt, *args)
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-@contextlib.contextmanager
-def serve_directory(directory: str, bind: str, pin_port: bool = True):
-    """Serve ``directory`` over HTTP in a background thread; yields the environment variables the downloader needs.
-
-    ``bind`` (``127.0.0.1:PORT``) is the origin that the URLs name. ``pin_port``: listen on that port (yields
-    ``{}``). Otherwise listen on a free loopback port and yield ``http_proxy`` pointing at it: urllib (img2dataset)
-    then sends every ``http://`` request there, and the server answers those for ``http://<bind>/`` from
-    ``directory``, so two demo downloads at once cannot collide on the port while the URLs, and every output that
-    records them, stay the same.
-    """
-    host, port = bind.rsplit(":", 1)
-    if host not in LOOPBACK:
-        raise ValueError(f"serve_local.bind {bind!r}: only loopback addresses are allowed")
-    handler_cls = type("_Handler", (_QuietHandler,), {"origin": f"http://{bind}"})
-    handler = functools.partial(handler_cls, directory=str(directory))
-    try:
-        server = http.server.ThreadingHTTPServer((host, int(port) if pin_port else 0), handler)
-    except OSError as e:
-        raise RuntimeError(f"cannot serve {directory} on {bind}: {e} (is another demo download running? Leave "
-                           "serve_local.pin_port false to serve on a free port)") from e
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    actual = f"{host}:{server.server_address[1]}"
-    env = {} if pin_port else {"http_proxy": f"http://{actual}", "no_proxy": ""}
-    log.info("serving %s as http://%s%s", directory, bind, "" if pin_port else f" (listening on {actual}, a proxy)")
-    try:
-        yield env
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def img2dataset_command(url_list: str, output_dir: str, opts: dict, processes: int) -> list[str]:
@@ -145,7 +88,7 @@ def img2dataset_command(url_list: str, output_dir: str, opts: dict, processes: i
 def run_img2dataset(rows: pd.DataFrame, out: Path, opts: dict, processes: int, timeout_s: float,
                     extra_env: dict | None = None) -> dict:
     """One img2dataset pass over ``rows`` (``url, caption, uid``) into ``out``; returns :func:`summarise`'s counts.
-    ``extra_env``: set in img2dataset's environment (:func:`serve_directory`'s proxy), replacing any proxy setting.
+    ``extra_env``: set in img2dataset's environment (``serve_directory``'s proxy), replacing any proxy setting.
 
     The input is written to ``out/_input.parquet``. A non-zero exit raises; a timeout is logged and the shards'
     ``_stats.json`` decide (:func:`summarise` raises when a row was not processed, so a rerun resumes).
@@ -301,16 +244,3 @@ def read_chunk_urls(path: str | os.PathLike, chunk: int, n_chunks: int,
     if not mine:
         return pq.read_table(path, columns=cols).slice(0, 0).to_pandas()
     return pq.read_table(path, columns=cols, filters=[("uid", "in", mine)]).to_pandas()
-
-
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    p = snakemake.params
-    urls = read_chunk_urls(snakemake.input.urls, int(snakemake.wildcards.chunk), int(p.n_chunks))
-    summary = run_download(urls, int(snakemake.wildcards.chunk), int(p.n_chunks), snakemake.output.chunk_dir,
-                           dict(p.options), int(snakemake.threads), float(p.timeout_s))
-    log.info("chunk summary: %s", {k: v for k, v in summary.items() if k not in ("first", "retry")})
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
