@@ -1,4 +1,4 @@
-"""Write the final training/validation shards from the downloaded chunks (rule ``build_shards``).
+"""The final training/validation shards from the downloaded chunks (rule ``build_shards``).
 
 Each downloaded sample (first pass and ``retry/`` pass of every chunk, see ``lib.data.download_outcomes``) is
 joined with its ``urls.parquet`` row by ``uid`` and rewritten once (``lib.data.shard_writer``, webdataset's writer)
@@ -24,7 +24,6 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from _helpers import configure_logging, rule_entry, write_json, write_parquet
 from lib.data.download_outcomes import download_dirs, failure_reason, row_outcomes
 from lib.data.shard_writer import ShardWriter
 
@@ -165,27 +164,9 @@ def build_shards(chunk_dirs: list[str], urls: pd.DataFrame, queries: pd.DataFram
     return summary, pd.DataFrame(index, columns=INDEX_COLUMNS)
 
 
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    p = snakemake.params
-    urls = pd.read_parquet(snakemake.input.urls)
-    queries = pd.read_parquet(snakemake.input.queries)
-    drop = None
-    if snakemake.input.get("drop"):
-        drop = set(pd.read_parquet(snakemake.input.drop, columns=["uid"])["uid"].dropna().astype(str))
-    chunk_dirs = list(snakemake.input.chunks)
-    summary, index = build_shards(chunk_dirs, urls, queries, snakemake.output.shards_dir, int(p.val_size),
-                                  int(p.samples_per_shard), int(p.seed), drop, p.subset)
-    status = status_table(chunk_dirs)
-    summary["download"] = {"rows": int(status["count"].sum()),
-                           "successes": int(status.loc[status["status"] == "success", "count"].sum()),
-                           "recovered_by_retry": int(status.loc[(status["status"] == "success")
-                                                                & status["retried"], "count"].sum())}
-    write_parquet(status, snakemake.output.status)
-    if "index" in snakemake.output.keys():
-        write_parquet(index, snakemake.output.index)
-    write_json(summary, snakemake.output.summary)
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
+def download_counts(status: pd.DataFrame) -> dict:
+    """The ``download`` entry of the shards summary from :func:`status_table`: input rows, successes, and the
+    successes recovered by the retry pass."""
+    success = status["status"] == "success"
+    return {"rows": int(status["count"].sum()), "successes": int(status.loc[success, "count"].sum()),
+            "recovered_by_retry": int(status.loc[success & status["retried"], "count"].sum())}
