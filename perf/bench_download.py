@@ -1,14 +1,15 @@
-"""img2dataset bare vs through our ``run_download`` (scripts/download.py) on the same loopback server and URL list.
+"""img2dataset bare vs through our ``run_download`` (``lib.data.chunk_download``, rule download) on the same loopback
+server and URL list.
 
-Both sides run the same img2dataset CLI command (``download.img2dataset_command``: same options, same processes and
-threads) on the same URL list, served by the same HTTP server on 127.0.0.1 (tests/faulty_image_server.py, in its own
-process so it does not share the driver's GIL). "Ours" adds what the rule adds around img2dataset: chunk selection,
+Both sides run the same img2dataset CLI command (``chunk_download.img2dataset_command``: same options, same processes
+and threads) on the same URL list, served by the same HTTP server on 127.0.0.1 (tests/faulty_image_server.py, in its
+own process so it does not share the driver's GIL). "Ours" adds what the rule adds around img2dataset: chunk selection,
 the input parquet, reading the per-shard parquet for failed rows (the retry pass finds none: every first URL is
 good), the shard/tar check, the per-row outcome table and ``_summary.json``. Runs alternate (bare, ours, bare, ours,
 ...) so that load from other jobs on the machine hits both sides alike; the best run of each side is compared
 (contention only ever slows a run down). The ratio is ours/bare in images per second (goal >= 0.95). Because both
 sides run the same img2dataset command, the time "ours" spends outside the img2dataset process (measured by
-wrapping ``download.run_with_timeout``) is our whole overhead; ``ratio_bound_from_overhead`` = bare / (bare +
+wrapping ``chunk_download.run_with_timeout``) is our whole overhead; ``ratio_bound_from_overhead`` = bare / (bare +
 that overhead) is the ratio free of run-to-run noise.
 
 A last run measures the retry pass: ``--fail-share`` of the rows get a 404 first URL and a good duplicate URL, so
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 
-import download  # noqa: E402
+from lib.data import chunk_download  # noqa: E402
 from faulty_image_server import FaultyImageServer  # noqa: E402
 
 
@@ -62,8 +63,8 @@ def url_table(base: str, n: int, fail_share: float = 0.0) -> pd.DataFrame:
 def run_bare(rows: pd.DataFrame, out: Path, opts: dict, processes: int) -> float:
     out.mkdir(parents=True)
     inp = out.parent / f"{out.name}_input.parquet"
-    download.chunk_rows(rows, 0, 1).to_parquet(inp, index=False)     # the same input rows, prepared untimed
-    cmd = download.img2dataset_command(str(inp), str(out), opts, processes)
+    chunk_download.chunk_rows(rows, 0, 1).to_parquet(inp, index=False)     # the same input rows, prepared untimed
+    cmd = chunk_download.img2dataset_command(str(inp), str(out), opts, processes)
     t0 = time.perf_counter()
     # its own session, as run_download starts it (and as a terminal would): with the kernel's autogroup scheduling
     # a new session is a new CPU-share group, which on a loaded machine alone changes the rate by ~25 %
@@ -78,7 +79,7 @@ def run_bare(rows: pd.DataFrame, out: Path, opts: dict, processes: int) -> float
 
 
 _I2D_S: list[float] = []          # wall time of each img2dataset process started by run_download
-_run_with_timeout = download.run_with_timeout
+_run_with_timeout = chunk_download.run_with_timeout
 
 
 def _timed_run_with_timeout(*a, **kw):
@@ -89,7 +90,7 @@ def _timed_run_with_timeout(*a, **kw):
         _I2D_S.append(time.perf_counter() - t0)
 
 
-download.run_with_timeout = _timed_run_with_timeout
+chunk_download.run_with_timeout = _timed_run_with_timeout
 
 
 def run_ours(rows: pd.DataFrame, out: Path, opts: dict, processes: int) -> tuple[float, dict, float]:
@@ -97,7 +98,7 @@ def run_ours(rows: pd.DataFrame, out: Path, opts: dict, processes: int) -> tuple
     start-up and download noise."""
     _I2D_S.clear()
     t0 = time.perf_counter()
-    summary = download.run_download(rows, 0, 1, str(out), opts, processes, timeout_s=600)
+    summary = chunk_download.run_download(rows, 0, 1, str(out), opts, processes, timeout_s=600)
     dt = time.perf_counter() - t0
     return dt, summary, dt - sum(_I2D_S)
 

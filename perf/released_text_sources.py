@@ -25,7 +25,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import import_released as ir  # noqa: E402
+from lib.search import released as ir  # noqa: E402
+from lib.search import released_entities as ire  # noqa: E402
 import text_candidates as tm  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "released"
@@ -50,10 +51,10 @@ def fixture_figures() -> None:
     author_q = pd.read_parquet(FIXTURE / "entitynet-queries.parquet")
     queries, _ = ir.released_queries(author_q, source="fixture queries")
     with tempfile.TemporaryDirectory() as d:
-        ir.import_released_entities(str(FIXTURE / "entitynet-entities.parquet"),
+        ire.import_released_entities(str(FIXTURE / "entitynet-entities.parquet"),
                                     str(FIXTURE / "entitynet-queries.parquet"), f"{d}/e.parquet", f"{d}/a.parquet")
         ents, attrs = pd.read_parquet(f"{d}/e.parquet"), pd.read_parquet(f"{d}/a.parquet")
-    empty = pd.DataFrame(columns=ir.ENTITY_COLUMNS)
+    empty = pd.DataFrame(columns=ire.ENTITY_COLUMNS)
     before = kg_texts(empty, None, legacy_queries(queries))
     after = kg_texts(ents, attrs, queries)
     print(f"fixture: {len(queries)} queries, {len(ents)} released entities")
@@ -100,7 +101,7 @@ def scale_figures(n: int, seed: int = 0) -> None:
         author_e.to_parquet(f"{d}/ents.parquet")
         author_q.to_parquet(f"{d}/q.parquet")
         t0 = time.perf_counter()
-        ir.import_released_entities(f"{d}/ents.parquet", f"{d}/q.parquet", f"{d}/e.parquet", f"{d}/a.parquet")
+        ire.import_released_entities(f"{d}/ents.parquet", f"{d}/q.parquet", f"{d}/e.parquet", f"{d}/a.parquet")
         dt = time.perf_counter() - t0
         size = Path(f"{d}/e.parquet").stat().st_size
     print(f"scale: {n} entities ({int(per.sum()) + n} texts) imported in {dt:.1f} s, entities.parquet "

@@ -1,6 +1,6 @@
 """A real threaded HTTP image server on 127.0.0.1 that serves good images and the faults web crawls meet.
 
-Used by ``tests/integration/test_download_faults.py`` (img2dataset through ``scripts/download.py``) and by
+Used by ``tests/integration/test_download_faults.py`` (img2dataset through ``lib.data.chunk_download``) and by
 ``perf/bench_download.py``. Routes (``GET``):
 
 =========================  ==========================================================================================

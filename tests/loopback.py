@@ -60,9 +60,9 @@ def oxigraph_server(workdir: Path, ttl: Path = DEMO_TTL, port: int = 0):
 
 
 class PhotoServer:
-    """Serve a directory (plus ``extra`` in-memory files) on 127.0.0.1 like ``download.serve_directory``, counting
-    GETs, with a brake: after :meth:`hold_after` ``n``, every further request waits unanswered until
-    :meth:`release`."""
+    """Serve a directory (plus ``extra`` in-memory files) on 127.0.0.1 like
+    ``lib.data.loopback_server.serve_directory``, counting GETs, with a brake: after :meth:`hold_after` ``n``, every
+    further request waits unanswered until :meth:`release`."""
 
     def __init__(self, directory: Path, extra: dict[str, bytes] | None = None, port: int = 0):
         self.extra = dict(extra or {})  # URL path -> JPEG bytes served in addition to the directory

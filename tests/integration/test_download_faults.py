@@ -1,5 +1,6 @@
-"""img2dataset through ``scripts/download.py`` against a real HTTP server on 127.0.0.1 that serves the faults of web
-crawls (tests/faulty_image_server.py), then the rule entries of dedup, build_shards and the dataset card on the result.
+"""img2dataset through ``lib.data.chunk_download`` (rule download) against a real HTTP server on 127.0.0.1 that serves
+the faults of web crawls (tests/faulty_image_server.py), then the rule entries of dedup, build_shards and the dataset
+card on the result.
 
 Every input row must end as exactly one counted status, the job must neither crash nor hang (hard timeouts), a row
 that failed at its first URL must be retried once at its next duplicate URL, an ``X-Robots-Tag: noai`` refusal must
@@ -20,8 +21,7 @@ from faulty_image_server import FaultyImageServer  # noqa: E402
 import build_shards  # noqa: E402
 import dataset_card  # noqa: E402
 import dedup_decontaminate  # noqa: E402
-import download  # noqa: E402
-from lib.data import download_outcomes  # noqa: E402
+from lib.data import chunk_download, download_outcomes  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def crawl(tmp_path_factory):
         opts = {"thread_count": 16, "request_timeout_s": 3, "retries": 0, "samples_per_shard": 1000,
                 "image_size": 512, "max_image_area": PIL_BOMB_LIMIT, "user_agent_token": "entitynet-test"}
         exits = []  # img2dataset's exit codes; None when run_with_timeout had to kill it (a hang)
-        real_run = download.run_with_timeout
+        real_run = chunk_download.run_with_timeout
 
         def recording_run(*args, **kwargs):
             rc, output = real_run(*args, **kwargs)
@@ -76,9 +76,9 @@ def crawl(tmp_path_factory):
 
         t0 = time.monotonic()
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(download, "run_with_timeout", recording_run)
-            summary = download.run_download(urls, 0, 1, str(root / "download" / "chunk_00000"), opts, processes=1,
-                                            timeout_s=JOB_TIMEOUT_S)
+            mp.setattr(chunk_download, "run_with_timeout", recording_run)
+            summary = chunk_download.run_download(urls, 0, 1, str(root / "download" / "chunk_00000"), opts,
+                                                  processes=1, timeout_s=JOB_TIMEOUT_S)
         elapsed = time.monotonic() - t0
         counts = {p: srv.request_count(p) for p in ("/good/n-mirror.jpg", "/good/dup.jpg", "/good/never-third.jpg",
                                             "/missing/dup2-mirror.jpg", "/noai/n.jpg")}

@@ -1,5 +1,5 @@
-"""Pure functions of scripts/download.py and scripts/lib/data/download_outcomes.py: the duplicate-URL retry, per-row
-final outcomes, failure reasons, the CLI."""
+"""Pure functions of lib.data.chunk_download (rule download), lib.data.loopback_server and lib.data.download_outcomes:
+the duplicate-URL retry, per-row final outcomes, failure reasons, the CLI."""
 import json
 import os
 import subprocess
@@ -8,8 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-import download
-from lib.data import download_outcomes
+from lib.data import chunk_download, download_outcomes, loopback_server
 
 
 @pytest.mark.parametrize("url,urls,want", [
@@ -23,7 +22,7 @@ from lib.data import download_outcomes
     ("a", None, None),
 ])
 def test_next_duplicate_url(url, urls, want):
-    assert download.next_duplicate_url(url, urls) == want
+    assert chunk_download.next_duplicate_url(url, urls) == want
 
 
 def test_retry_rows_skip_successes_opt_outs_and_rows_without_another_url():
@@ -35,10 +34,10 @@ def test_retry_rows_skip_successes_opt_outs_and_rows_without_another_url():
                                       "failed_to_download", "success"],
                            "error_message": ["HTTP Error 404: Not Found", "Image decoding error", "timed out",
                                              "Use of image disallowed by X-Robots-Tag directive", ""]})
-    got = download.retry_rows(urls, status)
+    got = chunk_download.retry_rows(urls, status)
     assert got.to_dict("records") == [{"url": "m1", "caption": "one", "uid": "u1"},
                                       {"url": "m2", "caption": "", "uid": "u2"}]
-    assert download.retry_rows(urls.drop(columns="urls"), status).empty
+    assert chunk_download.retry_rows(urls.drop(columns="urls"), status).empty
 
 
 @pytest.mark.parametrize("status,msg,reason", [
@@ -86,12 +85,13 @@ def test_row_outcomes_take_the_retry_status_and_count_each_row_once(tmp_path):
 
 
 def test_img2dataset_command_passes_opt_out_and_area_settings():
-    cmd = download.img2dataset_command("in.parquet", "out", {"max_image_area": 1000, "user_agent_token": "tok"}, 2)
+    cmd = chunk_download.img2dataset_command("in.parquet", "out", {"max_image_area": 1000, "user_agent_token": "tok"},
+                                             2)
     args = dict(a[2:].split("=", 1) for a in cmd[1:])
     assert args["max_image_area"] == "1000" and args["user_agent_token"] == "tok"
     assert "disallowed_header_directives" not in args               # img2dataset's default opt-out list applies
     assert args["incremental_mode"] == "incremental" and args["save_additional_columns"] == '["uid"]'
-    args = dict(a[2:].split("=", 1) for a in download.img2dataset_command(
+    args = dict(a[2:].split("=", 1) for a in chunk_download.img2dataset_command(
         "in.parquet", "out", {"disallowed_header_directives": []}, 1)[1:])
     assert json.loads(args["disallowed_header_directives"]) == [] and "max_image_area" not in args
 
@@ -99,7 +99,7 @@ def test_img2dataset_command_passes_opt_out_and_area_settings():
 def test_empty_chunk_writes_a_summary(tmp_path):
     urls = pd.DataFrame({"uid": ["0000000000000001"], "url": ["http://127.0.0.1:9/x.jpg"], "urls": [["x"]],
                          "alt_texts": [[]]})
-    s = download.run_download(urls, 0, 2, str(tmp_path / "c"), {}, 1, 10)   # uid 1 is in chunk 1 of 2
+    s = chunk_download.run_download(urls, 0, 2, str(tmp_path / "c"), {}, 1, 10)   # uid 1 is in chunk 1 of 2
     assert s["count"] == 0 and (tmp_path / "c" / "_empty").exists()
     assert json.loads((tmp_path / "c" / "_summary.json").read_text())["count"] == 0
 
@@ -112,7 +112,7 @@ def test_run_with_timeout_kills_the_whole_process_group(tmp_path):
     # the grandchild holds the output pipe open for 60 s; a run_with_timeout that waited for it (or for EOF on the
     # pipe) would return only after it wrote `finished`, so the file's absence shows the kill, without a clock
     script = f"(sleep 60; touch {finished}) & echo $! > {pidfile}; echo started; wait"
-    rc, out = download.run_with_timeout(["bash", "-c", script], dict(os.environ), timeout_s=3, grace_s=2)
+    rc, out = chunk_download.run_with_timeout(["bash", "-c", script], dict(os.environ), timeout_s=3, grace_s=2)
     assert rc is None and "started" in out and not finished.exists()
     pid = int(pidfile.read_text())
     for _ in range(300):                                  # the orphaned sleep is gone too (reaped by init)
@@ -123,7 +123,7 @@ def test_run_with_timeout_kills_the_whole_process_group(tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError(f"grandchild {pid} survived the timeout")
-    assert download.run_with_timeout(["bash", "-c", "exit 3"], dict(os.environ), 5) == (3, "")
+    assert chunk_download.run_with_timeout(["bash", "-c", "exit 3"], dict(os.environ), 5) == (3, "")
 
 
 def test_read_chunk_urls_reads_only_the_chunk(tmp_path):
@@ -131,12 +131,12 @@ def test_read_chunk_urls_reads_only_the_chunk(tmp_path):
     urls = pd.DataFrame({"uid": uids, "url": [f"http://h/{u}" for u in uids], "urls": [[f"http://h/{u}"] for u in uids],
                          "alt_texts": [[] for _ in uids], "page_urls": [[] for _ in uids]})
     urls.to_parquet(tmp_path / "urls.parquet", row_group_size=7)
-    parts = [download.read_chunk_urls(tmp_path / "urls.parquet", c, 3) for c in range(3)]
+    parts = [chunk_download.read_chunk_urls(tmp_path / "urls.parquet", c, 3) for c in range(3)]
     assert sorted(u for p in parts for u in p["uid"]) == uids
     for c, p in enumerate(parts):
         assert list(p.columns) == ["uid", "url", "urls", "alt_texts"]
-        assert set(p["uid"]) == set(download.chunk_rows(urls, c, 3)["uid"])
-    assert download.read_chunk_urls(tmp_path / "urls.parquet", 77, 100).empty   # uids 0..49 only
+        assert set(p["uid"]) == set(chunk_download.chunk_rows(urls, c, 3)["uid"])
+    assert chunk_download.read_chunk_urls(tmp_path / "urls.parquet", 77, 100).empty   # uids 0..49 only
 
 
 def _fetch(url: str, env: dict) -> tuple[int, bytes]:
@@ -158,8 +158,8 @@ def test_two_unpinned_servers_share_one_url_origin(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "x.txt").write_text(f"from {name}")
     bind = "127.0.0.1:18765"
-    with download.serve_directory(str(tmp_path / "a"), bind, pin_port=False) as env_a, \
-            download.serve_directory(str(tmp_path / "b"), bind, pin_port=False) as env_b:
+    with loopback_server.serve_directory(str(tmp_path / "a"), bind, pin_port=False) as env_a, \
+            loopback_server.serve_directory(str(tmp_path / "b"), bind, pin_port=False) as env_b:
         assert env_a["http_proxy"] != env_b["http_proxy"] and bind not in env_a["http_proxy"]
         assert _fetch(f"http://{bind}/x.txt", env_a) == (200, b"from a")
         assert _fetch(f"http://{bind}/x.txt", env_b) == (200, b"from b")
@@ -167,8 +167,8 @@ def test_two_unpinned_servers_share_one_url_origin(tmp_path):
 
 
 def test_pinned_port_collision_names_the_way_out(tmp_path):
-    with download.serve_directory(str(tmp_path), "127.0.0.1:0", pin_port=False) as env:
+    with loopback_server.serve_directory(str(tmp_path), "127.0.0.1:0", pin_port=False) as env:
         port = env["http_proxy"].rsplit(":", 1)[1]
         with pytest.raises(RuntimeError, match="pin_port false"):
-            with download.serve_directory(str(tmp_path), f"127.0.0.1:{port}", pin_port=True):
+            with loopback_server.serve_directory(str(tmp_path), f"127.0.0.1:{port}", pin_port=True):
                 pass

@@ -1,5 +1,5 @@
-"""Rebuild from the authors' released metadata (scripts/import_released.py, rules import_released_metadata and
-import_released_entities).
+"""Rebuild from the authors' released metadata (lib.search.released and lib.search.released_entities, rules
+import_released_metadata and import_released_entities of scripts/import_released.py).
 
 The fixture (tests/fixtures/released/, README.md there) is the release in miniature, in its schema: the query table,
 the entity table (textvalues/textsources per entity, naturalentity) and two image-metadata files of 20 rows in all,
@@ -15,7 +15,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import import_released as ir
+from lib.search import released as ir
+from lib.search import released_entities as ire
 import text_candidates as tm
 from lib.search import merge as ms
 from lib.search.queries import query_id
@@ -94,13 +95,13 @@ def test_entity_key_is_the_authors_key():
 def _import_entities(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     write_release(tmp_path)
     e_out, a_out = tmp_path / "results/entities.parquet", tmp_path / "results/attributes.parquet"
-    summary = ir.import_released_entities(str(tmp_path / ENTITIES), str(tmp_path / QUERIES), str(e_out), str(a_out))
+    summary = ire.import_released_entities(str(tmp_path / ENTITIES), str(tmp_path / QUERIES), str(e_out), str(a_out))
     return pd.read_parquet(e_out), pd.read_parquet(a_out), summary
 
 
 def test_released_entities_keep_synonyms_descriptions_and_natural_entity(tmp_path, caplog):
     ents, attrs, summary = _import_entities(tmp_path)
-    assert list(ents.columns[:len(ir.ENTITY_COLUMNS)]) == ir.ENTITY_COLUMNS
+    assert list(ents.columns[:len(ire.ENTITY_COLUMNS)]) == ire.ENTITY_COLUMNS
     assert summary == {"entities": 7, "attributes": 2, "query_entities_missing": 1}  # Q1: the dropped row's
     assert "not in the table" in caplog.text  # Donald Duck's natural entity
     e = ents.set_index("qid")
@@ -156,11 +157,11 @@ def test_kg_texts_use_the_released_text_sources(tmp_path):
 
 def test_released_entities_schema_and_odd_rows(caplog):
     with pytest.raises(ValueError, match=r"e\.parquet: missing column\(s\) \['naturalentity'\]"):
-        ir.released_entities(author_entities().drop(columns="naturalentity"), source="e.parquet")
+        ire.released_entities(author_entities().drop(columns="naturalentity"), source="e.parquet")
     odd = author_entities().iloc[:2].copy()
     odd.at[1, "textsources"] = ["name", "aliases", "nickname", "aliases", "description"]
     with pytest.raises(ValueError, match=r"unknown text source\(s\) \['nickname'\]"):
-        ir.released_entities(odd)
+        ire.released_entities(odd)
     extra = pd.DataFrame([
         {"entity": None, "entity_name": "x", "textvalues": ["x"], "textsources": ["name"], "naturalentity": None},
         {"entity": "http://www.wikidata.org/entity/Q25851", "entity_name": "dup", "textvalues": ["dup"],
@@ -168,7 +169,7 @@ def test_released_entities_schema_and_odd_rows(caplog):
         {"entity": "Q5113", "entity_name": "bird", "textvalues": ["bird", "aves", " ", "Bird"],
          "textsources": ["name", "aliases", "aliases"], "naturalentity": "Q729"},
     ])
-    e = ir.released_entities(pd.concat([author_entities(), extra], ignore_index=True)).set_index("qid")
+    e = ire.released_entities(pd.concat([author_entities(), extra], ignore_index=True)).set_index("qid")
     assert "no entity key" in caplog.text and "more than once" in caplog.text and "different lengths" in caplog.text
     assert e.loc["Q25851", "label"] == "European rabbit"  # first row wins over the IRI-spelled duplicate
     assert list(e.loc["Q5113", "aliases"]) == ["aves"]  # blank left out, the unpaired value dropped

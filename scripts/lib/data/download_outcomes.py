@@ -1,7 +1,7 @@
 """What one download chunk produced, read back from img2dataset's output folders (rule ``download``'s results).
 
 A chunk folder holds the first img2dataset pass and, when some failed row was retried at its next duplicate URL,
-a ``retry/`` pass (``scripts/download.py``). Readers (``build_shards``, ``dedup_decontaminate``) take both folders
+a ``retry/`` pass (``lib.data.chunk_download``). Readers (``build_shards``, ``dedup_decontaminate``) take both folders
 (:func:`download_dirs`); :func:`row_outcomes` gives every input row exactly one final status and
 :func:`failure_reason` a short category for it (the download status table and the dataset card).
 """

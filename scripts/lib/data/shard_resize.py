@@ -39,7 +39,7 @@ MAX_EXAMPLES = 20  # unreadable member names kept per tar in the stats
 
 @functools.lru_cache(maxsize=8)
 def _resizer(short_side: int, quality: int):
-    """img2dataset's resizer as ``scripts/download.py`` runs it (keep_ratio, only if bigger, INTER_AREA, jpg)."""
+    """img2dataset's resizer as ``lib.data.chunk_download`` runs it (keep_ratio, only if bigger, INTER_AREA, jpg)."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations (imported by img2dataset) phones home
     from img2dataset.resizer import Resizer
 
