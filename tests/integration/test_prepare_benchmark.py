@@ -2,6 +2,7 @@
 huggingface_hub client via HF_ENDPOINT) and tiny fixture archives in each non-Hub format; fault cases leave no root.
 One prepared root is consumed by the real clip_benchmark evaluation of a tiny open_clip model that open_clip itself
 loads from the stand-in by ``hf-hub:`` (the baseline path)."""
+import hashlib
 import io
 import json
 import sys
@@ -21,6 +22,7 @@ from lib.eval import benchmark_roots as pb  # noqa: E402
 from lib.eval import suite_evaluation as ev  # noqa: E402
 from lib.common import workflow_config as wc  # noqa: E402
 from hf_hub_standin import HubStandin, point_client_at  # noqa: E402
+from http_testserver import HttpTestServer, Reply  # noqa: E402
 
 CLS = "zeroshot_classification"
 
@@ -163,18 +165,54 @@ def test_cub200_bad_archive_and_checksum(tmp_path):
     no_partial(dest)
 
 
-def test_truncated_http_archive(tmp_path, hub):
-    """A body shorter than its Content-Length (served by the stand-in's resolve route) is refused."""
+def test_truncated_http_archive(tmp_path, hub, monkeypatch):
+    """A body shorter than its Content-Length (served by the stand-in's resolve route), on every try, is refused
+    after the bounded number of tries and leaves nothing behind."""
+    monkeypatch.setattr(pb, "DOWNLOAD_BACKOFF_S", (0.01, 0.02))
     arc = cub_archive(tmp_path / "CUB_200_2011.tgz")
     hub.add_repo("caltech/cub", {"CUB_200_2011.tgz": arc.read_bytes()}, repo_type="model")
-    hub.add_fault("CUB_200_2011.tgz", "truncate")
+    hub.add_fault("CUB_200_2011.tgz", "truncate", times=pb.DOWNLOAD_TRIES)
     bench = {"task": CLS, "dataset": "wds/cub200",
              "source": {"type": "cub200", "url": f"{hub.url}/caltech/cub/resolve/main/CUB_200_2011.tgz"}}
     dest = tmp_path / "data/benchmarks/cub200"
-    with pytest.raises(pb.PrepareError, match="broke off|truncated"):
+    with pytest.raises(pb.PrepareError, match=f"truncated.*giving up after {pb.DOWNLOAD_TRIES} tries"):
         pb.prepare("cub200", bench, dest)
     no_partial(dest)
     assert not list((tmp_path / "data/benchmarks/.cache").rglob("*.tgz*"))
+    assert not hub.faults["CUB_200_2011.tgz"]  # every try was made, none more
+
+
+class ArchiveServer(HttpTestServer):
+    """Serves one archive at ``/archive.tgz`` (the fault vocabulary of the shared test-server base)."""
+
+    def __init__(self, data: bytes):
+        super().__init__()
+        self.data = data
+
+    def reply(self, req):
+        return Reply(200, self.data, {"Content-Type": "application/gzip"}) if req.path == "/archive.tgz" \
+            else Reply(404, {"error": "not found"})
+
+
+@pytest.mark.parametrize("fault", [dict(kind="status", status=503, retry_after="0"), dict(kind="status", status=429),
+                                   dict(kind="cut"), dict(kind="reset")], ids=["503-retry-after", "429", "cut", "reset"])
+def test_archive_download_retries_transient_faults(tmp_path, monkeypatch, fault):
+    """One transient fault costs one more request, and the archive arrives whole (its sha256 checked)."""
+    monkeypatch.setattr(pb, "DOWNLOAD_BACKOFF_S", (0.01, 0.02))
+    data = cub_archive(tmp_path / "CUB_200_2011.tgz").read_bytes()
+    with ArchiveServer(data) as srv:
+        srv.add_fault(**fault)
+        got = pb.download(srv.url + "/archive.tgz", tmp_path / "cache/a.tgz", hashlib.sha256(data).hexdigest())
+        assert srv.request_count("/archive.tgz") == 2
+    assert got.read_bytes() == data and not list(got.parent.glob("*.part"))
+
+
+def test_archive_download_does_not_retry_a_404(tmp_path):
+    with ArchiveServer(b"x") as srv:
+        with pytest.raises(pb.PrepareError, match="HTTP 404"):
+            pb.download(srv.url + "/missing.tgz", tmp_path / "cache/a.tgz")
+        assert srv.request_count() == 1
+    assert not list((tmp_path / "cache").iterdir())
 
 
 def xm_sources(tmp_path: Path) -> tuple[Path, Path]:

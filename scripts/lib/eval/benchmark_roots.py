@@ -33,6 +33,7 @@ sibling folder and renamed into place only when complete: a failed preparation l
 import csv
 import fnmatch
 import hashlib
+import http.client
 import io
 import json
 import logging
@@ -40,16 +41,22 @@ import os
 import re
 import shutil
 import tarfile
+import time
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
+from lib.common.http_retry import RETRYABLE_STATUS, parse_retry_after, retry_wait
 from lib.eval.benchmarks import local_missing_message
 
 log = logging.getLogger("entitynet.benchmark_roots")
 
 SOURCES = ("hf_hub", "cub200", "xm3600", "inat2021", "rare_species", "local")
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
+DOWNLOAD_TRIES = 4  # attempts at one archive download (the first one included)
+DOWNLOAD_BACKOFF_S = (5.0, 120.0)  # base and cap of the backoff between them, in seconds
+MAX_RETRY_AFTER_S = 600.0  # a longer Retry-After is cut to this
 HF_PATTERNS = ["test/*", "classnames*.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]  # no train split
 
 
@@ -73,26 +80,65 @@ def git_blob_id(path: Path) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def download(url: str, dest: Path, sha256: str | None = None) -> Path:
-    """Fetch ``url`` (http(s) or file:) to ``dest`` (kept as a cache; reused when its sha256 matches). A body shorter
-    than its Content-Length or a sha256 mismatch is an error and leaves no file."""
+class TransientDownloadError(OSError):
+    """One attempt at a download failed in a way worth another (connection, timeout, 408/429/5xx, a body that broke
+    off or is shorter than its Content-Length); ``retry_after`` is the server's ``Retry-After`` in seconds, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _fetch_once(url: str, part: Path) -> None:
+    """One attempt: ``url`` into ``part``; :class:`TransientDownloadError` for what a retry may cure,
+    :class:`PrepareError` for what it cannot (404, 403, a bad URL)."""
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r, open(part, "wb") as f:
+            expected, n = r.headers.get("Content-Length"), 0
+            try:
+                while block := r.read(1 << 20):
+                    f.write(block)
+                    n += len(block)
+            except (OSError, http.client.HTTPException) as e:  # IncompleteRead, reset, timeout mid-body
+                raise TransientDownloadError(f"download of {url} broke off after {n} bytes: {e!r}") from e
+    except urllib.error.HTTPError as e:
+        if e.code in RETRYABLE_STATUS:
+            raise TransientDownloadError(f"download of {url}: HTTP {e.code}",
+                                         parse_retry_after(e.headers.get("Retry-After"))) from e
+        raise PrepareError(f"download of {url}: HTTP {e.code} {e.reason}") from e
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        raise TransientDownloadError(f"download of {url} failed: {getattr(e, 'reason', e)!r}") from e
+    if expected is not None and n != int(expected):
+        raise TransientDownloadError(f"download of {url} truncated: {n} of {expected} bytes")
+
+
+def download(url: str, dest: Path, sha256: str | None = None, tries: int | None = None) -> Path:
+    """Fetch ``url`` (http(s) or file:) to ``dest`` (kept as a cache; reused when its sha256 matches).
+
+    Transient failures are retried, ``tries`` attempts in all (default :data:`DOWNLOAD_TRIES`), waiting as every
+    HTTP client of the workflow does (:func:`lib.common.http_retry.retry_wait`: the server's ``Retry-After``, else
+    exponential backoff with jitter, :data:`DOWNLOAD_BACKOFF_S`). A body still short after the last try, a sha256
+    mismatch or a non-retryable status is an error and leaves no file."""
+    tries = DOWNLOAD_TRIES if tries is None else tries
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
         return dest
     part = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=120) as r, open(part, "wb") as f:
-        expected = r.headers.get("Content-Length")
-        n = 0
+    for attempt in range(tries):
         try:
-            while block := r.read(1 << 20):
-                f.write(block)
-                n += len(block)
-        except Exception as e:  # http.client.IncompleteRead and friends
+            _fetch_once(url, part)
+            break
+        except TransientDownloadError as e:
             part.unlink(missing_ok=True)
-            raise PrepareError(f"download of {url} broke off after {n} bytes: {e}") from e
-    if expected is not None and n != int(expected):
-        part.unlink()
-        raise PrepareError(f"download of {url} truncated: {n} of {expected} bytes")
+            if attempt + 1 >= tries:
+                raise PrepareError(f"{e} (giving up after {tries} tries)") from e
+            base_s, max_s = DOWNLOAD_BACKOFF_S
+            wait = retry_wait(attempt, e.retry_after, base_s, max_s, max_retry_after_s=MAX_RETRY_AFTER_S)
+            log.warning("%s; try %d of %d in %.1f s", e, attempt + 2, tries, wait)
+            time.sleep(wait)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
     if sha256 is not None and (got := sha256_file(part)) != sha256:
         part.unlink()
         raise PrepareError(f"checksum mismatch for {url}: sha256 {got}, expected {sha256}")
