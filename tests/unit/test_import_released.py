@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import import_released as ir
-import text_candidates as tm
+from lib.train import text_mix as tm
 from lib.search import merge as ms
 from lib.search.queries import query_id
 from workflow_helpers import job_counts, make_workdir, snakemake

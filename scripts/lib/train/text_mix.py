@@ -1,13 +1,14 @@
-"""The paper's per-sample text mix: KG text candidates per query, and the per-image text sampler.
+"""The paper's per-sample text mix: KG text candidates per query (a library: no rule entry).
 
-Two halves:
+Two halves, this module the first:
 
 1. :func:`build_text_candidates` turns ``entities.parquet``, ``attributes.parquet`` and ``queries.parquet`` into one
    row per ``query_id`` holding the candidate KG texts and their normalised weights (``text_candidates.parquet``).
-   It runs once per dataset, in a Snakemake rule.
-2. :class:`TextSampler` draws exactly one text per image per step at training time: with probability
-   ``alt_text_chance`` (and only if the image has alt texts) a uniformly chosen alt text, otherwise a KG text of one
-   of the image's source queries (the query chosen uniformly, the text from that query's distribution).
+   It runs once per dataset, in rule ``text_candidates`` (``scripts/text_candidates.py``).
+2. :class:`TextSampler` (``lib.train.text_sampler``) draws exactly one text per image per step at training time:
+   with probability ``alt_text_chance`` (and only if the image has alt texts) a uniformly chosen alt text, otherwise
+   a KG text of one of the image's source queries (the query chosen uniformly, the text from that query's
+   distribution).
 
 Weights (authors' train config ``train_clip_vitb32_entityneturl_webds.yaml`` @63da7db, loader
 ``entitynet_textloader.py`` @1346597), with ``h`` the hierarchy-replacement chance:
@@ -66,21 +67,15 @@ column (``"kg"`` for a table without it). Training counts these per epoch (``tra
 """
 
 import gc
-import logging
 import math
 import operator
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from _helpers import configure_logging, rule_entry
-from lib.train.text_sampler import (  # noqa: F401  (the table format and sampler; re-exported)
-    CANDIDATE_COLUMNS, CANDIDATE_SCHEMA, SOURCES_COLUMN, ALT_SOURCE, NONE_SOURCE, KG_SOURCE, NOUN_SOURCES, ATTR_SOURCES, KG_SOURCES, TextSampler, candidate_sources, candidates_to_table, is_kg_source, load_sampler, save_candidates)
-
-log = logging.getLogger("entitynet.text_candidates")
+from lib.train.text_sampler import ATTR_SOURCES, NOUN_SOURCES
 
 #: Natural types whose hierarchy replacement uses the lower ``hierarchy_chance_living`` (authors:
 #: ``NATURALENTITY_LIVING``; both WordNet prefixes are accepted).
@@ -540,34 +535,3 @@ def _candidates_loop(queries: pd.DataFrame, need: list[str], index: _EntityIndex
         out_weights.append(weights)
         out_sources.append(src)
     return out_ids, out_texts, out_weights, out_sources
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Snakemake entry
-
-
-def main(snakemake) -> None:
-    """Rule ``text_candidates``: input ``entities``, ``queries`` (``attributes`` optional); output ``candidates``;
-    params ``hierarchy_chance_generic``, ``hierarchy_chance_living``, optional ``weights`` (TextMixConfig fields)
-    and ``kg_text_queries`` (``all`` or ``living``)."""
-    configure_logging(snakemake)
-    p = snakemake.params
-    entities = pd.read_parquet(snakemake.input.entities)
-    queries = pd.read_parquet(snakemake.input.queries)
-    attributes = pd.read_parquet(snakemake.input.attributes) if "attributes" in snakemake.input.keys() else None
-    weights = dict(getattr(p, "weights", None) or {})
-    kg_text_queries = str(getattr(p, "kg_text_queries", None) or "all")
-    t0 = time.perf_counter()
-    df = build_text_candidates(entities, attributes, queries, float(p.hierarchy_chance_generic),
-                               float(p.hierarchy_chance_living), config=TextMixConfig(**weights), with_sources=True,
-                               kg_text_queries=kg_text_queries)
-    n = df["texts"].map(len)
-    log.info("text candidates (%s queries, synonym guard %s) for %d of %d queries in %.1f s: %.2f texts per query "
-             "(max %d), %d in total", kg_text_queries, "on" if weights.get("guard") else "off", len(df),
-             len(queries), time.perf_counter() - t0, n.mean() if len(df) else 0.0, n.max() if len(df) else 0,
-             n.sum())
-    save_candidates(df, snakemake.output.candidates)
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
