@@ -1,4 +1,5 @@
-"""Dataset card of a built dataset (rule ``dataset_card``): ``card.md``, ``card.json`` and PNG plots.
+"""Dataset card of a built dataset: its numbers, ``card.md``, ``card.json`` and PNG plots (a library: no rule
+entry; rule ``dataset_card``, ``scripts/dataset_card.py``, calls it).
 
 Enough to judge a dataset before spending GPU hours on it. Everything is computed from the workflow's own
 artifacts of the dataset: the shard index (which images were written, and to which split), the deduplicated
@@ -20,22 +21,16 @@ Sections and plots (``PLOTS``):
 * ``dedup``: images hashed, duplicates dropped, eval contamination per eval set (missing eval roots flagged).
 """
 
-import json
-import logging
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from _helpers import atomic_path, configure_logging, rule_entry, write_json, write_text
+from _helpers import atomic_path, write_json, write_text
 from lib.common.artifact_columns import CARD_PLOTS
-
-log = logging.getLogger("entitynet.dataset_card")
 
 PLOTS = list(CARD_PLOTS)
 NO_ENTITY = "(no entity)"
@@ -350,22 +345,3 @@ def write_card(stats: Mapping, out: Mapping[str, str | os.PathLike], dataset: st
     plot_all(stats, out, dataset)
     write_json(stats, out["stats"])
     write_text(render_markdown(stats, dataset, description, source, subset), out["card"])
-
-
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    i, p = snakemake.input, snakemake.params
-    stats = card_stats(pq.read_table(i.index, columns=["uid", "split"]),
-                       pq.read_table(i.urls, columns=[c for c in ("uid", "query_ids", "alt_texts", "qids", "licence")
-                                                      if c in pq.read_schema(i.urls).names]),
-                       pq.read_table(i.queries, columns=["query_id", "kind"]),
-                       pq.read_table(i.entities, columns=["qid", "label", "roots"]), pd.read_parquet(i.status),
-                       json.loads(Path(i.dedup_counts).read_text()), json.loads(Path(i.summary).read_text()),
-                       roots=list(p.roots or []))
-    out = {k: str(v) for k, v in snakemake.output.items()}
-    write_card(stats, out, str(p.dataset), str(p.description or ""), p.source, p.subset)
-    log.info("card: %d images, download success %.1f %%", stats["images"], 100 * stats["download"]["success_rate"])
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
