@@ -1,5 +1,6 @@
 """Search queries from entities and attributes, with the paper's query kinds and per-engine syntax
-(docs/PAPER_NOTES.md §7).
+(docs/PAPER_NOTES.md §7). A library (no rule entry): rule ``build_queries`` (``scripts/build_queries.py``) calls
+:func:`build_queries`.
 
 Kinds: ``wd-noun-world`` / ``wd-noun-living`` (entity label; aliases are not queries), ``wd-attrnoun-*`` (the
 attribute's search query), ``wd-attr-*`` ("{attribute} {natural type}", aggregated over entities and sorted by
@@ -14,14 +15,9 @@ queries' Google syntax as well (names and natural type as alternatives, the draw
 Living and WordNet queries are the same under both.
 """
 
-import logging
-
 import pandas as pd
 
-from _helpers import configure_logging, rule_entry, write_parquet
 from lib.search.queries import normalise, query_id
-
-log = logging.getLogger("entitynet.build_queries")
 
 EXCLUDE_TERMS = "drawing clipart illustration cartoon vector painting"
 WORLD_SEARCH_TERMS = ("authors", "extended")
@@ -117,18 +113,3 @@ def build_queries(entities: pd.DataFrame, attributes: pd.DataFrame, kinds: list[
     q = q[cols].sort_values(["kind", "query_id"]).reset_index(drop=True)
     assert q["query_id"].is_unique, "query_id collision"
     return q
-
-
-def main(snakemake) -> None:
-    configure_logging(snakemake)
-    p = snakemake.params
-    entities = pd.read_parquet(snakemake.input.entities)
-    attributes = pd.read_parquet(snakemake.input.attributes)
-    q = build_queries(entities, attributes, list(p.kinds), dict(p.max_per_kind or {}), int(p.seed),
-                      str(p.world_search_terms))
-    log.info("%d queries: %s", len(q), q["kind"].value_counts().to_dict())
-    write_parquet(q, snakemake.output.queries)
-
-
-if __name__ == "__main__":
-    rule_entry(main, globals())
