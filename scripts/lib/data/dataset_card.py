@@ -74,6 +74,30 @@ def _hist(lengths: np.ndarray) -> dict[str, int]:
     return {("5+" if v == 5 else str(int(v))): int(c) for v, c in zip(vals, cnt)}
 
 
+def _download_stats(status: pd.DataFrame) -> dict:
+    """The card's ``download`` block: input rows by final status and by outcome (retries included)."""
+    st = status.copy()
+    if "reason" not in st:
+        st["reason"] = st["status"]
+    if "retried" not in st:
+        st["retried"] = False
+    st["outcome"] = np.where((st["status"] == "success") & st["retried"].astype(bool), "success (retry URL)",
+                             st["reason"].astype(str))
+    by_outcome = st.groupby("outcome")["count"].sum().sort_values(ascending=False, kind="stable")
+    by_status = st.groupby("status")["count"].sum().sort_values(ascending=False, kind="stable")
+    rows_total = int(st["count"].sum())
+    ok = int(by_status.get("success", 0))
+    retried = st["retried"].astype(bool)
+    return {
+        "rows": rows_total, "successes": ok,
+        "success_rate": ok / rows_total if rows_total else 0.0,
+        "recovered_by_retry": int(st.loc[(st["status"] == "success") & retried, "count"].sum()),
+        "retried": int(st.loc[retried, "count"].sum()),
+        "by_status": {str(k): int(v) for k, v in by_status.items()},
+        "by_outcome": {str(k): int(v) for k, v in by_outcome.items()},
+    }
+
+
 def card_stats(index, urls, queries, entities, status: pd.DataFrame, dedup_counts: Mapping, summary: Mapping,
                roots: Iterable[str] = ()) -> dict:
     """Every number of the card as a JSON-ready dict (see the module docstring for what each block counts).
@@ -132,17 +156,6 @@ def card_stats(index, urls, queries, entities, status: pd.DataFrame, dedup_count
         if "licence" in u.column_names else pa.array(["unknown"] * n)
     vc = pc.value_counts(lic)
     licences = {str(x["values"]): int(x["counts"]) for x in vc.to_pylist()}
-    st = status.copy()
-    if "reason" not in st:
-        st["reason"] = st["status"]
-    if "retried" not in st:
-        st["retried"] = False
-    st["outcome"] = np.where((st["status"] == "success") & st["retried"].astype(bool), "success (retry URL)",
-                             st["reason"].astype(str))
-    by_outcome = st.groupby("outcome")["count"].sum().sort_values(ascending=False, kind="stable")
-    by_status = st.groupby("status")["count"].sum().sort_values(ascending=False, kind="stable")
-    rows_total = int(st["count"].sum())
-    ok = int(by_status.get("success", 0))
     dd = dict(dedup_counts)
     return {
         "images": n,
@@ -161,15 +174,7 @@ def card_stats(index, urls, queries, entities, status: pd.DataFrame, dedup_count
         "alt_text": {"with": int((n_alts > 0).sum()), "without": int((n_alts == 0).sum()),
                      "share_with": float((n_alts > 0).mean()) if n else 0.0},
         "licences": _counts(licences),
-        "download": {
-            "rows": rows_total, "successes": ok,
-            "success_rate": ok / rows_total if rows_total else 0.0,
-            "recovered_by_retry": int(st.loc[(st["status"] == "success") & st["retried"].astype(bool),
-                                             "count"].sum()),
-            "retried": int(st.loc[st["retried"].astype(bool), "count"].sum()),
-            "by_status": {str(k): int(v) for k, v in by_status.items()},
-            "by_outcome": {str(k): int(v) for k, v in by_outcome.items()},
-        },
+        "download": _download_stats(status),
         "dedup": {
             "hamming_threshold": dd.get("hamming_threshold"),
             "decontam_threshold": dd.get("decontam_threshold"),

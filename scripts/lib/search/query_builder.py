@@ -59,7 +59,8 @@ def attribute_queries(entities: pd.DataFrame, attributes: pd.DataFrame) -> pd.Da
     ents = entities.set_index("qid")
     a = attributes[attributes["qid"].isin(ents.index)].copy()
     a["is_living"] = a["qid"].map(ents["is_living"]).astype(bool)
-    a["natural_type"] = a["qid"].map(ents["natural_type_label"]).map(lambda s: normalise(s) if isinstance(s, str) else None)
+    a["natural_type"] = a["qid"].map(ents["natural_type_label"]).map(
+        lambda s: normalise(s) if isinstance(s, str) else None)
     rows = []
     for r in a.to_dict("records"):
         ent = ents.loc[r["qid"]]

@@ -19,7 +19,8 @@ Weights (authors' train config ``train_clip_vitb32_entityneturl_webds.yaml`` @63
   ``0.2`` (entity ``·(1-h)``, parent ``·h``); "attribute synonym" and "synonym attribute" ``0.2`` (same split);
   the entity name inside the query swapped for a synonym ``0.2`` (same split); the attribute alone ``0.2``;
   a definition ``0.05`` (same split).
-* ``h = 0.1`` when the natural type is animal/plant (Q729, Q756, ``wordnet:animal.n.01``, ``wordnet:plant.n.02``), else 0.2.
+* ``h = 0.1`` when the natural type is animal/plant (Q729, Q756, ``wordnet:animal.n.01``, ``wordnet:plant.n.02``),
+  else 0.2.
 * Each weight is spread equally over its list; a string reached from several lists keeps its **highest** weight
   (not the sum); lists that are empty contribute nothing (their weight is dropped before normalising); then the
   weights of a query are normalised to sum to 1.
