@@ -24,7 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import build_queries as bq  # noqa: E402
+from lib.search import query_builder as bq  # noqa: E402
 import kg_attributes as ka  # noqa: E402
 from lib.kg.kg_entity_table import build_entities  # noqa: E402
 from lib.kg.kg_selection import cleanup_reasons  # noqa: E402

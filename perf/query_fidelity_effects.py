@@ -32,7 +32,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import build_queries as bq  # noqa: E402
+from lib.search import query_builder as bq  # noqa: E402
 from lib.search import search_web  # noqa: E402
 from lib.common import workflow_config as wc  # noqa: E402
 

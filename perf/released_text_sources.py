@@ -7,7 +7,7 @@
 ``wd-attr-*`` rows without their entity, and no entity texts from the release (on the fixture there is no KG to
 fill them in: a real run would take them from a fresh KG extract, which misses the authors' WordNet entities and
 their own synonym/description lists). "After" is this branch: ``import_released_entities`` + the query import with
-the authors' keys. Both feed ``text_candidates.build_text_candidates`` with the shipped weights; figures are the
+the authors' keys. Both feed ``lib.train.text_mix.build_text_candidates`` with the shipped weights; figures are the
 candidate texts of each query apart from the query itself, grouped by the authors' entity of that query.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from lib.search import released as ir  # noqa: E402
 from lib.search import released_entities as ire  # noqa: E402
-import text_candidates as tm  # noqa: E402
+from lib.train import text_mix as tm  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "released"
 

@@ -5,7 +5,7 @@
     .venv/bin/python perf/text_mix_effects.py --results results/entitynet --alt-text-chance 0.5
 
 Reads ``entities.parquet``, ``attributes.parquet``, ``queries.parquet`` and ``urls.parquet`` of ``--results`` and
-builds the candidates in-process with ``text_candidates.build_text_candidates`` (so the figures are the rule's own).
+builds the candidates in-process with ``lib.train.text_mix.build_text_candidates`` (so the figures are the rule's own).
 
 1. ``text_mix.synonym_guard`` (default false, as the authors' runs; true: the guard as intended). Candidates are
    built both ways; printed: queries whose weights differ, candidate weights that differ, and the mean and maximum
@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-import text_candidates as text_mix  # noqa: E402  (the rule text_candidates)
+from lib.train import text_mix  # noqa: E402  (the library of rule text_candidates)
 
 
 def key(text: str) -> str:

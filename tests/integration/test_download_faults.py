@@ -21,6 +21,7 @@ from faulty_image_server import FaultyImageServer  # noqa: E402
 import build_shards  # noqa: E402
 import dataset_card  # noqa: E402
 import dedup_decontaminate  # noqa: E402
+from lib.common.artifact_columns import CARD_PLOTS  # noqa: E402
 from lib.data import chunk_download, download_outcomes  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -158,7 +159,7 @@ def card(crawl, tmp_path_factory):
                            "queries": str(out / "queries.parquet")}, bs,
                           {"val_size": 1, "samples_per_shard": 2, "seed": 0, "subset": None}))
     co = {"card": str(out / "card" / "card.md"), "stats": str(out / "card" / "card.json")}
-    co |= {p: str(out / "card" / f"{p}.png") for p in dataset_card.PLOTS}
+    co |= {p: str(out / "card" / f"{p}.png") for p in CARD_PLOTS}
     dataset_card.main(Job({"index": bs["index"], "summary": bs["summary"], "status": bs["status"],
                            "urls": dd["urls"], "dedup_counts": dd["counts"], "queries": str(out / "queries.parquet"),
                            "entities": str(out / "entities.parquet")}, co,
@@ -201,6 +202,6 @@ def test_shards_hold_the_successes_and_the_card_shows_every_count(card):
     for reason, n in by.items():
         assert f"| {reason} | {n:,} |" in md, reason
     assert "absent | missing | not checked" in md
-    for p in dataset_card.PLOTS:
+    for p in CARD_PLOTS:
         png = (card / "card" / f"{p}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000, p

@@ -263,7 +263,7 @@ def _built_queries(world_search_terms: str = "authors") -> dict:
     """Real build_queries rows (one living entity with a natural type, one world entity), keyed by (kind, text)."""
     import pandas as pd
 
-    import build_queries
+    from lib.search.query_builder import build_queries
     from lib.search.queries import KINDS
 
     ents = pd.DataFrame([
@@ -274,7 +274,7 @@ def _built_queries(world_search_terms: str = "authors") -> dict:
     attrs = pd.DataFrame([
         {"qid": "Q8332", "category": "Behavior", "attribute": "sleeping", "query": "sleeping red fox", "source": "kg"},
         {"qid": "Q132964", "category": "Color", "attribute": "red", "query": "red claw hammer", "source": "kg"}])
-    q = build_queries.build_queries(ents, attrs, KINDS, world_search_terms=world_search_terms)
+    q = build_queries(ents, attrs, KINDS, world_search_terms=world_search_terms)
     return {(r["kind"], r["text"]): r for r in q.to_dict("records")}
 
 

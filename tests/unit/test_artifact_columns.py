@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from lib.common import artifact_columns as ac
-import dataset_card
+from lib.data import dataset_card
 from lib.eval import suite_evaluation
 from lib.paper import eval_scores
 import search

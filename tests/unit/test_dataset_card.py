@@ -1,8 +1,8 @@
-"""scripts/dataset_card.py: the card's numbers (columnar counting) and its Markdown."""
+"""scripts/lib/data/dataset_card.py: the card's numbers (columnar counting) and its Markdown."""
 import pandas as pd
 import pytest
 
-import dataset_card as dc
+from lib.data import dataset_card as dc
 
 INDEX = pd.DataFrame({"uid": ["a", "b", "c", "d"], "split": ["train", "train", "train", "val"],
                       "shard": ["00000.tar"] * 3 + ["00000.tar"]})

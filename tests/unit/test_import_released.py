@@ -17,7 +17,7 @@ import pytest
 
 from lib.search import released as ir
 from lib.search import released_entities as ire
-import text_candidates as tm
+from lib.train import text_mix as tm
 from lib.search import merge as ms
 from lib.search.queries import query_id
 from workflow_helpers import job_counts, make_workdir, snakemake

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import yaml
 
-import build_queries as bq
+from lib.search import query_builder as bq
 import kg_attributes as ka
 from lib.kg.kg_entity_table import build_entities
 from lib.kg.kg_graph import Graph

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-import build_queries as bq
+from lib.search import query_builder as bq
 import search as rs
 from lib.search import merge as ms
 from lib.search.queries import KINDS, query_id

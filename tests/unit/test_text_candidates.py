@@ -1,4 +1,5 @@
-"""Tests of scripts/text_candidates.py and scripts/lib/train/text_sampler.py: the paper's per-sample text mix (docs/PAPER_NOTES.md §11).
+"""Tests of scripts/lib/train/text_mix.py and scripts/lib/train/text_sampler.py: the paper's per-sample text mix
+(docs/PAPER_NOTES.md §11).
 
 Expected weights are written out by hand from the tables of docs/PAPER_NOTES.md §11, never recomputed with the
 module's own helpers.
@@ -17,7 +18,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import text_candidates as tm
+from lib.train import text_mix as tm
+from lib.train import text_sampler as ts
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def test_every_query_gets_candidates_and_bad_inputs_are_named():
 
 def _toy_sampler(alt_text_chance, seed=0):
     cands = {"q1": (["a", "b", "c"], np.cumsum([0.5, 0.3, 0.2])), "q2": (["d", "e"], np.cumsum([0.9, 0.1]))}
-    return tm.TextSampler(cands, alt_text_chance=alt_text_chance, seed=seed)
+    return ts.TextSampler(cands, alt_text_chance=alt_text_chance, seed=seed)
 
 
 def test_sampler_shares_match_configured_weights_and_a_wrong_vector_fails():
@@ -320,9 +322,9 @@ def test_end_to_end_build_save_load_sample(tmp_path):
     q = frame([qry("q1", "european rabbit", "wd-noun-living", ["Q25851"], natural_type="animal")])
     df = tm.build_text_candidates(frame(RABBIT_ENTITIES), None, q)
     path = tmp_path / "text_candidates.parquet"
-    tm.save_candidates(df, path)
+    ts.save_candidates(df, path)
     assert sorted(os.listdir(tmp_path)) == ["text_candidates.parquet"]  # no temp file left
-    s = tm.load_sampler(path, alt_text_chance=0.5, seed=0)
+    s = ts.load_sampler(path, alt_text_chance=0.5, seed=0)
     assert len(s) == 1 and "q1" in s
     stored = dict(s.candidates("q1"))
     assert_weights(stored, rabbit_noun_expected())
@@ -394,8 +396,8 @@ def test_sampler_pickles_and_accepts_python_random():
 def test_dict_and_table_constructors_agree():
     df = pd.DataFrame({"query_id": ["q1", "q2", "q3"], "texts": [["a", "b", "c"], ["d", "é"], []],
                        "weights": [[2.0, 1.0, 1.0], [0.0, 3.0], []]})
-    s1 = tm.TextSampler.from_frame(df, 0.5)
-    s2 = tm.TextSampler({q: (t, np.cumsum(w)) for q, t, w in zip(df.query_id, df.texts, df.weights)}, 0.5)
+    s1 = ts.TextSampler.from_frame(df, 0.5)
+    s2 = ts.TextSampler({q: (t, np.cumsum(w)) for q, t, w in zip(df.query_id, df.texts, df.weights)}, 0.5)
     assert len(s1) == len(s2) == 2 and "q3" not in s1
     for q in ("q1", "q2"):
         c1, c2 = s1.candidates(q), s2.candidates(q)
@@ -410,14 +412,14 @@ def test_invalid_inputs_raise(tmp_path):
     with pytest.raises(ValueError, match="alt_text_chance"):
         _toy_sampler(1.5)
     with pytest.raises(ValueError, match="'q1'"):
-        tm.TextSampler({"q1": (["a", "b"], [0.6, 0.4])}, 0.5)  # not cumulative
+        ts.TextSampler({"q1": (["a", "b"], [0.6, 0.4])}, 0.5)  # not cumulative
     bad = pd.DataFrame({"query_id": ["q1"], "texts": [["a", "b"]], "weights": [[1.0]]})
     path = tmp_path / "c.parquet"
     with pytest.raises(ValueError, match="'q1'"):
-        tm.save_candidates(bad, path)
+        ts.save_candidates(bad, path)
     assert not path.exists() and os.listdir(tmp_path) == []
     with pytest.raises(ValueError, match="negative"):
-        tm.save_candidates(pd.DataFrame({"query_id": ["q"], "texts": [["a"]], "weights": [[-1.0]]}), path)
+        ts.save_candidates(pd.DataFrame({"query_id": ["q"], "texts": [["a"]], "weights": [[-1.0]]}), path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -457,8 +459,8 @@ def test_perf_smoke_50k_queries(tmp_path, capsys):
     t_build, cpu_build = time.perf_counter() - t0, time.process_time() - c0
     path = tmp_path / "c.parquet"
     t0 = time.perf_counter()
-    tm.save_candidates(df, path)
-    s = tm.load_sampler(path, 0.5, 0)
+    ts.save_candidates(df, path)
+    s = ts.load_sampler(path, 0.5, 0)
     t_io = time.perf_counter() - t0
     ids = queries["query_id"].tolist()
     rng = np.random.default_rng(0)
@@ -494,7 +496,7 @@ def test_living_kg_text_queries_never_draw_a_world_query_text():
     drawn = {}
     for mode in ("all", "living"):
         df = tm.build_text_candidates(ents, None, queries, kg_text_queries=mode, with_sources=True)
-        sampler = tm.TextSampler.from_frame(df, alt_text_chance=0.0, seed=0)
+        sampler = ts.TextSampler.from_frame(df, alt_text_chance=0.0, seed=0)
         drawn[mode] = Counter(sampler.sample_for_json(sample)[0] for _ in range(400))
     assert not world_texts & set(drawn["living"]), drawn["living"]
     assert set(drawn["living"]) <= {"European rabbit", "rabbit", "animal"}

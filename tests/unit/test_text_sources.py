@@ -29,8 +29,10 @@ import yaml
 from PIL import Image
 from scipy.stats import binom
 
-import text_candidates as tm
+import text_candidates
 import train
+from lib.train import text_mix as tm
+from lib.train import text_sampler
 from lib.train import train_openclip as to
 from lib.common import workflow_config as wc
 
@@ -120,46 +122,47 @@ def test_sampler_returns_each_texts_source_from_the_table(tmp_path):
     df = candidates_frame()
     assert list(df.columns) == ["query_id", "texts", "weights", "sources"]
     path = tmp_path / "text_candidates.parquet"
-    tm.save_candidates(df, path)
-    s = tm.load_sampler(path, alt_text_chance=0.0, seed=0)
+    text_sampler.save_candidates(df, path)
+    s = text_sampler.load_sampler(path, alt_text_chance=0.0, seed=0)
     table_sources = {}
     for qid, texts, sources in zip(df.query_id, df.texts, df.sources):
         assert s.candidate_sources(qid) == list(sources)
         table_sources.update({(qid, t): src for t, src in zip(texts, sources)})
-    assert set(df.sources.explode()) <= set(tm.KG_SOURCES)
-    assert tm.candidate_sources(path) == ["alt", "none"] + [x for x in tm.KG_SOURCES if x in set(df.sources.explode())]
-    assert set(s.sources) == set(tm.candidate_sources(path))
+    assert set(df.sources.explode()) <= set(text_sampler.KG_SOURCES)
+    assert text_sampler.candidate_sources(path) == ["alt", "none"] + [x for x in text_sampler.KG_SOURCES
+                                                                    if x in set(df.sources.explode())]
+    assert set(s.sources) == set(text_sampler.candidate_sources(path))
     rng = np.random.default_rng(0)
     for qid in QUERY_IDS:
         for _ in range(300):
             text, source = s.sample(["an alt"], [qid], rng)
-            assert table_sources[(qid, text)] == source and tm.is_kg_source(source)
-    assert tm.load_sampler(path, 1.0).sample(["an alt"], ["qa"]) == ("an alt", "alt")
-    assert s.sample([], ["unknown"]) == ("", "none") and not tm.is_kg_source("none")
+            assert table_sources[(qid, text)] == source and text_sampler.is_kg_source(source)
+    assert text_sampler.load_sampler(path, 1.0).sample(["an alt"], ["qa"]) == ("an alt", "alt")
+    assert s.sample([], ["unknown"]) == ("", "none") and not text_sampler.is_kg_source("none")
 
 
 def test_tables_without_sources_give_kg_and_bad_sources_raise(tmp_path):
     df = candidates_frame()
     old = tmp_path / "old.parquet"
-    tm.save_candidates(df.drop(columns=["sources"]), old)  # a table written before the column existed
-    s = tm.load_sampler(old, 0.0)
-    assert tm.candidate_sources(old) == ["alt", "none", "kg"] and s.sources == ["alt", "none", "kg"]
+    text_sampler.save_candidates(df.drop(columns=["sources"]), old)  # a table written before the column existed
+    s = text_sampler.load_sampler(old, 0.0)
+    assert text_sampler.candidate_sources(old) == ["alt", "none", "kg"] and s.sources == ["alt", "none", "kg"]
     assert {s.sample(["x"], ["qa"])[1] for _ in range(50)} == {"kg"}
     # a null cell: that query's texts are "kg"; the others keep theirs
     mixed = df.copy()
     mixed["sources"] = [None] + list(df.sources[1:])
-    s = tm.TextSampler.from_frame(mixed, 0.0)
+    s = text_sampler.TextSampler.from_frame(mixed, 0.0)
     assert set(s.candidate_sources("qa")) == {"kg"} and s.candidate_sources("qb") == list(df.sources[1])
     # the dict constructor takes (texts, cumulative weights, sources) too
-    d = tm.TextSampler({"q": (["a", "b"], [0.5, 1.0], ["original_query", "entity_synonym"]), "r": (["c"], [1.0])},
-                       0.0)
+    d = text_sampler.TextSampler({"q": (["a", "b"], [0.5, 1.0], ["original_query", "entity_synonym"]),
+                                  "r": (["c"], [1.0])}, 0.0)
     assert d.candidate_sources("q") == ["original_query", "entity_synonym"] and d.candidate_sources("r") == ["kg"]
     bad = df.copy()
     bad["sources"] = [list(df.sources[0])[:-1]] + list(df.sources[1:])
     with pytest.raises(ValueError, match="'qa'.*sources"):
-        tm.save_candidates(bad, tmp_path / "bad.parquet")
+        text_sampler.save_candidates(bad, tmp_path / "bad.parquet")
     with pytest.raises(ValueError, match="'q'"):
-        tm.TextSampler({"q": (["a", "b"], [0.5, 1.0], ["original_query"])}, 0.0)
+        text_sampler.TextSampler({"q": (["a", "b"], [0.5, 1.0], ["original_query"])}, 0.0)
 
 
 def test_text_candidates_rule_writes_the_sources_column(tmp_path, monkeypatch):
@@ -180,8 +183,8 @@ def test_text_candidates_rule_writes_the_sources_column(tmp_path, monkeypatch):
         params = Files(hierarchy_chance_generic=0.2, hierarchy_chance_living=0.1)
         log: list = []
 
-    monkeypatch.setattr(tm, "configure_logging", lambda *a, **k: None)  # keep pytest's logging as it is
-    tm.main(FakeSnakemake())
+    monkeypatch.setattr(text_candidates, "configure_logging", lambda *a, **k: None)  # keep pytest's logging as it is
+    text_candidates.main(FakeSnakemake())
     got = pd.read_parquet(tmp_path / "text_candidates.parquet")
     assert list(got.columns) == ["query_id", "texts", "weights", "sources"]
     assert [list(x) for x in got.sources] == [list(x) for x in candidates_frame().sources]
@@ -314,7 +317,7 @@ def ablation(tmp_path_factory):
     base = tmp_path_factory.mktemp("ablation")
     shards = write_shards(base / "shards")
     candidates = base / "text_candidates.parquet"
-    tm.save_candidates(candidates_frame(), candidates)
+    text_sampler.save_candidates(candidates_frame(), candidates)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OMP_NUM_THREADS", "1")  # tiny tensors: more threads on shared cores only spin
         with ThreadPoolExecutor(len(ABLATION)) as pool:
@@ -325,7 +328,7 @@ def ablation(tmp_path_factory):
 
 def kg_source_probabilities(candidates: Path) -> dict[str, float]:
     """P(source | a KG draw) for a sample with all three query ids: the query uniform, then its weights."""
-    s = tm.load_sampler(candidates, 0.0)
+    s = text_sampler.load_sampler(candidates, 0.0)
     out: dict[str, float] = {}
     for q in QUERY_IDS:
         for (_, p), src in zip(s.candidates(q), s.candidate_sources(q)):
@@ -357,7 +360,7 @@ def test_ablation_alt_share(ablation, model):
     assert sorted(ts["per_epoch"], key=int) == [str(e) for e in range(1, EPOCHS + 1)]
     assert [sum(c.values()) for c in ts["per_epoch"].values()] == [per_epoch] * EPOCHS
     assert sum(ts["total"].values()) == n
-    assert set(ts["total"]) <= set(tm.candidate_sources(ablation["candidates"])) - {"none", "kg"}
+    assert set(ts["total"]) <= set(text_sampler.candidate_sources(ablation["candidates"])) - {"none", "kg"}
     alt = ts["total"].get("alt", 0)
     assert ts["alt_share"] == alt / n
     lo, hi, tail = binomial_band(n, 0.5, ALPHA)
@@ -373,7 +376,7 @@ def test_ablation_alt_share(ablation, model):
         assert lo <= alt <= hi, ts
     if chance < 1.0:
         assert ts["total"]["original_query"] > 0 and ts["total"]["entity_synonym"] > 0, ts
-        assert sum(v for k, v in ts["total"].items() if tm.is_kg_source(k)) == n - alt
+        assert sum(v for k, v in ts["total"].items() if text_sampler.is_kg_source(k)) == n - alt
     # the summary is the rank file's content
     rank0 = json.loads((ablation["base"] / model / "openclip" / "run" / "text_sources_rank0.json").read_text())
     assert rank0["per_epoch"] == ts["per_epoch"] and rank0["alt_text_chance"] == chance

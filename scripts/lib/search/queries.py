@@ -1,5 +1,6 @@
-"""Query identity shared by the query builder (rule ``build_queries``), the released-metadata import (rule
-``import_released_metadata``) and config validation: the query kinds, text normalisation and ``query_id``.
+"""Query identity shared by the query builder (``query_builder``, rule ``build_queries``), the released-metadata
+import (rule ``import_released_metadata``) and config validation: the query kinds, text normalisation and
+``query_id``.
 
 ``query_id`` = first 16 hex digits of sha256("{kind}\\t{normalised text}"): independent of backend and of order, so
 released and searched queries of the same (kind, text) join on it (docs/CONTRACTS.md).

@@ -1,6 +1,6 @@
 """The text-candidates table and the per-sample text sampler (a library: no rule entry).
 
-Rule ``text_candidates`` (``scripts/text_candidates.py``, which documents the paper's text mix) writes one row per
+Rule ``text_candidates`` (``lib.train.text_mix`` builds the rows and documents the paper's text mix) writes one row per
 query: ``query_id``, its KG ``texts`` and their ``weights``, and optionally the ``sources`` each weight came from.
 Training draws one text per sample and step from it with :class:`TextSampler` (inside the dataloader workers of
 ``scripts/lib/train/train_openclip.py``), so this module imports nothing of the workflow's rule scripts.
