@@ -5,7 +5,7 @@ and may import libraries. *Libraries* are ``scripts/lib/<stage>/<name>.py``: the
 no rule entry of their own. ``scripts/_helpers.py`` (logging, atomic writes, the entry machinery) is the one module
 both kinds import. Imports inside functions count too: a lazy import is still an arrow, and the kg_entities/kg_llm
 loop was one. Which plausible regression fails here: a library importing a function from an entry, a new cycle, an
-entry left without a rule, a module that grows past 600 lines.
+entry left without a rule, a module that grows past 600 lines, logic growing back into an entry.
 """
 import ast
 import re
@@ -15,6 +15,7 @@ from conftest import REPO
 
 SCRIPTS = REPO / "scripts"
 MAX_MODULE_LINES = 600
+MAX_ENTRY_LINES = 120  # an entry reads the snakemake object, calls libraries, writes outputs
 
 
 def module_name(path: Path) -> str:
@@ -104,3 +105,8 @@ def test_every_entry_is_the_script_of_a_rule():
 def test_no_module_is_over_600_lines():
     long = {name: n for name, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
     assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by job): {long}"
+
+
+def test_rule_entries_are_thin():
+    fat = {name: n for name in ENTRIES if (n := len(MODULES[name].read_text().splitlines())) > MAX_ENTRY_LINES}
+    assert not fat, f"rule entries over {MAX_ENTRY_LINES} lines (move the logic into scripts/lib/<stage>/): {fat}"
