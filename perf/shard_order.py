@@ -4,7 +4,7 @@
                                                            # shards, 8 GPUs x 8 workers, 18 epochs, batch 1024/GPU
     .venv/bin/python perf/shard_order.py --samples 1e6 --epochs 4
 
-Training passes open_clip's ``--dataset-resampled`` (``scripts/train.py``): every dataloader worker draws shards
+Training passes open_clip's ``--dataset-resampled`` (``lib/train/launch.py``): every dataloader worker draws shards
 *with replacement* from the full shard list (``open_clip_train.data.ResampledShards2``, deterministic: reseeded from
 the worker seed and the epoch) and reads each drawn shard from its start until the worker has produced its
 ``num_worker_batches`` batches (``with_epoch``), the epoch being ``samples_seen / epochs`` samples. The authors read

@@ -1,5 +1,5 @@
 """A few training steps of the rehearsal's ``vitb32`` recipe on one device, through the train rule's own functions
-(``train.build_train_args`` + ``train.launcher`` -> ``scripts/lib/train/train_openclip.py``): the hybrid data path (CPU workers
+(``launch.build_train_args`` + ``launch.launcher`` -> ``scripts/lib/train/train_openclip.py``): the hybrid data path (CPU workers
 + nvJPEG on CUDA), the text mix, amp_bf16, on the rehearsal's real shards and text candidates.
 
 The shards come from a rehearsal run on this machine (``make rehearsal`` or ``python tests/rehearsal/run.py
@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import yaml  # noqa: E402
 
-import train  # noqa: E402
+from lib.train import launch  # noqa: E402
 from lib.common import workflow_config as wc  # noqa: E402
 
 
@@ -41,10 +41,10 @@ def main(argv=None) -> int:
     recipe.update(device=a.device, gpus=1, workers=a.workers, arch=a.arch or recipe["arch"])
     if a.device == "cpu":
         recipe["precision"] = "fp32"
-    train_spec, _ = train.shard_spec(a.shards / "train")
-    args = train.build_train_args(recipe, train_spec, None, 0, str(a.out / "openclip"), str(a.candidates), 1)
+    train_spec, _ = launch.shard_spec(a.shards / "train")
+    args = launch.build_train_args(recipe, train_spec, None, 0, str(a.out / "openclip"), str(a.candidates), 1)
     args = [x for x in args if x != "--device"] if a.device == "cuda" else args
-    cmd = train.launcher(1, 1) + args
+    cmd = launch.launcher(1, 1) + args
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,

@@ -8,7 +8,7 @@ import fnmatch
 import pytest
 import yaml
 
-import train
+from lib.train import launch
 from lib.common import workflow_config as wc
 from conftest import REPO
 from rehearsal import run as rehearsal
@@ -96,12 +96,12 @@ def train_command(dataset: str, model: str) -> list[str]:
     """The train rule's command line for (dataset, model), built by the same functions as the rule."""
     rec = wc.model_recipe(CONFIG, model, dataset)
     gpus, nodes = int(rec.get("gpus", 0)), int(rec.get("nodes", 1))
-    args = train.build_train_args(rec, f"results/{dataset}/shards/train/{{00000..00003}}.tar",
+    args = launch.build_train_args(rec, f"results/{dataset}/shards/train/{{00000..00003}}.tar",
                                   f"results/{dataset}/shards/val/00000.tar",
                                   int(wc.dataset_config(CONFIG, dataset)["shards"]["val_size"]),
                                   f"results/{dataset}/{model}/openclip",
                                   f"results/{dataset}/text_candidates.parquet", gpus)
-    return train.launcher(gpus, nodes) + args
+    return launch.launcher(gpus, nodes) + args
 
 
 def as_flags(cmd: list[str]) -> dict[str, tuple]:
@@ -166,8 +166,8 @@ def test_a_new_difference_is_caught():
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg["datasets"]["rehearsal"]["model_overrides"]["vitb32"]["data_path"] = "stock"
     rec_f, rec_r = wc.model_recipe(cfg, "vitb32", "entitynet"), wc.model_recipe(cfg, "vitb32", "rehearsal")
-    a = train.build_train_args(rec_f, "t", "v", 1, "l", "c", 8)
-    b = train.build_train_args(rec_r, "t", "v", 1, "l", "c", 2)
+    a = launch.build_train_args(rec_f, "t", "v", 1, "l", "c", 8)
+    b = launch.build_train_args(rec_r, "t", "v", 1, "l", "c", 2)
     assert "--entitynet-data-path" in flag_differences(a, b) - set(ALLOWED_FLAG_DIFFERENCES)
     cfg["datasets"]["rehearsal"]["search"]["backends"]["serpapi_bing"]["engine_extra"] = 1
     diff = config_differences(wc.dataset_config(cfg, "entitynet"), wc.dataset_config(cfg, "rehearsal"))

@@ -275,9 +275,9 @@ def test_multinode_training_through_the_plugin(slurm_cluster, tmp_path):
         assert len(steps[node]) == 1, (node, slurmd_logs[node], steps)
     assert len({s[0] for s in steps.values()}) == 1, steps
 
-    # 3b. the launch: train.py's srun line, then one launcher per node with the torchrun rendezvous flags
+    # 3b. the launch: lib/train/launch.py's srun line, then one launcher per node with the torchrun rendezvous flags
     train_log = (wd / f"logs/rehearsal/{MULTINODE_MODEL}/train.log").read_text()
-    # the launchers' and every rank's console output: in the rule's log when train.py sends it there, else in the
+    # the launchers' and every rank's console output: in the rule's log when launch.py sends it there, else in the
     # job's stdout/stderr (the Slurm log)
     text = next((t for t in (train_log, Path(slurm_log).read_text()) if "launch_multinode: " in t), "")
     launch = re.search(r"launch: (.*)$", train_log, re.M).group(1).split()

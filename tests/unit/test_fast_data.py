@@ -579,7 +579,7 @@ def test_data_path_steps_per_mode():
 
 
 def test_build_train_args_passes_data_path():
-    import train
+    from lib.train import launch
 
     from lib.common import workflow_config as wc
 
@@ -588,16 +588,16 @@ def test_build_train_args_passes_data_path():
 
     recipe = {"arch": "EntityNet-tiny-ctx32", "samples_seen": 64, "epochs": 1, "batch_size": 8, "lr": 5e-4,
               "beta1": 0.9, "beta2": 0.98, "eps": 1e-8, "wd": 0.2, "precision": "fp32", "device": "cpu"}
-    args = train.build_train_args(resolved(), "x.tar", None, 0, "/tmp/l", None, 0)
+    args = launch.build_train_args(resolved(), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-data-path") + 1] == "stock"  # no GPU: the stock CPU path by default
-    args = train.build_train_args(resolved(device="cuda", gpus=1), "x.tar", None, 0, "/tmp/l", None, 1)
+    args = launch.build_train_args(resolved(device="cuda", gpus=1), "x.tar", None, 0, "/tmp/l", None, 1)
     assert args[args.index("--entitynet-data-path") + 1] == "hybrid"  # on a GPU the fast path is the default
     assert args[args.index("--entitynet-cpu-share") + 1] == "auto"
-    args = train.build_train_args(resolved(data_path="gpu"), "x.tar", None, 0, "/tmp/l", None, 0)
+    args = launch.build_train_args(resolved(data_path="gpu"), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-data-path") + 1] == "gpu" and "--entitynet-cpu-share" not in args
-    args = train.build_train_args(resolved(data_path="hybrid"), "x.tar", None, 0, "/tmp/l", None, 0)
+    args = launch.build_train_args(resolved(data_path="hybrid"), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-cpu-share") + 1] == "auto"
-    args = train.build_train_args(resolved(data_path="hybrid", cpu_share=0.3), "x.tar", None, 0, "/tmp/l", None, 0)
+    args = launch.build_train_args(resolved(data_path="hybrid", cpu_share=0.3), "x.tar", None, 0, "/tmp/l", None, 0)
     assert args[args.index("--entitynet-cpu-share") + 1] == "0.3"
     errors = wc.schema_errors({"models": {"r": dict(recipe, data_path="fast")}}, wc.load_schema())
     assert any(e.startswith("models.r.data_path: 'fast' is not one of") for e in errors), errors  # the one check

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lib.kg import wordnet as kw
 from lib.kg.kg_entity_table import ENTITY_COLUMNS, add_wordnet
-import kg_wordnet as kw
 
 WN_DIR = Path("/usr/share/wordnet")
 needs_wordnet = pytest.mark.skipif(not (WN_DIR / "data.noun").is_file(),

@@ -4,7 +4,7 @@
 The bug this guards (found on the first real launch): torchrun's parser accepts abbreviations and scans every
 ``--flag`` of the whole command line, so open_clip_train's ``--logs`` was refused as ambiguous with torchrun's
 ``--logs-specs``/``--logs_specs`` before the script started ("ambiguous option: --logs could match ..."). Without
-the ``--`` separator that ``train.launcher`` and ``scripts/launch_multinode.sh`` now put after the script, every
+the ``--`` separator that ``launch.launcher`` and ``scripts/launch_multinode.sh`` now put after the script, every
 case below fails with that error (checked on the code before the fix).
 """
 import os
@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-import train
+from lib.train import launch
 from lib.train import train_openclip
 from lib.common import workflow_config as wc
 from conftest import REPO
@@ -33,7 +33,7 @@ def torchrun_parse(argv: list[str]):
 
 def script_argv(model: str, gpus: int, nodes: int = 1) -> list[str]:
     rec = dict(wc.model_recipe(CONFIG, model), nodes=nodes)
-    return train.build_train_args(rec, "results/entitynet/shards/train/{00000..03299}.tar",
+    return launch.build_train_args(rec, "results/entitynet/shards/train/{00000..03299}.tar",
                                   "results/entitynet/shards/val/00000.tar", 5000,
                                   f"results/entitynet/{model}/openclip", "results/entitynet/text_candidates.parquet",
                                   gpus)
@@ -48,7 +48,7 @@ def test_single_node_torchrun_passes_every_flag(model):
     gpus = int(CONFIG["models"][model.split("-")[0]]["gpus"])
     args = script_argv(model, gpus)
     assert "--logs" in args  # the flag that collided
-    cmd = train.launcher(gpus, 1) + args
+    cmd = launch.launcher(gpus, 1) + args
     assert cmd[1:3] == ["-m", "torch.distributed.run"]
     parsed = torchrun_parse(cmd[3:])
     assert parsed.standalone and parsed.nproc_per_node == str(gpus)
@@ -61,7 +61,7 @@ def test_multinode_launcher_passes_every_flag(model, tmp_path):
     """scripts/launch_multinode.sh (one copy per node under srun) with a python that records the torchrun argv."""
     gpus = int(CONFIG["models"][model.split("-")[0]]["gpus"])
     args = script_argv(model, gpus, nodes=2)
-    cmd = train.launcher(gpus, 2) + args
+    cmd = launch.launcher(gpus, 2) + args
     assert cmd[0] == "srun" and cmd[4].endswith("launch_multinode.sh")
     fake = tmp_path / "python"
     fake.write_text(f'#!/bin/sh\nif [ "$1" = "-m" ]; then printf "%s\\n" "$@" > {tmp_path}/argv; exit 0; fi\n'
@@ -83,7 +83,7 @@ def test_multinode_launcher_passes_every_flag(model, tmp_path):
 def test_separator_is_what_makes_it_parse():
     """The same command without the separator is refused by torch's parser (so the test above can fail)."""
     args = script_argv("vitb32", 8)
-    cmd = [a for a in train.launcher(8, 1) if a != train.SCRIPT_ARGS_SEPARATOR] + args
+    cmd = [a for a in launch.launcher(8, 1) if a != launch.SCRIPT_ARGS_SEPARATOR] + args
     with pytest.raises(SystemExit):
         torchrun_parse(cmd[3:])
 

@@ -1,8 +1,10 @@
-"""scripts/report_html.py: Markdown twins as standalone HTML, and the per-dataset overview page."""
+"""scripts/report_html.py and lib.paper.report_pages: Markdown twins as standalone HTML, and the per-dataset overview
+page."""
 import json
 from html.parser import HTMLParser
 
 import report_html as rh
+from lib.paper import report_pages as rp
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ff"
                     "ff3f0005fe02fea7d6a5b90000000049454e44ae426082")
@@ -32,7 +34,7 @@ def test_markdown_page_renders_tables_and_embeds_images(tmp_path):
     md = tmp_path / "card.md"
     md.write_text("# Dataset card: `demo`\n\n| a | b |\n|---|---|\n| x <script> | 9.1 |\n\n![p](plot.png)\n"
                   "![gone](missing.png)\n")
-    html = rh.markdown_page(md)
+    html = rp.markdown_page(md)
     assert "<title>Dataset card: demo</title>" in html
     assert cells(html) == ["a", "b", "x <script>", "9.1"] and "<script>" not in html  # escaped, not raw HTML
     assert 'src="data:image/png;base64,' in html and 'src="missing.png"' in html
@@ -49,7 +51,7 @@ def test_overview_page_has_size_kinds_status_and_eval_tables(tmp_path):
     (card_dir / "card.json").write_text(json.dumps(card))
     table = tmp_path / "eval_table.md"
     table.write_text("# demo / tiny\n\n| benchmark | metric | value (%) |\n|---|---|---|\n| demo_heldout | acc1 | 9.1 |\n")
-    html = rh.overview_page("demo", card_dir / "card.json", card_dir, {"tiny": str(table)}, {}, "the demo")
+    html = rp.overview_page("demo", card_dir / "card.json", card_dir, {"tiny": str(table)}, {}, "the demo")
     c = cells(html)
     for seq in (["images in the shards", "19"], ["train split", "16"], ["wd-noun-living", "13", "68.4 %"],
                 ["success", "19", "95.0 %"], ["demo_heldout", "acc1", "9.1"]):
@@ -57,7 +59,7 @@ def test_overview_page_has_size_kinds_status_and_eval_tables(tmp_path):
         assert c[i:i + len(seq)] == seq, (seq, c)
     assert "Success rate: 95.0 %" in html and "<h3>Model <code>tiny</code></h3>" in html
     assert html.count("data:image/png;base64,") == 1  # the one figure that exists
-    empty = rh.overview_page("demo", card_dir / "card.json", card_dir, {}, {})
+    empty = rp.overview_page("demo", card_dir / "card.json", card_dir, {}, {})
     assert "has been evaluated yet" in empty
 
 

@@ -1,11 +1,11 @@
 """The alt-text ablation is protected by a test that can fail (issue 14, item 5).
 
 Training counts the source of every text the text mix draws (``alt``, the KG text's source list, ``none``) in the
-dataloader workers, snapshots the counts per epoch in the training process, and ``train.py`` writes them to
+dataloader workers, snapshots the counts per epoch in the training process, and ``lib.train.launch`` writes them to
 ``train_summary.json`` as ``text_sources``. The first tests check the parts on their own: the sampler's per-text
 sources (the ``sources`` column of ``text_candidates.parquet``), the shared-memory counts in real DataLoader workers
 (no worker, fork, spawn), the per-epoch snapshots and their merge with an earlier attempt's file, and the summary
-over ranks. The last ones train the ``tiny`` recipe (config/config.yaml) through ``train.run`` at the ablation's
+over ranks. The last ones train the ``tiny`` recipe (config/config.yaml) through ``launch.run`` at the ablation's
 three alt-text chances (``tiny-alt0``, ``tiny``, ``tiny-alt100``) on synthetic shards whose samples all have alt
 texts and KG candidates, and check the drawn alt share; then a kill in the second epoch and a ``--resume latest``.
 
@@ -30,7 +30,7 @@ from PIL import Image
 from scipy.stats import binom
 
 import text_candidates
-import train
+from lib.train import launch
 from lib.train import text_mix as tm
 from lib.train import text_sampler
 from lib.train import train_openclip as to
@@ -278,13 +278,13 @@ def test_epoch_snapshots_and_the_merge_with_an_earlier_attempt(tmp_path, caplog)
 
 
 def test_summary_sums_the_ranks_files(tmp_path):
-    assert train.collect_text_sources(tmp_path) is None
+    assert launch.collect_text_sources(tmp_path) is None
     for rank, per_epoch in ((0, {"1": {"alt": 3, "entity_synonym": 1}, "2": {"alt": 2}}),
                             (1, {"1": {"alt": 1, "original_query": 3}, "2": {"original_query": 2}}),
                             (2, {"1": {"alt": 100}})):  # stale: left by an earlier attempt with 3 ranks
         (tmp_path / f"text_sources_rank{rank}.json").write_text(json.dumps(
             {"rank": rank, "world_size": 2, "per_epoch": per_epoch}))
-    got = train.collect_text_sources(tmp_path)
+    got = launch.collect_text_sources(tmp_path)
     assert got["per_epoch"] == {"1": {"alt": 4, "entity_synonym": 1, "original_query": 3},
                                 "2": {"alt": 2, "original_query": 2}}
     assert got["total"] == {"alt": 6, "entity_synonym": 1, "original_query": 5} and got["draws"] == 12
@@ -307,7 +307,7 @@ def draws_expected(recipe: dict) -> tuple[int, int]:
 
 def train_tiny(model: str, shards: Path, candidates: Path, root: Path) -> dict:
     root.mkdir(parents=True, exist_ok=True)
-    return train.run(tiny_recipe(model), str(shards), str(candidates), str(root / "openclip"),
+    return launch.run(tiny_recipe(model), str(shards), str(candidates), str(root / "openclip"),
                      str(root / "model.safetensors"), str(root / "train_summary.json"), gpus=0, nodes=1)
 
 

@@ -4,7 +4,7 @@ import os
 import pytest
 import yaml
 
-import train
+from lib.train import launch
 from lib.common import workflow_config as wc
 from conftest import REPO
 
@@ -17,7 +17,7 @@ def flag(args, name):
 
 def test_vitb32_recipe_matches_paper():
     r = wc.model_recipe(CONFIG, "vitb32")
-    args = train.build_train_args(r, "s/{00000..02047}.tar", None, 0, "logs", "cands.parquet", gpus=8)
+    args = launch.build_train_args(r, "s/{00000..02047}.tar", None, 0, "logs", "cands.parquet", gpus=8)
     assert flag(args, "--batch-size") == "1024" and flag(args, "--epochs") == "18"
     assert flag(args, "--train-num-samples") == "32700000"  # 588.6M samples seen / 18 epochs
     assert flag(args, "--warmup") == "7984"  # 2 x ceil(32.7M / 8192): docs/PAPER_NOTES.md §12
@@ -32,12 +32,12 @@ def test_vitb32_recipe_matches_paper():
 
 def test_multinode_world_size_counts_nodes():
     r = dict(wc.model_recipe(CONFIG, "vitb32"), nodes=2, gpus=4)
-    args = train.build_train_args(r, "s.tar", None, 0, "logs", None, gpus=4)
+    args = launch.build_train_args(r, "s.tar", None, 0, "logs", None, gpus=4)
     assert flag(args, "--warmup") == str(2 * -(-32_700_000 // (1024 * 8)))  # global batch = 1024 x 4 x 2
-    cmd = train.launcher(4, 2)
+    cmd = launch.launcher(4, 2)
     assert cmd[:4] == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1"] and cmd[5] == "4"
-    assert train.launcher(4, 1)[1:4] == ["-m", "torch.distributed.run", "--standalone"]
-    assert train.launcher(0, 1)[-1].endswith("train_openclip.py")
+    assert launch.launcher(4, 1)[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert launch.launcher(0, 1)[-1].endswith("train_openclip.py")
 
 
 def test_ablation_names():
@@ -50,7 +50,7 @@ def test_ablation_names():
 
 
 def test_tiny_runs_on_cpu():
-    args = train.build_train_args(wc.model_recipe(CONFIG, "tiny"), "s.tar", "v.tar", 4, "logs", None, gpus=0)
+    args = launch.build_train_args(wc.model_recipe(CONFIG, "tiny"), "s.tar", "v.tar", 4, "logs", None, gpus=0)
     assert flag(args, "--device") == "cpu" and flag(args, "--val-num-samples") == "4"
     assert "--local-loss" not in args
 
@@ -62,10 +62,10 @@ def test_deterministic_switch():
     from lib.train import train_openclip
 
     rec = dict(wc.model_recipe(CONFIG, "vitb32"), deterministic=True)
-    args = train.build_train_args(rec, "s.tar", None, 0, "logs", None, gpus=8)
+    args = launch.build_train_args(rec, "s.tar", None, 0, "logs", None, gpus=8)
     ours, rest = train_openclip.split_args(args)
     assert ours.entitynet_deterministic and "--entitynet-deterministic" not in rest
-    assert "--entitynet-deterministic" not in train.build_train_args(wc.model_recipe(CONFIG, "vitb32"), "s.tar", None,
+    assert "--entitynet-deterministic" not in launch.build_train_args(wc.model_recipe(CONFIG, "vitb32"), "s.tar", None,
                                                                      0, "logs", None, gpus=8)
     try:
         assert train_openclip.make_deterministic("auto") == 0.5

@@ -7,7 +7,8 @@ Standard library only: ``workflow_config`` imports it when the Snakefile is pars
 import math
 from collections.abc import Sequence
 
-# RandomResizedCrop defaults of the training recipes (scripts/train.py uses the same when `augmentation` is absent)
+# RandomResizedCrop defaults of the training recipes (scripts/lib/train/launch.py uses the same when `augmentation`
+# is absent)
 DEFAULT_SCALE = (0.4, 1.0)
 DEFAULT_RATIO = (0.9, 1.111)
 

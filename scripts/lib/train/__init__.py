@@ -1,1 +1,2 @@
-"""Training: open_clip wrapper (run by torchrun), fast data paths, text sampler, multi-node set-up, MACs."""
+"""Training: the launch of a run (command, export, summary), open_clip wrapper (run by torchrun), fast data paths,
+text sampler, multi-node set-up, MACs."""

@@ -81,7 +81,7 @@ def split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--entitynet-text-candidates", default=None)
     ap.add_argument("--entitynet-alt-text-chance", type=float, default=None)
-    ap.add_argument("--entitynet-data-path", choices=["stock", "lean", "gpu", "hybrid"], default="stock")
+    ap.add_argument("--entitynet-data-path", default="stock")  # checked by fast_data.data_path_steps (DATA_PATHS)
     ap.add_argument("--entitynet-device-prefetch", type=int, default=2)
     ap.add_argument("--entitynet-cpu-share", type=parse_cpu_share, default="auto")
     ap.add_argument("--entitynet-deterministic", action="store_true")
@@ -498,7 +498,7 @@ def make_get_data(candidates: str | None, alt_text_chance: float, data_path: str
 
 def script_args(argv: list[str]) -> list[str]:
     """The training flags as the launcher gave them: a leading ``--`` (put after the script by the torchrun
-    launchers so that torchrun's parser never reads the flags, see ``train.launcher``) is dropped."""
+    launchers so that torchrun's parser never reads the flags, see ``launch.launcher``) is dropped."""
     return argv[1:] if argv[:1] == ["--"] else list(argv)
 
 
