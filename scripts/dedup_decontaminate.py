@@ -15,7 +15,7 @@ What this entry adds to ``dedup_downloads`` (which does the hashing, grouping, d
 
 Snakemake rule (see ``rules/dataset.smk``): input ``chunks`` (download chunk dirs), ``urls`` (urls.parquet),
 optional ``eval_sets`` (rule-built roots, only for the DAG); params ``eval_sets`` (dict), ``hamming_threshold``,
-``decontam_threshold``, ``representative``, optional ``skipped``, ``on_bad_shard``; output ``keep``, ``removed``,
+``decontam_threshold``, ``representative``, ``skipped`` (all resolved config, no fallbacks here); output ``keep``, ``removed``,
 ``drop``, ``counts``, ``urls``, ``eval_hashes`` (schemas: ``lib.data.image_dedup.DedupResult`` and
 docs/CONTRACTS.md).
 """
@@ -48,7 +48,7 @@ def split_eval_sets(eval_sets: Mapping[str, str], base: str | os.PathLike = ".")
 def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
-    eval_sets = dict(getattr(p, "eval_sets", None) or {})
+    eval_sets = dict(p.eval_sets)
     present, missing = split_eval_sets(eval_sets)
     for name, root in missing.items():
         log.warning("eval set %r: root %s does not exist; NOT decontaminated against it (counted as missing)",
@@ -56,16 +56,13 @@ def main(snakemake) -> None:
     dirs = download_dirs(snakemake.input.chunks)
     log.info("hashing %d download folder(s); eval sets: %s; missing: %s", len(dirs), sorted(present),
              sorted(missing))
-    td = getattr(p, "decontam_threshold", None)
-    result = dedup_downloads(dirs, present, int(p.hamming_threshold), None if td is None else int(td),
-                             representative=getattr(p, "representative", None) or "largest",
-                             processes=int(snakemake.threads),
-                             on_bad_shard=getattr(p, "on_bad_shard", None) or "raise",
+    result = dedup_downloads(dirs, present, int(p.hamming_threshold), int(p.decontam_threshold),
+                             representative=p.representative, processes=int(snakemake.threads),
                              urls=pd.read_parquet(snakemake.input.urls))
     counts = result.counts
     counts["eval_sets_missing"] = sorted(missing)
     counts["eval_set_roots"] = {**present, **missing}
-    skipped = [str(n) for n in (getattr(p, "skipped", None) or [])]
+    skipped = [str(n) for n in p.skipped]
     counts["eval_sets_skipped"] = sorted(skipped)
     counts["eval_set_status"] = {**{name: ("ok" if name in present else "missing") for name in eval_sets},
                                  **{name: "skipped" for name in skipped}}

@@ -146,7 +146,7 @@ def card(crawl, tmp_path_factory):
     dd |= {"counts": str(out / "dedup" / "counts.json"), "urls": str(out / "urls_dedup.parquet")}
     dedup_decontaminate.main(Job({"chunks": chunks, "urls": str(root / "urls.parquet")}, dd, {
         "eval_sets": {"present": str(evalset), "absent": str(out / "no_such_benchmark")},
-        "hamming_threshold": 4, "decontam_threshold": 8, "representative": "largest"}))
+        "hamming_threshold": 4, "decontam_threshold": 8, "representative": "largest", "skipped": []}))
     queries = pd.DataFrame({"query_id": ["q0", "q1", "q2"], "text": ["fox", "oak", "chair"],
                             "kind": ["wd-noun-living", "wd-noun-living", "wd-noun-world"]})
     entities = pd.DataFrame({"qid": ["Q1", "Q2", "Q3"], "label": ["fox", "oak", "chair"],

@@ -465,7 +465,7 @@ def test_dedup_downloads_gives_keep_removed_counts_drop_and_merged_urls(eval_and
                          "width": None, "height": None})
     res = dd.dedup_downloads(sorted(str(p) for p in (root / "download").glob("chunk_*")),
                              {"folderset": str(root / "eval" / "folderset"), "wdsset": str(root / "eval" / "wdsset")},
-                             4, urls=urls)
+                             4, None, representative="largest", urls=urls)
     keep, removed, counts = res.keep, res.removed, res.counts
     assert {"key", "shard", "sha256", "phash", "group_id", "representative", "uid"} <= set(keep.columns)
     assert keep["phash"].dtype == np.uint64

@@ -436,8 +436,8 @@ def _eval_hash_table(evals: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def dedup_downloads(download_dirs: Sequence[str | os.PathLike], eval_sets: Mapping[str, str | os.PathLike],
-                    hamming_threshold: int = DEFAULT_HAMMING_THRESHOLD, decontam_threshold: int | None = None, *,
-                    representative: Literal["largest", "first"] = "largest", processes: int = 1,
+                    hamming_threshold: int, decontam_threshold: int | None, *,
+                    representative: Literal["largest", "first"], processes: int = 1,
                     on_bad_shard: Literal["raise", "skip"] = "raise",
                     urls: pd.DataFrame | None = None) -> DedupResult:
     """Hash every ``*.tar`` of the img2dataset output folders ``download_dirs`` and every eval set
