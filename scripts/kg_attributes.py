@@ -97,11 +97,11 @@ def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
     entities = pd.read_parquet(snakemake.input.entities)
-    with embedded_store(snakemake.input.extract, mode=getattr(p, "store", "auto"),
-                        disk_min_mb=float(getattr(p, "disk_min_mb", 32)), lenient=True) as store:
+    with embedded_store(snakemake.input.extract, mode=p.store, disk_min_mb=float(p.disk_min_mb),
+                        lenient=True) as store:
         hints = load_hints(store, p.language)
     log.info("%d attribute-hint statements", len(hints))
-    if getattr(p, "mode", "kg") == "llm":
+    if p.mode == "llm":
         from lib.kg import kg_llm
 
         llm = kg_llm.KGLLM.from_params(dict(p.llm), cache_dir=p.llm_cache_dir, living_limit=p.living_limit)

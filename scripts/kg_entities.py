@@ -55,7 +55,7 @@ def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
     llm = None
-    if getattr(p, "natural_types_mode", "kg") == "llm":
+    if p.natural_types_mode == "llm":
         from lib.kg import kg_llm
 
         llm = kg_llm.KGLLM.from_params(dict(p.llm), cache_dir=p.llm_cache_dir, lang=p.language)
@@ -64,12 +64,9 @@ def main(snakemake) -> None:
                           int(p.min_sitelinks), list(p.living_exclude), bool(p.require_image), p.max_living_per_root,
                           list(p.generic_classes), llm=llm, timings=timings,
                           allow_empty_roots=list(p.allow_empty_roots),
-                          exclude_by_root=dict(getattr(p, "exclude_by_root", None) or {}) or None,
-                          coordinate_roots=getattr(p, "coordinate_roots", None),
-                          cleanup=list(getattr(p, "cleanup", None) or ()),
-                          visual=dict(getattr(p, "visual_filter", None) or {}),
-                          living_rule=getattr(p, "living_rule", "most_sitelinks"),
-                          living_type_min_sitelinks=float(getattr(p, "living_type_min_sitelinks", 0) or 0))
+                          exclude_by_root=dict(p.exclude_by_root), coordinate_roots=p.coordinate_roots,
+                          cleanup=list(p.cleanup), visual=dict(p.visual_filter), living_rule=p.living_rule,
+                          living_type_min_sitelinks=float(p.living_type_min_sitelinks))
     wn = snakemake.input.get("wordnet") if hasattr(snakemake.input, "get") else None
     if wn:
         ents = add_wordnet(ents, pd.read_parquet(wn if isinstance(wn, str) else wn[0]))
