@@ -85,7 +85,7 @@ def main(snakemake) -> None:
     dump(p.endpoint, list(p.roots), list(p.living_roots), p.language, int(p.page_size),
          snakemake.output.extract, snakemake.output.provenance, p.user_agent,
          RetryPolicy(max_tries=int(p.max_tries), timeout_s=float(p.timeout_s)),
-         abstract_classes=list(getattr(p, "abstract_classes", None) or []))
+         abstract_classes=list(p.abstract_classes))
 
 
 if __name__ == "__main__":
