@@ -20,15 +20,15 @@ log = logging.getLogger("entitynet.text_candidates")
 
 def main(snakemake) -> None:
     """Rule ``text_candidates``: input ``entities``, ``queries`` (``attributes`` optional); output ``candidates``;
-    params ``hierarchy_chance_generic``, ``hierarchy_chance_living``, optional ``weights`` (TextMixConfig fields)
-    and ``kg_text_queries`` (``all`` or ``living``)."""
+    params ``hierarchy_chance_generic``, ``hierarchy_chance_living``, ``weights`` (TextMixConfig fields) and
+    ``kg_text_queries`` (``all`` or ``living``), all from the resolved config."""
     configure_logging(snakemake)
     p = snakemake.params
     entities = pd.read_parquet(snakemake.input.entities)
     queries = pd.read_parquet(snakemake.input.queries)
     attributes = pd.read_parquet(snakemake.input.attributes) if "attributes" in snakemake.input.keys() else None
-    weights = dict(getattr(p, "weights", None) or {})
-    kg_text_queries = str(getattr(p, "kg_text_queries", None) or "all")
+    weights = dict(p.weights)
+    kg_text_queries = str(p.kg_text_queries)
     t0 = time.perf_counter()
     df = build_text_candidates(entities, attributes, queries, float(p.hierarchy_chance_generic),
                                float(p.hierarchy_chance_living), config=TextMixConfig(**weights), with_sources=True,

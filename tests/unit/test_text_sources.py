@@ -180,7 +180,8 @@ def test_text_candidates_rule_writes_the_sources_column(tmp_path, monkeypatch):
     class FakeSnakemake:
         input = Files(entities=str(tmp_path / "entities.parquet"), queries=str(tmp_path / "queries.parquet"))
         output = Files(candidates=str(tmp_path / "text_candidates.parquet"))
-        params = Files(hierarchy_chance_generic=0.2, hierarchy_chance_living=0.1)
+        params = Files(hierarchy_chance_generic=0.2, hierarchy_chance_living=0.1, weights={"guard": False},
+                       kg_text_queries="all")
         log: list = []
 
     monkeypatch.setattr(text_candidates, "configure_logging", lambda *a, **k: None)  # keep pytest's logging as it is
