@@ -18,8 +18,8 @@ def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
     suite = {k: dict(v) for k, v in p.suite.items()}
-    mac_count = str(getattr(p, "mac_count", None) or "authors")
-    global_batch = getattr(p, "global_batch", None)  # a trained model's; baselines: the authors' 8192
+    mac_count, skip = str(p.mac_count), list(p.skip)
+    global_batch = getattr(p, "global_batch", None)  # rule evaluate only; baselines: the authors' 8192
     global_batch = int(global_batch) if global_batch else None
     if snakemake.rule == "evaluate_baseline":
         # open_clip pretrained weights: fetched from the model hubs by open_clip itself (needs internet once)
@@ -28,13 +28,13 @@ def main(snakemake) -> None:
         df = evaluate("baselines", snakemake.wildcards.tag, model_arg, pretrained_arg, suite,
                       snakemake.output.details, baseline_samples_seen(pretrained, p.samples_seen),
                       bool(p.fail_on_missing), int(p.batch_size), int(p.mac_text_context),
-                      skip=list(getattr(p, "skip", []) or []), macs_arch=arch,
+                      skip=skip, macs_arch=arch,
                       mac_count=mac_count, global_batch=global_batch)
     else:
         summary = json.loads(Path(snakemake.input.summary).read_text())
         df = evaluate(snakemake.wildcards.dataset, snakemake.wildcards.model, p.arch, snakemake.input.model, suite,
                       snakemake.output.details, int(summary["samples_seen"]), bool(p.fail_on_missing),
-                      int(p.batch_size), int(p.mac_text_context), skip=list(getattr(p, "skip", []) or []),
+                      int(p.batch_size), int(p.mac_text_context), skip=skip,
                       mac_count=mac_count, global_batch=global_batch)
     write_text(df.to_csv(index=False), snakemake.output.eval_csv)
 
