@@ -18,7 +18,7 @@ def main(snakemake) -> None:
     configure_logging(snakemake)
     p = snakemake.params
     try:
-        prepare(snakemake.wildcards.benchmark, dict(p.bench), snakemake.output.root, getattr(p, "cache", None))
+        prepare(snakemake.wildcards.benchmark, dict(p.bench), snakemake.output.root, p.cache)
     except PrepareError as e:
         log.error("%s", e)  # the reason in the job's log too, not only on Snakemake's stderr
         raise
