@@ -26,7 +26,7 @@ def make_backend(name: str, params: dict, pool_index: str | None, cache_dir: str
     if name == "pool":
         from lib.search.search_pool import PoolBackend
 
-        return PoolBackend(pool_index, match=params.get("match", "fts"))
+        return PoolBackend(pool_index, match=params.get("match", PoolBackend.DEFAULT_MATCH))
     if name in WEB_BACKENDS:
         from lib.search import search_web
 

@@ -69,8 +69,9 @@ def fts_expression(text: str) -> str | None:
 
 class PoolBackend:
     name = "pool"
+    DEFAULT_MATCH = "fts"
 
-    def __init__(self, index_path: str | Path, match: str = "fts"):
+    def __init__(self, index_path: str | Path, match: str = DEFAULT_MATCH):
         if match not in ("fts", "substring"):
             raise ValueError(f"pool backend: match must be 'fts' or 'substring', not {match!r}")
         self.con = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True)

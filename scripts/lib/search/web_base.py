@@ -87,6 +87,8 @@ class WebSearchBackend:
     KEY_PARAM: str | None = None
     KEY_HEADER: str | None = None
     EXTRA_PARAMS: frozenset = frozenset()
+    #: backends with an ``image_type_filter`` param: filter on the query's image type unless it is false
+    DEFAULT_IMAGE_TYPE_FILTER: bool = True
 
     def __init__(self, params: Mapping[str, Any] | None, cache_dir: str | os.PathLike | None, *,
                  env: Mapping[str, str] | None = None, session: requests.Session | None = None):

@@ -163,7 +163,7 @@ class SerpApiGoogleBackend(_SerpApiBackend):
 
     def _pages(self, query, max_results):
         base = {"engine": "google_images", "q": self.query_string(query)}
-        if self.params.get("image_type_filter", True):
+        if self.params.get("image_type_filter", self.DEFAULT_IMAGE_TYPE_FILTER):
             tbs = mapped_filter(self.name, self.TBS, query_image_type(query))
             if tbs:
                 base["tbs"] = tbs
@@ -188,7 +188,7 @@ class SerpApiBingBackend(_SerpApiBackend):
     DEFAULT_PAGE_SIZE = 100
     MAX_PAGE_SIZE = 150
     DEFAULT_MAX_PAGES = 5
-    DEFAULT_OR_TERMS = False
+    DEFAULT_OR_TERMS = "natural_type"
     DEFAULT_EXCLUDE_TERMS = False
     EXTRA_PARAMS = _SerpApiBackend.EXTRA_PARAMS | {"bing_filter_param"}
     PHOTO = {"photo": "photo", "clipart": "clipart", "lineart": "linedrawing", "linedrawing": "linedrawing",
@@ -197,7 +197,7 @@ class SerpApiBingBackend(_SerpApiBackend):
     NATURAL_TYPE_KINDS = frozenset({"wd-noun-living", "wd-attrnoun-living"})
 
     def query_string(self, query: Mapping[str, Any]) -> str:
-        mode = self.params.get("or_terms", "natural_type")
+        mode = self.params.get("or_terms", self.DEFAULT_OR_TERMS)
         if mode != "natural_type":
             if not isinstance(mode, bool):
                 raise ValueError(f"{self.name}: or_terms must be 'natural_type', true or false, got {mode!r}")
@@ -212,7 +212,7 @@ class SerpApiBingBackend(_SerpApiBackend):
     def _pages(self, query, max_results):
         count = self._page_size_for(max_results)
         base = {"engine": "bing_images", "q": self.query_string(query), "count": count}
-        if self.params.get("image_type_filter", True):
+        if self.params.get("image_type_filter", self.DEFAULT_IMAGE_TYPE_FILTER):
             value = mapped_filter(self.name, self.PHOTO, query_image_type(query))
             mode = str(self.params.get("bing_filter_param", "photo"))
             if mode not in ("photo", "qft"):

@@ -86,7 +86,7 @@ class OpenverseBackend(WebSearchBackend):
         size = self._page_size_for(max_results)
         base = {"q": text_field(query, "text"), "page_size": size,
                 "mature": "true" if self.params.get("mature", False) else "false"}
-        if self.params.get("image_type_filter", True):
+        if self.params.get("image_type_filter", self.DEFAULT_IMAGE_TYPE_FILTER):
             base["category"] = mapped_filter(self.name, self.CATEGORIES, query_image_type(query))
         page = 1
         while True:
