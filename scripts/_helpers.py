@@ -13,9 +13,9 @@ import pandas as pd
 
 
 def console_is_quiet(snakemake=None) -> bool:
-    """Whether the console is quiet (``console: quiet``, the default): the mode the Snakefile resolved (from the
-    config key and ``snakemake --verbose``) in ``$ENTITYNET_CONSOLE``, else the job's config key."""
-    mode = os.environ.get("ENTITYNET_CONSOLE") or (getattr(snakemake, "config", None) or {}).get("console", "quiet")
+    """Whether the console is quiet (not ``verbose``): the mode the Snakefile resolved (from the config key and
+    ``snakemake --verbose``) in ``$ENTITYNET_CONSOLE``, else the job's config key (none, as in a test: quiet)."""
+    mode = os.environ.get("ENTITYNET_CONSOLE") or (getattr(snakemake, "config", None) or {}).get("console")
     return mode != "verbose"
 
 

@@ -70,7 +70,7 @@ def test_install_finds_snakemakes_console_handler_once():
 
 
 def test_console_mode():
-    assert rc.console_mode({}) == "quiet"
+    assert rc.console_mode({"console": "quiet"}) == "quiet"
     assert rc.console_mode({"console": "verbose"}) == "verbose"
     assert rc.console_mode({"console": "quiet"}, verbose_flag=True) == "verbose"
     with pytest.raises(ValueError):
@@ -152,9 +152,10 @@ def test_setup_leaves_job_side_snakemake_and_verbose_alone(monkeypatch):
         is_main_process = True
         dryrun = False
 
-    assert rc.setup({}, Workflow()) == "quiet" and len(installed) == 1 and __import__("os").environ[rc.ENV] == "quiet"
+    quiet = {"console": "quiet"}
+    assert rc.setup(quiet, Workflow()) == "quiet" and len(installed) == 1 and __import__("os").environ[rc.ENV] == "quiet"
     Workflow.is_main_process = False  # the Snakemake inside a Slurm job
-    assert rc.setup({}, Workflow()) == "quiet" and len(installed) == 1
+    assert rc.setup(quiet, Workflow()) == "quiet" and len(installed) == 1
     Workflow.is_main_process, Settings.verbose = True, True  # snakemake --verbose
-    assert rc.setup({"console": "quiet"}, Workflow()) == "verbose" and len(installed) == 1
+    assert rc.setup(quiet, Workflow()) == "verbose" and len(installed) == 1
     assert __import__("os").environ[rc.ENV] == "verbose"

@@ -42,8 +42,9 @@ FINISHED = re.compile(r"\(Rule: (?P<rule>[^)]+)\)")
 
 
 def console_mode(config: dict, verbose_flag: bool = False) -> str:
-    """``verbose`` if Snakemake runs with ``--verbose`` or ``config['console'] == 'verbose'``, else ``quiet``."""
-    mode = str(config.get("console", "quiet"))
+    """``verbose`` if Snakemake runs with ``--verbose`` or ``config['console'] == 'verbose'``, else ``quiet``
+    (``config``: validated, so ``console`` is set)."""
+    mode = str(config["console"])
     if mode not in MODES:
         raise ValueError(f"console: {mode!r} is not one of {list(MODES)}")
     return "verbose" if verbose_flag else mode
