@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 
+from lib.common.workflow_config import dataset_config  # noqa: E402
 from lib.data import chunk_download  # noqa: E402
 from faulty_image_server import FaultyImageServer  # noqa: E402
 
@@ -119,8 +120,8 @@ def main() -> None:
     server = ctx.Process(target=_serve, args=(port_q, stop, size, args.distinct), daemon=True)
     server.start()
     base = f"http://127.0.0.1:{port_q.get(timeout=120)}"
-    opts = {"thread_count": args.threads, "request_timeout_s": 10, "retries": 0, "samples_per_shard": 10000,
-            "image_size": 512, "resize_mode": "keep_ratio", "resize_only_if_bigger": True, "encode_quality": 95}
+    # the schema's download defaults (512 px short side, keep_ratio, q95, 10 s timeout, 10k per shard), no retries
+    opts = {**dataset_config({"datasets": {"x": {}}}, "x")["download"], "thread_count": args.threads, "retries": 0}
     rows = url_table(base, args.n)
     res = {"bare": [], "ours": []}
     overhead = []

@@ -22,6 +22,7 @@ import build_shards  # noqa: E402
 import dataset_card  # noqa: E402
 import dedup_decontaminate  # noqa: E402
 from lib.common.artifact_columns import CARD_PLOTS  # noqa: E402
+from lib.common.workflow_config import dataset_config  # noqa: E402
 from lib.data import chunk_download, download_outcomes  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,8 @@ def crawl(tmp_path_factory):
                 "page_urls": [], "qids": [["Q1", "Q2", "Q3"][i % 3]], "kinds": [], "backends": ["pool"],
                 "is_living": i % 3 == 0, "licence": "CC0" if i % 2 else None, "width": None, "height": None})
         urls = pd.DataFrame(rows)
-        opts = {"thread_count": 16, "request_timeout_s": 3, "retries": 0, "samples_per_shard": 1000,
+        opts = {**dataset_config({"datasets": {"x": {}}}, "x")["download"],  # the schema's defaults, then ours
+                "thread_count": 16, "request_timeout_s": 3, "retries": 0, "samples_per_shard": 1000,
                 "image_size": 512, "max_image_area": PIL_BOMB_LIMIT, "user_agent_token": "entitynet-test"}
         exits = []  # img2dataset's exit codes; None when run_with_timeout had to kill it (a hang)
         real_run = chunk_download.run_with_timeout

@@ -8,7 +8,11 @@ import sys
 import pandas as pd
 import pytest
 
+from lib.common.workflow_config import dataset_config
 from lib.data import chunk_download, download_outcomes, loopback_server
+
+#: the download options of a dataset that sets none: the schema's defaults (what the rule passes, resolved)
+DOWNLOAD = dataset_config({"datasets": {"x": {}}}, "x")["download"]
 
 
 @pytest.mark.parametrize("url,urls,want", [
@@ -85,21 +89,21 @@ def test_row_outcomes_take_the_retry_status_and_count_each_row_once(tmp_path):
 
 
 def test_img2dataset_command_passes_opt_out_and_area_settings():
-    cmd = chunk_download.img2dataset_command("in.parquet", "out", {"max_image_area": 1000, "user_agent_token": "tok"},
-                                             2)
+    cmd = chunk_download.img2dataset_command("in.parquet", "out",
+                                             {**DOWNLOAD, "max_image_area": 1000, "user_agent_token": "tok"}, 2)
     args = dict(a[2:].split("=", 1) for a in cmd[1:])
     assert args["max_image_area"] == "1000" and args["user_agent_token"] == "tok"
     assert "disallowed_header_directives" not in args               # img2dataset's default opt-out list applies
     assert args["incremental_mode"] == "incremental" and args["save_additional_columns"] == '["uid"]'
     args = dict(a[2:].split("=", 1) for a in chunk_download.img2dataset_command(
-        "in.parquet", "out", {"disallowed_header_directives": []}, 1)[1:])
+        "in.parquet", "out", {**DOWNLOAD, "disallowed_header_directives": []}, 1)[1:])
     assert json.loads(args["disallowed_header_directives"]) == [] and "max_image_area" not in args
 
 
 def test_empty_chunk_writes_a_summary(tmp_path):
     urls = pd.DataFrame({"uid": ["0000000000000001"], "url": ["http://127.0.0.1:9/x.jpg"], "urls": [["x"]],
                          "alt_texts": [[]]})
-    s = chunk_download.run_download(urls, 0, 2, str(tmp_path / "c"), {}, 1, 10)   # uid 1 is in chunk 1 of 2
+    s = chunk_download.run_download(urls, 0, 2, str(tmp_path / "c"), DOWNLOAD, 1, 10)   # uid 1 is in chunk 1 of 2
     assert s["count"] == 0 and (tmp_path / "c" / "_empty").exists()
     assert json.loads((tmp_path / "c" / "_summary.json").read_text())["count"] == 0
 

@@ -389,9 +389,9 @@ def check_stored_short_side(config: dict, model: str, repo: Path) -> None:
         ds = dataset_config(config, name)
         if ds.get("subset_of"):
             continue  # shares its source's download
-        dl = ds.get("download", {})
-        no_resize = dl.get("resize_mode", "keep_ratio") in ("no", False)
-        bounds[name] = float("inf") if no_resize else int(dl.get("image_size", 512))
+        dl = ds["download"]
+        no_resize = dl["resize_mode"] in ("no", False)
+        bounds[name] = float("inf") if no_resize else int(dl["image_size"])
     if bounds and side >= max(bounds.values()):
         raise ConfigError(
             f"{key}: {side} px is not below any dataset's stored short side (download.image_size: "

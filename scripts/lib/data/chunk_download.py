@@ -63,17 +63,17 @@ def chunk_rows(urls: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
 
 
 def img2dataset_command(url_list: str, output_dir: str, opts: dict, processes: int) -> list[str]:
-    """The img2dataset CLI call (this venv's executable) for one pass; ``opts`` is ``datasets.<name>.download``."""
+    """The img2dataset CLI call (this venv's executable) for one pass; ``opts`` is the resolved
+    ``datasets.<name>.download`` (``workflow_config.dataset_config``: every key with a schema default is set)."""
     exe = Path(sys.executable).parent / "img2dataset"
     args = {
         "url_list": url_list, "output_folder": output_dir, "input_format": "parquet", "url_col": "url",
         "caption_col": "caption", "save_additional_columns": '["uid"]', "output_format": "webdataset",
-        "processes_count": processes, "thread_count": int(opts.get("thread_count", 64)),
-        "image_size": int(opts.get("image_size", 512)), "resize_mode": opts.get("resize_mode", "keep_ratio"),
-        "resize_only_if_bigger": bool(opts.get("resize_only_if_bigger", True)), "encode_format": "jpg",
-        "encode_quality": int(opts.get("encode_quality", 95)),
-        "number_sample_per_shard": int(opts.get("samples_per_shard", 10000)),
-        "timeout": int(opts.get("request_timeout_s", 10)), "retries": int(opts.get("retries", 1)),
+        "processes_count": processes, "thread_count": int(opts["thread_count"]),
+        "image_size": int(opts["image_size"]), "resize_mode": opts["resize_mode"],
+        "resize_only_if_bigger": bool(opts["resize_only_if_bigger"]), "encode_format": "jpg",
+        "encode_quality": int(opts["encode_quality"]), "number_sample_per_shard": int(opts["samples_per_shard"]),
+        "timeout": int(opts["request_timeout_s"]), "retries": int(opts["retries"]),
         "incremental_mode": "incremental", "enable_wandb": False, "distributor": "multiprocessing",
     }
     if opts.get("max_image_area") is not None:
@@ -168,7 +168,7 @@ def retry_rows(urls: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
 
 def run_download(urls: pd.DataFrame, chunk: int, n_chunks: int, output_dir: str, opts: dict, processes: int,
                  timeout_s: float) -> dict:
-    """Download chunk ``chunk``: first pass, then (``opts.retry_duplicate_urls``, default true) the retry pass.
+    """Download chunk ``chunk``: first pass, then (``opts.retry_duplicate_urls``) the retry pass.
 
     Returns ``{"count", "successes", "status_dict", "first": {...}, "retry": {...} | None}`` and writes it to
     ``<output_dir>/_summary.json``; ``count``/``successes`` are per input row (a row recovered by the retry pass is
@@ -185,12 +185,12 @@ def run_download(urls: pd.DataFrame, chunk: int, n_chunks: int, output_dir: str,
         return summary
     t0 = time.monotonic()
     serve = opts.get("serve_local")
-    ctx = (serve_directory(serve["directory"], serve["bind"], bool(serve.get("pin_port", False))) if serve
+    ctx = (serve_directory(serve["directory"], serve["bind"], bool(serve["pin_port"])) if serve
            else contextlib.nullcontext({}))
     with ctx as extra_env:
         first = run_img2dataset(rows, out, opts, processes, timeout_s, extra_env)
         retry = None
-        if opts.get("retry_duplicate_urls", True):
+        if opts["retry_duplicate_urls"]:
             again = retry_rows(urls, pass_status(out))
             if len(again):
                 left = max(timeout_s - (time.monotonic() - t0), min(timeout_s, 60.0))
