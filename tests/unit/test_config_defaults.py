@@ -68,3 +68,19 @@ def test_rules_read_resolved_config_and_stay_short():
         text = path.read_text()
         assert not re.search(r"\.get\(\s*[\"']", text), f"{path.name}: a .get(\"key\") of the config"
         assert len(text.splitlines()) <= 141, f"{path.name}: {len(text.splitlines())} lines"
+
+
+def test_rule_entries_read_params_without_fallbacks():
+    """No rule entry (scripts/*.py) invents a params value that config/schema.yaml already defines: no
+    ``getattr(<params>, "key", <not None>)`` and no ``getattr(<params>, "key", ...) or <literal>``; an optional
+    param a rule variant does not pass keeps ``getattr(p, "key", None)``."""
+    params = r"(?:p|params|snakemake\.params)"
+    literal = r"(?:\"[^\"]*\"|'[^']*'|-?\d[\d.]*|True|False|\[\]|\{\}|\(\))"
+    with_default = re.compile(rf"getattr\(\s*{params}\s*,\s*[\"'](\w+)[\"']\s*,(?!\s*None\s*\))")
+    or_literal = re.compile(rf"getattr\(\s*{params}\s*,\s*[\"'](\w+)[\"'][^()]*\)\s*or\s+{literal}")
+    found = []
+    for path in sorted((REPO / "scripts").glob("*.py")):
+        text = path.read_text()
+        found += [f"{path.name}: getattr(..., {m.group(1)!r}, <default>)" for m in with_default.finditer(text)]
+        found += [f"{path.name}: getattr(..., {m.group(1)!r}) or <literal>" for m in or_literal.finditer(text)]
+    assert not found, "params fallbacks (give the key a schema default and read it plainly): " + "; ".join(found)
