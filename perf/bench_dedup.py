@@ -31,6 +31,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+from lib.common.workflow_config import dataset_config  # noqa: E402
 from lib.data import image_dedup as dd  # noqa: E402
 from lib.data import image_hash as ih  # noqa: E402
 
@@ -267,7 +268,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--n-eval", type=int, default=100_000)
-    ap.add_argument("--t", type=int, default=dd.DEFAULT_HAMMING_THRESHOLD)
+    ap.add_argument("--t", type=int, default=dataset_config({"datasets": {"x": {}}}, "x")["dedup"]["hamming_threshold"],
+                    help="Hamming threshold (default: the schema's dedup.hamming_threshold)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", choices=["groups", "decontam", "hashing", "robustness"], default=None)
     ap.add_argument("--child", nargs="*", default=None, help=argparse.SUPPRESS)

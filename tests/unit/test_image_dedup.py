@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageEnhance
 
+from lib.common.workflow_config import dataset_config
 from lib.data import hamming_index as hx
 from lib.data import image_dedup as dd
 from lib.data import image_hash as ih
@@ -30,6 +31,9 @@ EVAL_WDS = ["explore_world_animals__animals/moose.webp", "categorization__others
 OTHERS = ["explore_farm_animals__animals/cat.webp", "explore_world_animals__animals/bison.webp",
           "categorization__tools/plier2.webp", "categorization__fishes/fish3.webp", "clickgame__resource/sea1.webp",
           "categorization__others/pan.webp", "explore_farm_animals__animals/pig.webp"]
+#: the dedup options of a dataset that sets none: the schema's defaults (what the rule passes, resolved)
+DEDUP = dataset_config({"datasets": {"x": {}}}, "x")["dedup"]
+T = DEDUP["hamming_threshold"]
 
 
 
@@ -226,7 +230,7 @@ def planted_frame() -> tuple[pd.DataFrame, dict[str, str]]:
 
 def test_planted_near_duplicates_are_grouped_and_distinct_photos_are_not(planted_frame):
     df, source = planted_frame
-    g = dd.find_duplicate_groups(df)
+    g = dd.find_duplicate_groups(df, T)
     by_source = pd.Series(g.to_numpy(), index=df["key"]).groupby(df["key"].map(source).to_numpy()).nunique()
     assert (by_source == 1).all(), by_source[by_source != 1]                 # every copy found
     assert g.nunique() == len(PLANTED) + len(OTHERS)                         # nothing else merged
@@ -246,11 +250,11 @@ def test_false_positive_rate_on_107_distinct_photos():
     recs = [ih.hash_image_full(p.read_bytes(), str(p)) for p in ALL_PHOTOS]
     df = pd.DataFrame({"key": [str(p) for p in ALL_PHOTOS], "sha256": [r[0] for r in recs],
                        "phash": np.array([r[1] for r in recs], dtype=np.uint64)})
-    g = dd.find_duplicate_groups(df)                      # default threshold
+    g = dd.find_duplicate_groups(df, T)                   # the configured default threshold
     assert g.nunique() == 107                             # 0 false merges among 5,671 pairs
     h = df["phash"].to_numpy()
     dist = np.bitwise_count(h[:, None] ^ h[None, :])[np.triu_indices(107, 1)]
-    assert dist.min() > 2 * dd.DEFAULT_HAMMING_THRESHOLD  # and a safety margin (measured min: 12)
+    assert dist.min() > 2 * T                             # and a safety margin (measured min: 12)
 
 
 def test_transitive_groups_exact_sha_and_singletons():
@@ -275,7 +279,7 @@ def test_group_ids_follow_the_frame_index_and_accept_int64_hashes():
     g = dd.find_duplicate_groups(df, 2)
     assert list(g.index) == [10, 11, 12, 13] and g.tolist() == [0, 0, 1, 1] and g.name == "group_id"
     with pytest.raises(ValueError, match="missing hash"):
-        dd.find_duplicate_groups(pd.DataFrame({"phash": [1.0, None]}))
+        dd.find_duplicate_groups(pd.DataFrame({"phash": [1.0, None]}), T)
     with pytest.raises(ValueError, match="hamming_threshold"):
         dd.find_duplicate_groups(df, 40)
 
@@ -368,7 +372,7 @@ def url_rows() -> pd.DataFrame:
 
 def test_merge_duplicates_unions_lists_and_keeps_the_largest_first_by_key():
     df = url_rows()
-    out = dd.merge_duplicates(df, np.array([0, 0, 0, 1]))
+    out = dd.merge_duplicates(df, np.array([0, 0, 0, 1]), representative="largest")
     assert len(out) == 2
     m = out.iloc[0]
     assert m["uid"] == "u2"                    # largest area 800x600, tie u2 < u3 by key
@@ -392,7 +396,7 @@ def test_merge_duplicates_mask_and_errors():
     with pytest.raises(ValueError, match="exactly one"):
         dd.merge_duplicates(df, [0, 0, 1, 2], representative=np.array([True, True, True, True]))
     with pytest.raises(ValueError, match="entries"):
-        dd.merge_duplicates(df, [0, 0])
+        dd.merge_duplicates(df, [0, 0], representative="largest")
 
 
 # ---------------------------------------------------------------------------------------- decontamination
@@ -495,7 +499,8 @@ def test_group_members_of_a_contaminated_image_are_removed_too():
     nearer_chain = flip(near, [10, 11])        # distance 6 to eval, 2 to `near`: same group
     clean = 0x0F0F_0000_FFFF_1111
     train = frame([near, nearer_chain, clean], keys=["a", "b", "c"])
-    keep, removed, counts = dd.dedup_decontaminate(train, {"ev": frame([e], keys=["e0"])}, 4)
+    keep, removed, counts = dd.dedup_decontaminate(train, {"ev": frame([e], keys=["e0"])}, 4,
+                                                  representative=DEDUP["representative"])
     assert keep["key"].tolist() == ["c"]
     assert removed[["key", "reason", "via_key", "distance"]].values.tolist() == [
         ["a", "eval_match", "a", 4], ["b", "duplicate_of_eval_match", "a", 4]]

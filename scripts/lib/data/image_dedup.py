@@ -33,7 +33,6 @@ from lib.data.image_hash import HASH_COLUMNS, hash_eval_set, hash_webdataset_sha
 
 log = logging.getLogger("entitynet.image_dedup")
 
-DEFAULT_HAMMING_THRESHOLD = 4
 LIST_COLUMNS: tuple[str, ...] = ("urls", "query_ids", "alt_texts", "page_urls", "qids", "kinds", "backends")
 ANY_COLUMNS: tuple[str, ...] = ("is_living",)
 
@@ -41,7 +40,7 @@ ANY_COLUMNS: tuple[str, ...] = ("is_living",)
 # ------------------------------------------------------------------------------------------------- dedup
 
 
-def find_duplicate_groups(df: pd.DataFrame, hamming_threshold: int = DEFAULT_HAMMING_THRESHOLD, *,
+def find_duplicate_groups(df: pd.DataFrame, hamming_threshold: int, *,
                           hash_col: str = "phash", sha_col: str | None = "sha256",
                           n_bands: int | None = None) -> pd.Series:
     """Group exact and near-duplicate images; returns ``group_id`` (int64) aligned with ``df.index``.
@@ -95,8 +94,8 @@ def _key_column(df: pd.DataFrame, key_col: str | None) -> str | None:
     return None
 
 
-def select_representatives(df: pd.DataFrame, group_ids: pd.Series | np.ndarray, *, key_col: str | None = None,
-                           representative: Literal["largest", "first"] = "largest") -> pd.Series:
+def select_representatives(df: pd.DataFrame, group_ids: pd.Series | np.ndarray, *,
+                           representative: Literal["largest", "first"], key_col: str | None = None) -> pd.Series:
     """Boolean Series (aligned with ``df``): True for exactly one row per group.
 
     ``"first"``: the row whose ``(key_col, shard)`` sorts first (key column defaults to ``key``, else ``uid``,
@@ -141,8 +140,8 @@ def _iter_list(v: Any) -> Iterable:
     return v
 
 
-def merge_duplicates(df: pd.DataFrame, group_ids: pd.Series | np.ndarray, *, key_col: str | None = None,
-                     representative: Literal["largest", "first"] | np.ndarray = "largest",
+def merge_duplicates(df: pd.DataFrame, group_ids: pd.Series | np.ndarray, *,
+                     representative: Literal["largest", "first"] | np.ndarray, key_col: str | None = None,
                      list_columns: Sequence[str] = LIST_COLUMNS, any_columns: Sequence[str] = ANY_COLUMNS,
                      ) -> pd.DataFrame:
     """Merge each duplicate group into one row, as the paper merges images found by several queries
@@ -213,7 +212,7 @@ REMOVED_COLUMNS = ["key", "eval_set", "eval_key", "distance"]
 
 
 def decontaminate(train_hashes: pd.DataFrame, eval_hashes: Mapping[str, pd.DataFrame],
-                  hamming_threshold: int = DEFAULT_HAMMING_THRESHOLD, *, hash_col: str = "phash",
+                  hamming_threshold: int, *, hash_col: str = "phash",
                   n_bands: int | None = None, chunk_size: int = 1 << 18,
                   ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Find training images within ``hamming_threshold`` (pHash) of any image of any evaluation set.
@@ -281,10 +280,8 @@ def decontaminate(train_hashes: pd.DataFrame, eval_hashes: Mapping[str, pd.DataF
 
 
 def dedup_decontaminate(train: pd.DataFrame, eval_hashes: Mapping[str, pd.DataFrame],
-                        hamming_threshold: int = DEFAULT_HAMMING_THRESHOLD,
-                        decontam_threshold: int | None = None, *,
-                        representative: Literal["largest", "first"] = "largest",
-                        ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                        hamming_threshold: int, decontam_threshold: int | None = None, *,
+                        representative: Literal["largest", "first"]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Decontaminate then deduplicate a hashed training set; returns ``(keep, removed, counts)``.
 
     * ``removed``: every training image within ``decontam_threshold`` (default: ``hamming_threshold``) of an eval
