@@ -215,7 +215,7 @@ def test_build_entities_same_from_dump_store_and_on_disk_store(tmp_path):
     args = (ROOTS, LIVING, "en", 2, EXCLUDE, True, 10, GENERIC)
     from_dump = build_entities(path, *args)
     from_store = build_entities(store_of(path), *args)
-    with embedded_store(path, mode="disk", lenient=True) as disk:
+    with embedded_store(path, mode="disk", disk_min_mb=float("inf"), lenient=True) as disk:
         assert disk.store_dir is not None and disk.store_dir.parent == tmp_path
         from_disk = build_entities(disk, *args)
     assert not list(tmp_path.glob(".oxigraph-*"))  # temporary store removed
@@ -231,7 +231,7 @@ def test_embedded_store_auto_threshold(tmp_path):
     with embedded_store(path, mode="auto", disk_min_mb=0) as s:
         assert s.store_dir is not None and s.store_dir.exists()
     with pytest.raises(ValueError, match="auto, memory or disk"):
-        with embedded_store(path, mode="fast"):
+        with embedded_store(path, mode="fast", disk_min_mb=0):
             pass
 
 

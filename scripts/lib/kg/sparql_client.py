@@ -307,13 +307,14 @@ class EmbeddedSparql:
 
 
 @contextlib.contextmanager
-def embedded_store(path: str | Path, mode: str = "auto", disk_min_mb: float = 32.0,
-                   work_dir: str | Path | None = None, lenient: bool = False):
+def embedded_store(path: str | Path, *, mode: str, disk_min_mb: float, work_dir: str | Path | None = None,
+                   lenient: bool = False):
     """A store loaded with the RDF file ``path``, in memory or in a temporary on-disk directory.
 
-    ``mode``: ``memory``, ``disk``, or ``auto`` (disk when the file is at least ``disk_min_mb`` MiB). The on-disk
-    store goes to a fresh hidden directory under ``work_dir`` (default: the file's own directory, which is
-    ``resources/kg/{dataset}/`` for the dump) and is deleted on exit, also after an error.
+    ``mode``: ``memory``, ``disk``, or ``auto`` (disk when the file is at least ``disk_min_mb`` MiB); the rules
+    pass ``kg.store`` and ``kg.disk_store_min_mb`` (config/schema.yaml). The on-disk store goes to a fresh hidden
+    directory under ``work_dir`` (default: the file's own directory, which is ``resources/kg/{dataset}/`` for the
+    dump) and is deleted on exit, also after an error.
     """
     path = Path(path)
     if mode not in ("auto", "memory", "disk"):
