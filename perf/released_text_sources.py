@@ -41,7 +41,7 @@ def legacy_queries(queries: pd.DataFrame) -> pd.DataFrame:
 
 
 def kg_texts(entities: pd.DataFrame, attributes: pd.DataFrame | None, queries: pd.DataFrame) -> pd.DataFrame:
-    cand = tm.build_text_candidates(entities, attributes, queries, with_sources=True)
+    cand = tm.build_text_candidates(entities, attributes, queries, kg_text_queries="all", with_sources=True)
     out = queries[["query_id", "text", "kind", "author_entities"]].merge(cand, on="query_id")
     out["n_kg"] = [sum(s != "original_query" for s in src) for src in out["sources"]]
     return out

@@ -74,8 +74,10 @@ def image_distribution(alts, query_ids, cands: dict[str, dict[str, float]], p_al
 
 def guard_effect(entities, attributes, queries, h_generic: float, h_living: float) -> dict:
     off = candidate_map(text_mix.build_text_candidates(entities, attributes, queries, h_generic, h_living,
+                                                       kg_text_queries="all",
                                                        config=text_mix.TextMixConfig(guard=False)))
     on = candidate_map(text_mix.build_text_candidates(entities, attributes, queries, h_generic, h_living,
+                                                      kg_text_queries="all",
                                                       config=text_mix.TextMixConfig(guard=True)))
     dists = {q: tv(off[q], on[q]) for q in off}
     changed = [q for q, d in dists.items() if d > 1e-12]
@@ -93,7 +95,8 @@ def guard_effect(entities, attributes, queries, h_generic: float, h_living: floa
 
 def living_effect(entities, attributes, queries, urls, h_generic: float, h_living: float, p_alt: float) -> dict:
     kw = dict(config=text_mix.TextMixConfig(guard=False))
-    all_c = candidate_map(text_mix.build_text_candidates(entities, attributes, queries, h_generic, h_living, **kw))
+    all_c = candidate_map(text_mix.build_text_candidates(entities, attributes, queries, h_generic, h_living,
+                                                         kg_text_queries="all", **kw))
     liv_c = candidate_map(text_mix.build_text_candidates(entities, attributes, queries, h_generic, h_living,
                                                          kg_text_queries="living", **kw))
     world = set(queries.loc[~queries["is_living"].astype(bool), "query_id"])

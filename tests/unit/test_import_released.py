@@ -134,7 +134,7 @@ def test_kg_texts_use_the_released_text_sources(tmp_path):
     descriptions and natural-entity texts (joined through the entity keys of queries.parquet)."""
     ents, attrs, _ = _import_entities(tmp_path)
     queries, _ = ir.released_queries(author_queries())
-    cand = tm.build_text_candidates(ents, attrs, queries, with_sources=True)
+    cand = tm.build_text_candidates(ents, attrs, queries, kg_text_queries="all", with_sources=True)
     by_text = dict(zip(queries["text"], queries["query_id"]))
     c = cand.set_index("query_id")
 

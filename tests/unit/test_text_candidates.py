@@ -6,6 +6,7 @@ module's own helpers.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -18,12 +19,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from lib.common.workflow_config import dataset_config
 from lib.train import text_mix as tm
 from lib.train import text_sampler as ts
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # fixtures and helpers
+
+#: ``kg_text_queries`` of a dataset that sets none: the schema's default (what the rule passes, resolved)
+SCHEMA_KG_TEXT_QUERIES = dataset_config({"datasets": {"x": {}}}, "x")["kg_text_queries"]
+build_text_candidates = functools.partial(tm.build_text_candidates, kg_text_queries=SCHEMA_KG_TEXT_QUERIES)
 
 
 def ent(qid, label, description=None, aliases=(), common_names=(), taxon_names=(), nt_qid=None, nt_label=None,
@@ -108,7 +114,7 @@ def rabbit_noun_expected() -> dict:
 
 def test_noun_query_weights_by_hand():
     q = frame([qry("q1", "european rabbit", "wd-noun-living", ["Q25851"], natural_type="animal")])
-    df = tm.build_text_candidates(frame(RABBIT_ENTITIES), None, q)
+    df = build_text_candidates(frame(RABBIT_ENTITIES), None, q)
     assert list(df.columns) == ["query_id", "texts", "weights"]
     got = as_dict(df, "q1")
     assert_weights(got, rabbit_noun_expected())
@@ -121,7 +127,7 @@ def test_hierarchy_chance_switch(nt_qid, h):
     ents = [ent("Q1", "thing", aliases=["thingy"], nt_qid=nt_qid, nt_label="kind"),
             ent(nt_qid, "kind", aliases=["sort"])]
     q = frame([qry("q", "thing", "wd-noun-world", ["Q1"], natural_type="kind")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q), "q")
     # keep 0.4; entity synonyms thing/thingy share 0.6(1-h); parent kind/sort share 0.6h; no definitions
     expected = normalised({"thing": max(0.4, 0.6 * (1 - h) / 2), "thingy": 0.6 * (1 - h) / 2,
                            "kind": 0.6 * h / 2, "sort": 0.6 * h / 2})
@@ -131,7 +137,7 @@ def test_hierarchy_chance_switch(nt_qid, h):
 def test_hierarchy_chances_are_parameters():
     ents = [ent("Q1", "thing", aliases=["thingy"], nt_qid="Q729", nt_label="animal"), ent("Q729", "animal")]
     q = frame([qry("q", "thing", "wd-noun-world", ["Q1"], natural_type="animal")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q, hierarchy_chance_generic=0.5,
+    got = as_dict(build_text_candidates(frame(ents), None, q, hierarchy_chance_generic=0.5,
                                            hierarchy_chance_living=0.25), "q")
     assert_weights(got, normalised({"thing": 0.4, "thingy": 0.6 * 0.75 / 2, "animal": 0.6 * 0.25}))
 
@@ -140,7 +146,7 @@ def test_parent_without_entity_row_uses_natural_type_label_and_description():
     ents = [ent("Q1", "kettle", "device to boil water", nt_qid="Q987", nt_label="home appliance",
                 nt_description="machine used in the household")]
     q = frame([qry("q", "kettle", "wd-noun-world", ["Q1"], natural_type="home appliance")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q), "q")
     # guard off (default): keep 0.4, synonym 0.6; h = 0.2
     # kettle: max(0.4, 0.6*0.8) = 0.48; parent synonym "home appliance" 0.6*0.2
     # entity defs (description + type description) share 0.1*0.8; parent def (type description) 0.1*0.2
@@ -148,7 +154,7 @@ def test_parent_without_entity_row_uses_natural_type_label_and_description():
                            "machine used in the household": 0.04})
     assert_weights(got, expected)
     # guard on (one synonym: 0.6/1 > 0.4): keep 0.5, synonym 0.5; kettle max(0.5, 0.5*0.8), parent 0.5*0.2
-    on = as_dict(tm.build_text_candidates(frame(ents), None, q, config=tm.TextMixConfig(guard=True)), "q")
+    on = as_dict(build_text_candidates(frame(ents), None, q, config=tm.TextMixConfig(guard=True)), "q")
     assert_weights(on, normalised({"kettle": 0.5, "home appliance": 0.1, "device to boil water": 0.04,
                                    "machine used in the household": 0.04}))
 
@@ -158,7 +164,7 @@ def test_duplicate_strings_keep_highest_weight_not_sum():
     ents = [ent("Q1", "wolf", aliases=["gray wolf", "Beast"], nt_qid="Q2", nt_label="canine"),
             ent("Q2", "canine", aliases=["beast"])]
     q = frame([qry("q", "wolf", "wd-noun-world", ["Q1"], natural_type="canine")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q), "q")
     e, p = 0.6 * 0.8 / 3, 0.6 * 0.2 / 2
     expected = normalised({"wolf": 0.4, "gray wolf": e, "Beast": max(e, p), "canine": p})
     assert_weights(got, expected)
@@ -170,20 +176,20 @@ def test_guard_fires_for_single_synonym_when_switched_on_and_is_off_by_default()
     ents = [ent("wordnet:aardvark.n.01", "aardvark", nt_qid="wordnet:animal.n.01", nt_label="animal")]
     q = frame([qry("q", "ant bear", "wordnet-noun-living", ["wordnet:aardvark.n.01"], natural_type="animal")])
     on = tm.TextMixConfig(guard=True)
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q, config=on), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q, config=on), "q")
     # per-synonym 0.6/1 > keep 0.4 -> both 0.5; h = 0.1 (wordnet:animal.n.01)
     assert_weights(got, normalised({"ant bear": 0.5, "aardvark": 0.45, "animal": 0.05}))
     # the authors' code never fires (the paper's numbers): keep 0.4, synonym 0.6; that is the default
     assert tm.TextMixConfig().guard is False
     for config in (None, tm.TextMixConfig(guard=False)):
-        got_off = as_dict(tm.build_text_candidates(frame(ents), None, q, config=config), "q")
+        got_off = as_dict(build_text_candidates(frame(ents), None, q, config=config), "q")
         assert_weights(got_off, normalised({"ant bear": 0.4, "aardvark": 0.54, "animal": 0.06}))
 
 
 def test_guard_does_not_fire_with_two_synonyms():
     ents = [ent("Q1", "aardvark", aliases=["antbear"], nt_qid="Q729", nt_label="animal")]
     q = frame([qry("q", "orycteropus", "wd-noun-living", ["Q1"], natural_type="animal")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q), "q")
     # 0.6/2 = 0.3 < 0.4: unchanged
     assert_weights(got, normalised({"orycteropus": 0.4, "aardvark": 0.27, "antbear": 0.27, "animal": 0.06}))
 
@@ -193,7 +199,7 @@ def test_noun_query_with_several_entities_uses_their_union():
             ent("wordnet:a.n.02", "jack", "a young male ass", aliases=["jackass"], nt_qid="wordnet:animal.n.01",
                 nt_label="animal")]
     q = frame([qry("q", "jack", "wordnet-noun-living", ["wordnet:a.n.01", "wordnet:a.n.02"], natural_type="animal")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q), "q")
     # entity synonyms {jack, jackass}: 0.3 each < 0.4 (no guard); h=0.1; defs: two descriptions share 0.09
     assert_weights(got, normalised({"jack": 0.4, "jackass": 0.27, "animal": 0.06, "a male donkey": 0.045,
                                     "a young male ass": 0.045}))
@@ -209,7 +215,7 @@ def test_attrnoun_query_weights_by_hand():
             ent("Q729", "animal", "multicellular organism")]
     q = frame([qry("q", "running rabbit", "wd-attrnoun-living", ["Q25851"], attribute="running",
                    natural_type="animal")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q), "q")
     # h = 0.1. keep 1.0; synonym instead 0.2 (entity 0.18 over 2, parent 0.02 over 1);
     # "attr syn"/"syn attr" 0.2 (entity 0.18 over 4, parent 0.02 over 2);
     # swap: "rabbit" is the longest entity synonym in the query -> entity 0.18 over 2, parent 0.02 over 1;
@@ -234,7 +240,7 @@ def test_aggregated_attr_query_uses_natural_type_as_entity(qids):
                 nt_description="class of birds"),
             ent("Q5113", "bird", "class of birds", aliases=["Aves"])]
     q = frame([qry("q", "spotted bird", "wd-attr-world", qids, attribute="spotted", natural_type="bird")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q, with_sources=True), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q, with_sources=True), "q")
     # natural type "bird" (Q5113, generic: h = 0.2) in the entity role, no parent lists:
     # synonyms bird/Aves share 0.2*0.8; pseudo (4 strings) 0.16; swap "bird" -> bird/Aves 0.16; attribute 0.2;
     # definition "class of birds" 0.05*0.8. No sparrow/robin text may appear.
@@ -247,9 +253,9 @@ def test_attribute_filled_from_attributes_table_when_missing():
     ents = [ent("Q1", "apple", aliases=["apples"], nt_qid="Q2095", nt_label="food")]
     attrs = frame([dict(qid="Q1", category="Color", attribute="red", query="red apple", source="llm")])
     q = frame([qry("q", "red apple", "wd-attrnoun-world", ["Q1"], attribute=None, natural_type="food")])
-    got = as_dict(tm.build_text_candidates(frame(ents), attrs, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), attrs, q), "q")
     assert "red" in got and "apple red" in got
-    got_none = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got_none = as_dict(build_text_candidates(frame(ents), None, q), "q")
     assert "red" not in got_none and "apple red" not in got_none
 
 
@@ -262,7 +268,7 @@ def test_swap_matches_whole_words_only():
     ents = [ent("Q1", "ant", aliases=["emmet"], nt_qid="Q729", nt_label="animal")]
     q = frame([qry("q", "giant red ant", "wd-attrnoun-living", ["Q1"], attribute="giant red",
                    natural_type="animal")])
-    got = as_dict(tm.build_text_candidates(frame(ents), None, q), "q")
+    got = as_dict(build_text_candidates(frame(ents), None, q), "q")
     assert "giant red emmet" in got
     assert not any("giemmet" in t for t in got)
 
@@ -270,19 +276,19 @@ def test_swap_matches_whole_words_only():
 def test_every_query_gets_candidates_and_bad_inputs_are_named():
     ents = frame([ent("Q1", "x")])
     q = frame([qry("a", "x", "wd-noun-world", ["Q1"]), qry("b", "lonely", "wd-noun-world", ["Q404"])])
-    df = tm.build_text_candidates(ents, None, q)
+    df = build_text_candidates(ents, None, q)
     assert as_dict(df, "b") == {"lonely": 1.0}
     with pytest.raises(ValueError, match="unknown query kind 'weird'"):
-        tm.build_text_candidates(ents, None, frame([qry("a", "x", "weird", ["Q1"])]))
+        build_text_candidates(ents, None, frame([qry("a", "x", "weird", ["Q1"])]))
     with pytest.raises(ValueError, match="duplicated query_id"):
-        tm.build_text_candidates(ents, None, frame([qry("a", "x", "wd-noun-world", []),
+        build_text_candidates(ents, None, frame([qry("a", "x", "wd-noun-world", []),
                                                     qry("a", "y", "wd-noun-world", [])]))
     with pytest.raises(ValueError, match=r"lacks columns \['natural_type'\]"):
-        tm.build_text_candidates(ents, None, q.drop(columns=["natural_type"]))
+        build_text_candidates(ents, None, q.drop(columns=["natural_type"]))
     with pytest.raises(ValueError, match="'Q1' more than once"):
-        tm.build_text_candidates(frame([ent("Q1", "x"), ent("Q1", "y")]), None, q)
+        build_text_candidates(frame([ent("Q1", "x"), ent("Q1", "y")]), None, q)
     with pytest.raises(ValueError, match="hierarchy_chance_generic"):
-        tm.build_text_candidates(ents, None, q, hierarchy_chance_generic=1.5)
+        build_text_candidates(ents, None, q, hierarchy_chance_generic=1.5)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -320,7 +326,7 @@ def test_sampler_shares_match_configured_weights_and_a_wrong_vector_fails():
 
 def test_end_to_end_build_save_load_sample(tmp_path):
     q = frame([qry("q1", "european rabbit", "wd-noun-living", ["Q25851"], natural_type="animal")])
-    df = tm.build_text_candidates(frame(RABBIT_ENTITIES), None, q)
+    df = build_text_candidates(frame(RABBIT_ENTITIES), None, q)
     path = tmp_path / "text_candidates.parquet"
     ts.save_candidates(df, path)
     assert sorted(os.listdir(tmp_path)) == ["text_candidates.parquet"]  # no temp file left
@@ -455,7 +461,7 @@ def synthetic(n_entities: int, n_queries: int, seed: int = 0):
 def test_perf_smoke_50k_queries(tmp_path, capsys):
     ents, queries = synthetic(15_000, 50_000)
     t0, c0 = time.perf_counter(), time.process_time()
-    df = tm.build_text_candidates(ents, None, queries)
+    df = build_text_candidates(ents, None, queries)
     t_build, cpu_build = time.perf_counter() - t0, time.process_time() - c0
     path = tmp_path / "c.parquet"
     t0 = time.perf_counter()
@@ -495,7 +501,7 @@ def test_living_kg_text_queries_never_draw_a_world_query_text():
     sample = {"alt_texts": [], "query_ids": ["qW", "qL"]}  # an image found by a world and a living query
     drawn = {}
     for mode in ("all", "living"):
-        df = tm.build_text_candidates(ents, None, queries, kg_text_queries=mode, with_sources=True)
+        df = build_text_candidates(ents, None, queries, kg_text_queries=mode, with_sources=True)
         sampler = ts.TextSampler.from_frame(df, alt_text_chance=0.0, seed=0)
         drawn[mode] = Counter(sampler.sample_for_json(sample)[0] for _ in range(400))
     assert not world_texts & set(drawn["living"]), drawn["living"]
@@ -507,12 +513,12 @@ def test_living_kg_text_queries_never_draw_a_world_query_text():
 
 def test_living_kg_text_queries_keeps_only_living_rows_and_needs_the_column():
     ents, queries = _living_and_world_queries()
-    assert tm.build_text_candidates(ents, None, queries, kg_text_queries="living")["query_id"].tolist() == ["qL"]
-    assert tm.build_text_candidates(ents, None, queries)["query_id"].tolist() == ["qL", "qW"]
+    assert build_text_candidates(ents, None, queries, kg_text_queries="living")["query_id"].tolist() == ["qL"]
+    assert build_text_candidates(ents, None, queries, kg_text_queries="all")["query_id"].tolist() == ["qL", "qW"]
     with pytest.raises(ValueError, match="is_living"):
-        tm.build_text_candidates(ents, None, queries.drop(columns=["is_living"]), kg_text_queries="living")
+        build_text_candidates(ents, None, queries.drop(columns=["is_living"]), kg_text_queries="living")
     with pytest.raises(ValueError, match="kg_text_queries"):
-        tm.build_text_candidates(ents, None, queries, kg_text_queries="world")
+        build_text_candidates(ents, None, queries, kg_text_queries="world")
 
 
 def _text_candidates_params(tmp_path, extra_config: str | None) -> dict:

@@ -90,7 +90,7 @@ QUERY_IDS = ["qa", "qb", "qc"]
 
 
 def candidates_frame() -> pd.DataFrame:
-    return tm.build_text_candidates(ENTITIES, None, QUERIES, with_sources=True)
+    return tm.build_text_candidates(ENTITIES, None, QUERIES, kg_text_queries="all", with_sources=True)
 
 
 def write_shards(root: Path, n: int = 32, seed: int = 0) -> Path:

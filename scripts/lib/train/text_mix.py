@@ -438,8 +438,8 @@ KG_TEXT_QUERIES = ("all", "living")
 
 def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | None, queries: pd.DataFrame,
                           hierarchy_chance_generic: float = 0.2, hierarchy_chance_living: float = 0.1, *,
-                          config: TextMixConfig | None = None, with_sources: bool = False,
-                          kg_text_queries: str = "all") -> pd.DataFrame:
+                          kg_text_queries: str, config: TextMixConfig | None = None,
+                          with_sources: bool = False) -> pd.DataFrame:
     """Candidate KG texts and normalised weights for every query (rules in the module docstring).
 
     Args:
@@ -451,10 +451,11 @@ def build_text_candidates(entities: pd.DataFrame, attributes: pd.DataFrame | Non
         config: all other weights; if given, its hierarchy chances are replaced by the two arguments above.
         with_sources: add the ``sources`` column (list[str], which list each kept weight came from: a name of
             :data:`NOUN_SOURCES` / :data:`ATTR_SOURCES`). The ``text_candidates`` rule writes it.
-        kg_text_queries: ``all``, or ``living``: only queries with ``is_living`` get candidates, so the sampler
-            (which skips query ids without candidates) draws KG texts from an image's living queries only, uniformly
-            among them, as the authors' LivingThings run did. An image with no living query then gets an alt text
-            (or ``""``); in a LivingThings subset every image has one.
+        kg_text_queries: the dataset's ``kg_text_queries`` (config/schema.yaml): ``all``, or ``living``: only
+            queries with ``is_living`` get candidates, so the sampler (which skips query ids without candidates)
+            draws KG texts from an image's living queries only, uniformly among them, as the authors' LivingThings
+            run did. An image with no living query then gets an alt text (or ``""``); in a LivingThings subset
+            every image has one.
 
     Returns:
         DataFrame ``query_id, texts (list[str]), weights (list[float], sum 1)`` (+ ``sources``) in the order of
