@@ -130,6 +130,7 @@ def test_loaders_read_every_fixture(tmp_path):
 
 
 def test_evaluate_all_twelve(tmp_path, tiny_model, monkeypatch):
+    from lib.common import workflow_config as wc
     from lib.eval import suite_evaluation as evaluate
 
     roots = write_benchmark_fixtures(tmp_path / "benchmarks", PHOTOS)
@@ -148,10 +149,12 @@ def test_evaluate_all_twelve(tmp_path, tiny_model, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
     benches = suite(roots)
+    schema_eval = wc.fill_defaults({"evaluation": {}}, wc.load_schema())["evaluation"]  # what the rule passes
     assert sum(len(evaluate.variants(b)) for b in benches.values()) == 32
     out = tmp_path / "eval"
     df = evaluate.evaluate("fixtures", "tiny", ARCH, str(tiny_model), benches, str(out), samples_seen=0,
-                           fail_on_missing=True, batch_size=4)
+                           fail_on_missing=True, batch_size=4, text_context=schema_eval["mac_text_context"],
+                           mac_count=schema_eval["mac_count"])
 
     assert not calls.exists(), calls.read_text()
     assert list(df.columns) == list(evaluate.EVAL_COLUMNS)

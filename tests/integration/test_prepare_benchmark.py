@@ -25,6 +25,9 @@ from hf_hub_standin import HubStandin, point_client_at  # noqa: E402
 from http_testserver import HttpTestServer, Reply  # noqa: E402
 
 CLS = "zeroshot_classification"
+#: the evaluation options of a config that sets none: the schema's defaults (what the rules pass, resolved)
+EVAL = wc.fill_defaults({"evaluation": {}}, wc.load_schema())["evaluation"]
+MACS = dict(text_context=EVAL["mac_text_context"], mac_count=EVAL["mac_count"])
 
 
 def jpeg(i: int, fmt="JPEG") -> bytes:
@@ -357,8 +360,8 @@ def test_nothing_evaluated_is_an_error(tmp_path):
     suite = {"a": {"task": CLS, "dataset": "wds/a", "root": str(tmp_path / "none_a")},
              "b": {"task": CLS, "dataset": "wds/b", "root": str(tmp_path / "none_b")}}
     with pytest.raises(FileNotFoundError, match="nothing evaluated"):
-        ev.evaluate("d", "m", "x", "w", suite, str(tmp_path / "out"), 0, False, 8, skip=["a"])
-    df = ev.evaluate("d", "m", "x", "w", suite, str(tmp_path / "out"), 0, False, 8, skip=["a", "b"])
+        ev.evaluate("d", "m", "x", "w", suite, str(tmp_path / "out"), 0, False, 8, skip=["a"], **MACS)
+    df = ev.evaluate("d", "m", "x", "w", suite, str(tmp_path / "out"), 0, False, 8, skip=["a", "b"], **MACS)
     assert list(df["status"]) == ["skipped", "skipped"]
 
 
@@ -398,7 +401,8 @@ def test_prepared_root_evaluated_by_clip_benchmark_with_hf_hub_baseline(tmp_path
     model_arg, pretrained_arg = baselines.clip_benchmark_model("EntityNet-tiny-ctx32",
                                                                "hf-hub:entitynet-test/tiny-clip")
     df = ev.evaluate("baselines", "EntityNet-tiny-ctx32__hf-hub:entitynet-test/tiny-clip", model_arg,
-                     pretrained_arg, suite, str(tmp_path / "eval"), 0, True, 4, macs_arch="EntityNet-tiny-ctx32")
+                     pretrained_arg, suite, str(tmp_path / "eval"), 0, True, 4, macs_arch="EntityNet-tiny-ctx32",
+                     **MACS)
     assert set(df["status"]) == {"ok"} and set(df["metric"]) == {"acc1", "acc5", "mean_per_class_recall"}
     acc1 = float(df.loc[df.metric == "acc1", "value"].iloc[0])
     assert 0.0 <= acc1 <= 1.0

@@ -124,8 +124,7 @@ def best_rows(bench_name: str, task: str, results: dict[str, dict]) -> list[dict
     return rows
 
 
-def model_macs(arch: str, samples_seen: int, text_context: int, count: str = "authors",
-               global_batch: int | None = None) -> float | None:
+def model_macs(arch: str, samples_seen: int, text_context: int, count: str, global_batch: int | None = None) -> float | None:
     """Training MACs in 1e18 (``macs.training_macs``) under ``count`` (``evaluation.mac_count``: ``authors`` or
     ``matmul``); ``global_batch`` is the batch the authors' count divides its loss term by (None: 8192)."""
     try:
@@ -144,10 +143,12 @@ def model_macs(arch: str, samples_seen: int, text_context: int, count: str = "au
 
 
 def evaluate(dataset: str, model: str, arch: str, weights: str, suite: dict[str, dict], out_dir: str,
-             samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int = 77,
-             skip=(), mac_count: str = "authors", global_batch: int | None = None,
-             macs_arch: str | None = None) -> pd.DataFrame:
+             samples_seen: int, fail_on_missing: bool, batch_size: int, text_context: int, *, mac_count: str,
+             skip=(), global_batch: int | None = None, macs_arch: str | None = None) -> pd.DataFrame:
     """``eval.csv`` rows of a model on a suite; benchmarks in ``skip`` (``evaluation.skip``) are ``skipped`` rows.
+
+    ``text_context`` and ``mac_count`` are ``evaluation.mac_text_context`` and ``evaluation.mac_count``
+    (config/schema.yaml): the text length and convention of the MAC column (:func:`model_macs`).
 
     ``arch``/``weights`` are clip_benchmark's ``--model``/``--pretrained``; ``macs_arch`` the open_clip architecture
     whose MACs are counted (default ``arch``). A suite where nothing could be evaluated (every benchmark not skipped
