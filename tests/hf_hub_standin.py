@@ -10,32 +10,42 @@ It serves tiny in-memory repositories in the Hub's file layout and wire format, 
 * ``HEAD|GET /[datasets/]{repo}/resolve/{rev}/{path}``: the file with ``X-Repo-Commit``, ``ETag`` (git blob id, or
   the sha256 for LFS files, also as ``X-Linked-Etag``) and ``Content-Length``.
 
-Files whose name ends in ``.tar``, ``.safetensors`` or ``.bin`` are LFS files, as on the Hub. Faults, per file
-path, consumed one GET each: ``truncate`` (``Content-Length`` promises the whole file, half is sent, the connection
-closes; a ``Range`` request gets the whole file again) and ``corrupt`` (right length and headers, one byte flipped).
+Files whose name ends in ``.tar``, ``.safetensors`` or ``.bin`` are LFS files, as on the Hub.
+
+Built on the shared test-server base (``tests/http_testserver.py``: threaded server on a free loopback port, context
+manager, request log :attr:`~http_testserver.HttpTestServer.requests`). Faults are per file path here, consumed one
+GET of that file each (:meth:`HubStandin.add_fault`): ``truncate`` (``Content-Length`` promises the whole file, half
+is sent, the connection closes: the base's ``cut``; a ``Range`` request gets the whole file again) and ``corrupt``
+(right length and headers, one byte flipped: a Hub-only extension).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from http_testserver import Fault, HttpTestServer, Recorded, Reply
 
 LFS_SUFFIXES = (".tar", ".safetensors", ".bin")
+FILE_FAULTS = ("truncate", "corrupt")  # "truncate" is the base's "cut" (a body shorter than its Content-Length)
 
 
 def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-class HubStandin:
+class HubStandin(HttpTestServer):
+    """``with HubStandin() as hub:`` (or :meth:`start` / :meth:`stop`) serves the repositories of :meth:`add_repo` on
+    :attr:`url`."""
+
+    thread_name = "hf-hub-standin"
+    error_label = "Hub stand-in"
+
     def __init__(self):
+        super().__init__()
         self.repos: dict[tuple[str, str], dict] = {}
-        self.faults: dict[str, list[str]] = {}
-        self.requests: list[tuple[str, str]] = []
-        self._server = None
+        self.faults: dict[str, list[str]] = {}  # file path -> faults still to serve, in order
 
     def add_repo(self, repo_id: str, files: dict[str, bytes], repo_type: str = "dataset",
                  commit: str | None = None) -> str:
@@ -46,14 +56,12 @@ class HubStandin:
         self.repos[(repo_type, repo_id)] = {"commit": commit, "files": dict(files)}
         return commit
 
-    def add_fault(self, path: str, kind: str, times: int = 1) -> None:
-        """The next ``times`` GETs of ``path`` get the fault (huggingface_hub retries a broken body itself)."""
-        assert kind in ("truncate", "corrupt")
-        self.faults.setdefault(path, []).extend([kind] * times)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def add_fault(self, path: str, kind: str, times: int = 1) -> None:  # type: ignore[override]
+        """The next ``times`` GETs of the file ``path`` get the fault (huggingface_hub retries a broken body
+        itself). Per file, unlike the base's request-ordered queue."""
+        assert kind in FILE_FAULTS, f"unknown Hub stand-in fault {kind!r}; known: {FILE_FAULTS}"
+        with self._lock:
+            self.faults.setdefault(path, []).extend([kind] * times)
 
     # ------------------------------------------------------------ serving
 
@@ -70,97 +78,56 @@ class HubStandin:
             e["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
         return e
 
-    def _route(self, method: str, raw_path: str):
-        """(status, headers, body, fault) of a request."""
-        path = unquote(urlsplit(raw_path).path)
-        parts = path.strip("/").split("/")
+    def reply(self, req: Recorded) -> Reply:
+        parts = unquote(req.path).strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 6 and parts[1] in ("models", "datasets"):
-            repo_type, repo_id, op, rev = parts[1][:-1], "/".join(parts[2:4]), parts[4], parts[5]
-            repo = self._repo(repo_type, repo_id, rev)
-            if repo is None:
-                return 404, {"X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}', None
-            if op == "revision":
-                body = {"id": repo_id, "sha": repo["commit"], "siblings": [{"rfilename": p} for p in
-                                                                            sorted(repo["files"])]}
-            elif op == "tree":
-                under = "/".join(parts[6:])
-                body = [self._entry(p, b) for p, b in sorted(repo["files"].items())
-                        if not under or p.startswith(under + "/")]
-            else:
-                return 404, {}, b"{}", None
-            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode(), None
+            return self._api(parts)
         if parts[0] == "datasets":
             repo_type, parts = "dataset", parts[1:]
         else:
             repo_type = "model"
         if len(parts) >= 5 and parts[2] == "resolve":
-            repo_id, rev, fpath = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
-            repo = self._repo(repo_type, repo_id, rev)
-            if repo is None:
-                return 404, {"X-Error-Code": "RevisionNotFound"}, b"{}", None
-            if fpath not in repo["files"]:
-                return 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": repo["commit"]}, b"{}", None
-            data = repo["files"][fpath]
-            e = self._entry(fpath, data)
-            etag = e["lfs"]["oid"] if "lfs" in e else e["oid"]
-            headers = {"X-Repo-Commit": repo["commit"], "ETag": f'"{etag}"', "Content-Length": str(len(data)),
-                       "Content-Type": "application/octet-stream"}
-            if "lfs" in e:
-                headers["X-Linked-Etag"] = f'"{etag}"'
-                headers["X-Linked-Size"] = str(len(data))
-            fault = self.faults[fpath].pop(0) if method == "GET" and self.faults.get(fpath) else None
-            return 200, headers, data, fault
-        return 404, {}, b"{}", None
+            return self._resolve(req.method, repo_type, "/".join(parts[:2]), parts[3], "/".join(parts[4:]))
+        return Reply(404, b"{}")
 
-    def start(self, port: int = 0) -> "HubStandin":
-        """Serve on 127.0.0.1:``port`` (0: any free port)."""
-        standin = self
+    def _api(self, parts: list[str]) -> Reply:
+        """``/api/{models|datasets}/{repo}/{revision|tree}/{rev}[/{path}]``."""
+        repo_type, repo_id, op, rev = parts[1][:-1], "/".join(parts[2:4]), parts[4], parts[5]
+        repo = self._repo(repo_type, repo_id, rev)
+        if repo is None:
+            return Reply(404, b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"})
+        if op == "revision":
+            body = {"id": repo_id, "sha": repo["commit"], "siblings": [{"rfilename": p} for p in
+                                                                        sorted(repo["files"])]}
+        elif op == "tree":
+            under = "/".join(parts[6:])
+            body = [self._entry(p, b) for p, b in sorted(repo["files"].items())
+                    if not under or p.startswith(under + "/")]
+        else:
+            return Reply(404, b"{}")
+        return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _serve(self, method):
-                standin.requests.append((method, self.path))
-                status, headers, body, fault = standin._route(method, self.path)
-                if fault == "corrupt":
-                    body = bytes([body[0] ^ 0xFF]) + body[1:]
-                self.send_response(status)
-                headers.setdefault("Content-Length", str(len(body)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if fault == "truncate":
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                if method == "GET":
-                    self.wfile.write(body[: len(body) // 2] if fault == "truncate" else body)
-                if fault == "truncate":
-                    self.wfile.flush()
-                    self.close_connection = True
-
-            def do_GET(self):  # noqa: N802
-                self._serve("GET")
-
-            def do_HEAD(self):  # noqa: N802
-                self._serve("HEAD")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> "HubStandin":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _resolve(self, method: str, repo_type: str, repo_id: str, rev: str, fpath: str) -> Reply:
+        """``[/datasets]/{repo}/resolve/{rev}/{path}``: the file, with the Hub's headers and this path's next
+        fault (GET only)."""
+        repo = self._repo(repo_type, repo_id, rev)
+        if repo is None:
+            return Reply(404, b"{}", {"X-Error-Code": "RevisionNotFound"})
+        if fpath not in repo["files"]:
+            return Reply(404, b"{}", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": repo["commit"]})
+        data = repo["files"][fpath]
+        e = self._entry(fpath, data)
+        etag = e["lfs"]["oid"] if "lfs" in e else e["oid"]
+        headers = {"X-Repo-Commit": repo["commit"], "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
+        if "lfs" in e:
+            headers["X-Linked-Etag"] = f'"{etag}"'
+            headers["X-Linked-Size"] = str(len(data))
+        with self._lock:
+            queued = self.faults.get(fpath)
+            fault = queued.pop(0) if method == "GET" and queued else None
+        if fault == "corrupt":
+            return Reply(200, bytes([data[0] ^ 0xFF]) + data[1:], headers)
+        return Reply(200, data, headers, fault=Fault("cut") if fault == "truncate" else None)
 
 
 def point_client_at(monkeypatch, url: str) -> None:

@@ -2,7 +2,8 @@
 started and stopped as a context manager, with a request log and one fault vocabulary.
 
 Built on it: the search-API stand-ins (``tests/standins``), the reverse proxy of the reliability suite
-(``tests/reliability/fault_proxy.py``) and the image server of the download tests (``tests/faulty_image_server.py``).
+(``tests/reliability/fault_proxy.py``), the image server of the download tests (``tests/faulty_image_server.py``),
+the Hugging Face Hub stand-in (``tests/hf_hub_standin.py``) and the photo server (``tests/loopback.py``).
 A subclass implements :meth:`HttpTestServer.reply` (the normal answer to a :class:`Recorded` request).
 
 Faults are queued with :meth:`HttpTestServer.add_fault` and consumed in FIFO order, one per request (``skip=K`` lets K

@@ -1,16 +1,17 @@
 """Real local servers for the integration and reliability tests: a read-only oxigraph SPARQL endpoint and a photo
-server, on free loopback ports."""
+server (on the shared test-server base, ``tests/http_testserver.py``), on free loopback ports."""
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
+import mimetypes
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote
+
+from http_testserver import HttpTestServer, Recorded, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TTL = REPO / "resources/demo/kg/extract.ttl"
@@ -59,67 +60,56 @@ def oxigraph_server(workdir: Path, ttl: Path = DEMO_TTL, port: int = 0):
         proc.wait(timeout=10)
 
 
-class PhotoServer:
+class PhotoServer(HttpTestServer):
     """Serve a directory (plus ``extra`` in-memory files) on 127.0.0.1 like
-    ``lib.data.loopback_server.serve_directory``, counting GETs, with a brake: after :meth:`hold_after` ``n``, every
-    further request waits unanswered until :meth:`release`."""
+    ``lib.data.loopback_server.serve_directory`` (HTTP/1.0, one request per connection), serving from construction
+    until :meth:`close`, with a brake: after :meth:`hold_after` ``n``, every further request waits unanswered until
+    :meth:`release` (the base's ``hang`` fault, queued after ``n`` requests)."""
+
+    protocol_version = "HTTP/1.0"
+    thread_name = "photo-server"
+    error_label = "photo server"
+    HOLD_S = 120.0
+    HOLD_MAX = 10_000  # requests held after the n-th: far more than any test sends
 
     def __init__(self, directory: Path, extra: dict[str, bytes] | None = None, port: int = 0):
+        super().__init__()
+        self.directory = Path(directory).resolve()
         self.extra = dict(extra or {})  # URL path -> JPEG bytes served in addition to the directory
-        self.count = 0
-        self.paths: list[str] = []
-        self._lock = threading.Lock()
-        self._hold_after: int | None = None
-        self._released = threading.Event()
-        server = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                with server._lock:
-                    server.count += 1
-                    server.paths.append(self.path)
-                    n = server.count
-                    hold = server._hold_after is not None and n > server._hold_after
-                if hold:
-                    server._released.wait(120)
-                    self.close_connection = True
-                    return
-                data = server.extra.get(self.path)
-                if data is None:
-                    return super().do_GET()
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", port), functools.partial(Handler, directory=str(directory)))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self.start(port)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+    def count(self) -> int:
+        """Requests since the start or the last :meth:`hold_after`, held ones included."""
+        return self.request_count()
+
+    @property
+    def paths(self) -> list[str]:
+        """Their paths as sent, in order."""
+        with self._lock:
+            return [r.raw_path for r in self.requests]
+
+    def reply(self, req: Recorded) -> Reply:
+        data = self.extra.get(req.raw_path)
+        if data is not None:
+            return Reply(200, data, {"Content-Type": "image/jpeg"})
+        file = (self.directory / unquote(req.path).lstrip("/")).resolve()
+        if not file.is_file() or not file.is_relative_to(self.directory):
+            return Reply(404, b"File not found", {"Content-Type": "text/plain"})
+        ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        return Reply(200, file.read_bytes(), {"Content-Type": ctype})
 
     def hold_after(self, n: int | None) -> None:
-        with self._lock:
-            self._hold_after = n
-            self.count = 0
-            self.paths.clear()
-        self._released.clear()
+        """Count afresh; from the (``n`` + 1)-th request on, hold every request (``None``: hold none)."""
+        self.reset_counts()
+        self.clear_faults()
+        if n is not None:
+            self.add_fault("hang", times=self.HOLD_MAX, skip=n, hold_s=self.HOLD_S)
 
     def release(self) -> None:
-        with self._lock:
-            self._hold_after = None
-        self._released.set()
+        """Lift the brake: held requests close unanswered, later ones are served."""
+        self.clear_faults()
+        super().release()
 
     def close(self) -> None:
-        self.release()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self.stop()

@@ -79,7 +79,7 @@ def test_hub_snapshot_prepared_with_manifest(tmp_path, hub):
     assert m["files"]["test/0.tar"] == pb.sha256_file(dest / "test/0.tar")
     assert m["bytes"] == sum(len(b) for p, b in files.items() if not p.startswith("train/"))
     assert (dest / "test/0.tar").read_bytes() == files["test/0.tar"]
-    assert not any("train/" in path for _, path in hub.requests)
+    assert not any("train/" in r.raw_path for r in hub.requests)
     no_partial(tmp_path / "data/benchmarks/nothing")  # and nothing but the root and the Hub cache was left
     assert sorted(p.name for p in dest.parent.iterdir()) == [".hf_cache", "tiny"]
 
@@ -406,7 +406,7 @@ def test_prepared_root_evaluated_by_clip_benchmark_with_hf_hub_baseline(tmp_path
     assert set(df["status"]) == {"ok"} and set(df["metric"]) == {"acc1", "acc5", "mean_per_class_recall"}
     acc1 = float(df.loc[df.metric == "acc1", "value"].iloc[0])
     assert 0.0 <= acc1 <= 1.0
-    got = [p for m, p in hub.requests if m == "GET"]
+    got = [r.raw_path for r in hub.requests if r.method == "GET"]
     assert any(p.endswith("/entitynet-test/tiny-clip/resolve/main/open_clip_model.safetensors") for p in got), got
 
 
@@ -505,7 +505,7 @@ def test_rare_species_repo_to_wds_with_five_name_styles(tmp_path, hub):
         assert got[f"s{i:07d}.jpg"] == files[fname]
         want = [" ".join(x[:7]) for x in sorted(t[:7] for t in RARE_TAXA)].index(" ".join(by_name[fname]))
         assert got[f"s{i:07d}.cls"] == str(want).encode()
-    assert not any("metadata/" in p or "visuals/" in p for _, p in hub.requests if "/resolve/" in p)
+    assert not any("metadata/" in p or "visuals/" in p for p in (r.raw_path for r in hub.requests) if "/resolve/" in p)
 
 
 def test_rare_species_wrong_columns_or_counts_leave_no_root(tmp_path, hub):

@@ -69,7 +69,7 @@ def test_every_source_type_is_exercised(prepared):
     kinds = {name: m["source"]["type"] for name, m in manifests.items()}
     assert kinds == {n: CONFIG["benchmarks"][n]["source"]["type"] for n in SUITE}
     assert set(kinds.values()) == {"hf_hub", "rare_species", "cub200", "inat2021", "xm3600", "local"}
-    assert {p.split("/")[3] for m, p in hub.requests if "/resolve/" in p} == \
+    assert {r.raw_path.split("/")[3] for r in hub.requests if "/resolve/" in r.raw_path} == \
         {CONFIG["benchmarks"][n]["source"]["repo"].split("/")[1] for n in SUITE if kinds[n] in ("hf_hub",
                                                                                                "rare_species")}
     assert {p.split("/")[2] for p in photos.paths} == {"cub200", "inat2021", "xm3600"}
