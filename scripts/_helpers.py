@@ -201,5 +201,6 @@ def write_json(obj, path: str | os.PathLike) -> None:
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` to ``path`` as UTF-8 with Unix line ends, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8", newline="\n")

@@ -10,11 +10,10 @@ import logging
 import matplotlib
 import pandas as pd
 
-from _helpers import configure_logging, rule_entry
+from _helpers import configure_logging, rule_entry, write_text
 from lib.paper.eval_scores import read_eval_csvs
 from lib.paper.fig1 import POINT_COLUMNS, baseline_points, fig1_annotations, plot_fig1, points_from_eval, \
     read_reference_points
-from lib.paper.tables import write_text_atomic
 
 log = logging.getLogger("entitynet.plot_fig1")
 
@@ -46,7 +45,7 @@ def main(snakemake) -> None:
                          None if measured is None else measured.assign(origin="measured baseline"))
              if f is not None and len(f)]
     table = pd.concat(parts, ignore_index=True) if parts else ours.assign(origin="ours")
-    write_text_atomic(snakemake.output.points, table.to_csv(index=False, na_rep="", lineterminator="\n"))
+    write_text(table.to_csv(index=False, na_rep="", lineterminator="\n"), snakemake.output.points)
     for note in fig1_annotations(ours, reference):
         log.info("Fig. 1 %s: %s vs %s -> %s", note["panel"], note["subject_label"], note["baseline_label"],
                  note["text"])

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from _helpers import atomic_path
+from _helpers import write_text
 from lib.paper.eval_scores import AGGREGATE_INPUTS, AGGREGATES, aggregate, other_benchmarks, validate_eval
 
 MACS_TITLE = "MACs (1e18)"
@@ -26,13 +26,6 @@ MACS_EXPONENTS = (18, 15, 12, 9, 6, 3, 0)
 SAMPLE_UNITS = ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, ""))
 COST_PREFIXES = ("MACs", "samples seen", "images")
 MISSING_MARK = "–"  # en dash, as in the brief; LaTeX gets "--"
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` as UTF-8 with Unix line ends, atomically (`_helpers.atomic_path`)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
 
 
 def ablation_table(eval_dfs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -215,8 +208,8 @@ def write_table(
         for col in rounded.columns:
             if pd.api.types.is_numeric_dtype(rounded[col]):
                 rounded[col] = rounded[col].round(decimals)
-        write_text_atomic(csv_path, rounded.to_csv(na_rep="", float_format=f"%.{decimals}f", lineterminator="\n"))
+        write_text(rounded.to_csv(na_rep="", float_format=f"%.{decimals}f", lineterminator="\n"), csv_path)
     if md_path is not None:
-        write_text_atomic(md_path, format_table(table, "markdown", decimals))
+        write_text(format_table(table, "markdown", decimals), md_path)
     if tex_path is not None:
-        write_text_atomic(tex_path, format_table(table, "latex", decimals))
+        write_text(format_table(table, "latex", decimals), tex_path)
