@@ -10,7 +10,7 @@ three alt-text chances (``tiny-alt0``, ``tiny``, ``tiny-alt100``) on synthetic s
 texts and KG candidates, and check the drawn alt share; then a kill in the second epoch and a ``--resume latest``.
 
 Mutation check: pinning the alt-text chance to 1.0 inside training (``text_sampler.load_sampler(self.candidates_path,
-1.0, self.seed)`` in ``train_openclip.MixedText._init``) makes ``test_ablation_alt_share`` fail for ``tiny-alt0``
+1.0, self.seed)`` in ``sample_stages.MixedText._init``) makes ``test_ablation_alt_share`` fail for ``tiny-alt0``
 (alt share 1.0, no KG text drawn) and ``tiny`` (128 of 128 draws alt text, outside the band below).
 """
 import io
@@ -33,7 +33,7 @@ import text_candidates
 from lib.train import launch
 from lib.train import text_mix as tm
 from lib.train import text_sampler
-from lib.train import train_openclip as to
+from lib.train import text_sources as ts
 from lib.common import workflow_config as wc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,7 +209,7 @@ class _Draws(torch.utils.data.IterableDataset):
 
 @pytest.mark.parametrize("workers,context", [(0, None), (2, "fork"), (2, "spawn")])
 def test_counts_reach_the_training_process_from_each_worker(workers, context):
-    counts = to.TextSourceCounts(["alt", "none", "original_query", "entity_synonym"], slots=max(1, workers))
+    counts = ts.TextSourceCounts(["alt", "none", "original_query", "entity_synonym"], slots=max(1, workers))
     stream = ["alt"] * 5 + ["original_query"] * 3 + ["entity_synonym"] * 2 + ["parent_synonym"]  # last: unknown
     loader = torch.utils.data.DataLoader(_Draws(counts, stream), batch_size=None, num_workers=workers,
                                          multiprocessing_context=context)
@@ -243,11 +243,11 @@ class _Loader:
 
 def test_epoch_snapshots_and_the_merge_with_an_earlier_attempt(tmp_path, caplog):
     path = tmp_path / "text_sources_rank0.json"
-    counts = to.TextSourceCounts(["alt", "none", "original_query"])
+    counts = ts.TextSourceCounts(["alt", "none", "original_query"])
     epoch = _Epoch()
     plan = {0: ["alt", "alt", "original_query"], 1: ["alt"], 2: ["original_query"] * 4}
-    log = to.TextSourceLog(counts, path, start_epoch=0, alt_text_chance=0.5)
-    loader = to.SourceCountingLoader(_Loader(counts, epoch, plan), log, epoch)
+    log = ts.TextSourceLog(counts, path, start_epoch=0, alt_text_chance=0.5)
+    loader = ts.SourceCountingLoader(_Loader(counts, epoch, plan), log, epoch)
     assert (loader.num_batches, loader.num_samples) == (2, 4)
     for e in (0, 1):
         epoch.value = e
@@ -262,19 +262,19 @@ def test_epoch_snapshots_and_the_merge_with_an_earlier_attempt(tmp_path, caplog)
     # an attempt killed in epoch 3 left a partial count; the rerun resumes from epoch_2.pt and redoes epoch 3
     content["per_epoch"]["3"] = {"alt": 999}
     path.write_text(json.dumps(content))
-    counts2 = to.TextSourceCounts(["alt", "none", "original_query"])
-    log2 = to.TextSourceLog(counts2, path, start_epoch=2)
+    counts2 = ts.TextSourceCounts(["alt", "none", "original_query"])
+    log2 = ts.TextSourceLog(counts2, path, start_epoch=2)
     epoch.value = 2
-    assert list(to.SourceCountingLoader(_Loader(counts2, epoch, plan), log2, epoch)) == plan[2]
+    assert list(ts.SourceCountingLoader(_Loader(counts2, epoch, plan), log2, epoch)) == plan[2]
     assert log2.snapshot()["per_epoch"] == {"1": {"alt": 2, "original_query": 1}, "2": {"alt": 1},
                                             "3": {"original_query": 4}}  # final snapshot: nothing new
     merged = json.loads(path.read_text())
     assert merged["draws"] == 8 and merged["alt_share"] == 3 / 8
     # resuming from epoch_1.pt drops the earlier attempt's epochs 2 and 3; a fresh run (start 0) drops all
-    assert set(to.TextSourceLog(counts2, path, start_epoch=1).content()["per_epoch"]) == {"1"}
-    assert to.TextSourceLog(counts2, path, start_epoch=0).content()["per_epoch"] == {}
+    assert set(ts.TextSourceLog(counts2, path, start_epoch=1).content()["per_epoch"]) == {"1"}
+    assert ts.TextSourceLog(counts2, path, start_epoch=0).content()["per_epoch"] == {}
     path.write_text("{not json")
-    assert to.TextSourceLog(counts2, path, start_epoch=2).content()["draws"] == 0
+    assert ts.TextSourceLog(counts2, path, start_epoch=2).content()["draws"] == 0
     assert "ignoring unreadable" in caplog.text
 
 

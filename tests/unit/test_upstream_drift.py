@@ -27,7 +27,7 @@ RECORDED = {
         "tarfile_to_samples_nothrow, the epoch arithmetic and WebLoader we reuse) and _sample_stages (the sample "
         "stages we put in place of upstream's)"),
     "open_clip_train.data:filter_no_caption_or_no_image": (
-        "b293183556b19109", "train_openclip._HasTextAndImage (our copy, with the text key as a parameter)"),
+        "b293183556b19109", "sample_stages.HasTextAndImage (our copy, with the text key as a parameter)"),
     "open_clip_train.data:get_data": (
         "00efd7c83c9bb8fe", "train_openclip.make_get_data (upstream builds every split but ours when "
         "args.train_data is None)"),

@@ -143,12 +143,12 @@ TEXT_SOURCES_GLOB = "text_sources_rank*.json"
 
 
 def collect_text_sources(run_dir: str | Path) -> dict | None:
-    """Sum the ranks' ``text_sources_rank<R>.json`` (written by ``train_openclip.TextSourceLog``) into
+    """Sum the ranks' ``text_sources_rank<R>.json`` (written by ``text_sources.TextSourceLog`` in training) into
     ``{"per_epoch": {"1": {source: n}}, "total": {source: n}, "draws", "alt_share", "ranks"}``; None without files.
 
     Only ranks below the ``world_size`` the files record are read (a file left by an earlier attempt with more
     ranks is stale)."""
-    from lib.train.train_openclip import summarize_sources
+    from lib.train.text_sources import summarize_sources
 
     files = {}
     for path in sorted(Path(run_dir).glob(TEXT_SOURCES_GLOB)):
