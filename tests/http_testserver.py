@@ -12,7 +12,9 @@ always faulty). Every faulted answer closes its connection.
 
 ============ ======================================================================================================
 ``status``   answer :meth:`HttpTestServer.fault_reply` instead: ``status`` (e.g. 503, 429) with an error body and, with
-             ``retry_after`` (seconds or an HTTP date), a ``Retry-After`` header; :meth:`reply` is not called
+             ``retry_after`` (seconds or an HTTP date, or a function returning one, called when the fault is
+             served: an HTTP date "3 s from now" must be computed then, not when the fault was queued), a
+             ``Retry-After`` header; :meth:`reply` is not called
 ``slow``     wait ``delay`` seconds (or until :meth:`release`), then answer normally
 ``reset``    close the connection without any answer (the client sees "remote end closed connection")
 ``hang``     send nothing at all (no status line) until :meth:`release` / ``hold_s``, then close
@@ -39,7 +41,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 KINDS = ("status", "slow", "reset", "hang", "truncate", "cut", "stall", "drip")
@@ -51,7 +53,7 @@ class Fault:
 
     kind: str
     status: int = 503
-    retry_after: str | None = None
+    retry_after: str | Callable[[], str] | None = None
     delay: float = 0.0
     hold_s: float = 10.0
     drip_s: float = 0.2
@@ -219,7 +221,7 @@ class HttpTestServer:
 
     # -- faults ---------------------------------------------------------------------------------------------------
     def add_fault(self, kind: str, times: int = 1, *, skip: int = 0, status: int = 503,
-                  retry_after: str | None = None, delay: float = 0.0, hold_s: float = 10.0,
+                  retry_after: str | Callable[[], str] | None = None, delay: float = 0.0, hold_s: float = 10.0,
                   drip_s: float = 0.2) -> None:
         """Queue ``times`` faults of ``kind``, the first one after ``skip`` normal requests."""
         if kind not in KINDS:
@@ -261,8 +263,14 @@ class HttpTestServer:
 
     def fault_reply(self, fault: Fault) -> Reply:
         """The error answer of a ``status`` fault."""
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        return Reply(fault.status, {"error": f"{self.error_label} fault: HTTP {fault.status}"}, headers)
+        return Reply(fault.status, {"error": f"{self.error_label} fault: HTTP {fault.status}"},
+                     self.retry_after_header(fault))
+
+    @staticmethod
+    def retry_after_header(fault: Fault) -> dict[str, str]:
+        """``{"Retry-After": …}`` for a fault that asks for one (a function is called now), else ``{}``."""
+        value = fault.retry_after() if callable(fault.retry_after) else fault.retry_after
+        return {"Retry-After": value} if value is not None else {}
 
     # -- request handling -----------------------------------------------------------------------------------------
     def _record(self, h: BaseHTTPRequestHandler) -> tuple[Recorded, Fault | None]:

@@ -109,5 +109,5 @@ class LLMChatStandin(StandinServer):
                       "total_tokens": 0}})
 
     def fault_reply(self, fault) -> Reply:  # OpenAI's error shape
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        headers = self.retry_after_header(fault)
         return Reply(fault.status, {"error": {"message": f"stand-in fault: HTTP {fault.status}"}}, headers)
