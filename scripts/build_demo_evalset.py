@@ -6,12 +6,11 @@ photos (never in the search pool); the same function packs any labelled image fo
 """
 
 import csv
-import io
 import logging
-import tarfile
 from pathlib import Path
 
 from _helpers import configure_logging, rule_entry, write_text
+from lib.data.shard_writer import tar_writer
 
 log = logging.getLogger("entitynet.build_demo_evalset")
 
@@ -31,17 +30,13 @@ def write_wds_classification(items: list[tuple[str, str]], image_root: str | Pat
     index = {c: i for i, c in enumerate(classes)}
     (out_dir / "test").mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "test" / ".0.tar.tmp"
-    with tarfile.open(tmp, "w") as tf:
+    with tar_writer(tmp) as tw:
         for i, (rel, label) in enumerate(sorted(items)):
             path = image_root / rel
             if not path.exists():
                 raise FileNotFoundError(f"evaluation image {path} is missing")
-            data = path.read_bytes()
-            key = f"{i:06d}"
-            for name, payload in ((f"{key}{path.suffix.lower()}", data), (f"{key}.cls", str(index[label]).encode())):
-                info = tarfile.TarInfo(name)
-                info.size = len(payload)
-                tf.addfile(info, io.BytesIO(payload))
+            tw.write({"__key__": f"{i:06d}", path.suffix.lower().lstrip("."): path.read_bytes(),
+                      "cls": str(index[label]).encode()})
     tmp.replace(out_dir / "test" / "0.tar")
     write_text("1\n", out_dir / "test" / "nshards.txt")
     write_text("\n".join(classes) + "\n", out_dir / "classnames.txt")

@@ -10,6 +10,9 @@ What this module adds to webdataset's writer: a shard is written under a hidden 
 ``NNNNN.tar`` only once complete (a crash never leaves a half shard under a final name), shards roll by sample
 count only (not by size), no shard is opened before the first sample (an empty split writes no tar), and the
 per-shard sample counts go to ``sizes.json`` (open_clip's ``--train-num-samples`` source).
+
+:func:`tar_writer` gives the same writer and member metadata to every other tar the workflow writes (the evaluation
+roots of ``prepare_benchmark`` and ``build_demo_evalset``, the synthetic shards of tests and benchmarks).
 """
 
 import json
@@ -22,6 +25,12 @@ from _helpers import write_json
 
 TAR_OPTIONS = {"user": "", "group": "", "mode": 0o644, "mtime": 0, "format": "PAX_FORMAT", "encoder": False}
 _TMP_PREFIX, _TMP_SUFFIX = ".", ".tmp"
+
+
+def tar_writer(path) -> wds.TarWriter:
+    """A ``webdataset.TarWriter`` on ``path`` with the fixed member metadata of :data:`TAR_OPTIONS` (equal samples give
+    byte-identical tars). ``write({"__key__": key, ext: bytes, ...})`` adds one sample; use it as a context manager."""
+    return wds.TarWriter(str(path), **TAR_OPTIONS)  # a str: TarWriter takes anything else for an open stream
 
 
 class ShardWriter:

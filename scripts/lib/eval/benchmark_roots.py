@@ -34,7 +34,6 @@ import csv
 import fnmatch
 import hashlib
 import http.client
-import io
 import json
 import logging
 import os
@@ -48,6 +47,7 @@ import zipfile
 from pathlib import Path
 
 from lib.common.http_retry import RETRYABLE_STATUS, parse_retry_after, retry_wait
+from lib.data.shard_writer import tar_writer
 from lib.eval.benchmarks import local_missing_message
 
 log = logging.getLogger("entitynet.benchmark_roots")
@@ -146,12 +146,6 @@ def download(url: str, dest: Path, sha256: str | None = None, tries: int | None 
     return dest
 
 
-def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
-    ti = tarfile.TarInfo(name)
-    ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = size, 0, 0o644, 0, 0, "", ""
-    return ti
-
-
 def write_wds(root: Path, samples, classnames: list[str] | None, templates: list[str] | None = None,
               per_shard: int = 10000) -> None:
     """Write ``samples`` (``(key, ext, image bytes, label int | captions list)``) as ``root/test/{i}.tar`` with
@@ -164,11 +158,9 @@ def write_wds(root: Path, samples, classnames: list[str] | None, templates: list
             if tar is not None:
                 tar.close()
                 shard += 1
-            tar, n = tarfile.open(test / f"{shard}.tar", "w", format=tarfile.USTAR_FORMAT), 0
+            tar, n = tar_writer(test / f"{shard}.tar"), 0
         label = (str(target) if isinstance(target, int) else "\n".join(target)).encode()
-        for member, payload in ((f"{key}.{ext}", data), (f"{key}.{'cls' if isinstance(target, int) else 'txt'}",
-                                                          label)):
-            tar.addfile(_tarinfo(member, len(payload)), io.BytesIO(payload))
+        tar.write({"__key__": key, ext: data, "cls" if isinstance(target, int) else "txt": label})
         n += 1
     if tar is None:
         raise PrepareError(f"{root.name}: no samples to write")

@@ -25,14 +25,14 @@ def write_synthetic_shard(path, shard_index: int, per_shard: int, short_side: in
                           n_queries: int = 20, quality: int = 95, max_aspect: float = 1.5) -> list[int]:
     """One webdataset shard of synthetic JPEGs (see :func:`write_synthetic_shards`); returns the JPEG sizes."""
     import json
-    import tarfile
 
     from _helpers import atomic_path
+    from lib.data.shard_writer import tar_writer
 
     rng = np.random.default_rng([seed, shard_index])
     nbytes = []
     with atomic_path(path) as tmp:
-        with tarfile.open(tmp, "w") as tar:
+        with tar_writer(tmp) as tar:
             for k in range(per_shard):
                 long_side = int(round(short_side * rng.uniform(1.0, max_aspect)))
                 h, w = (short_side, long_side) if rng.random() < 0.7 else (long_side, short_side)
@@ -43,11 +43,8 @@ def write_synthetic_shard(path, shard_index: int, per_shard: int, short_side: in
                 key = f"{shard_index:05d}{k:06d}"
                 meta = {"uid": key, "url": f"http://synthetic/{shard_index}/{k}.jpg", "query_ids": q,
                         "alt_texts": alts, "qids": [], "is_living": False, "licence": None}
-                for ext, payload in (("jpg", buf.getvalue()), ("txt", (alts[0] if alts else q[0]).encode()),
-                                     ("json", json.dumps(meta).encode())):
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size = len(payload)
-                    tar.addfile(info, io.BytesIO(payload))
+                tar.write({"__key__": key, "jpg": buf.getvalue(), "txt": (alts[0] if alts else q[0]).encode(),
+                           "json": json.dumps(meta).encode()})
                 nbytes.append(len(buf.getvalue()))
     return nbytes
 
