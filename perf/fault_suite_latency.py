@@ -31,8 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT / "scripts", ROOT / "tests", ROOT / "tests" / "reliability"):
     sys.path.insert(0, str(p))
 
-import pandas as pd  # noqa: E402
-
 import _search_job  # noqa: E402
 import rel_common  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
@@ -79,11 +77,7 @@ def sparql_runs(runs: int, work: Path) -> list[float]:
 def search_runs(runs: int, work: Path) -> list[float]:
     import test_search_faults as t
 
-    queries = work / "queries.parquet"
-    pd.DataFrame({
-        "query_id": [f"{i + 1:016x}" for i in range(t.N_QUERIES)], "text": [f"red fox {i}" for i in range(t.N_QUERIES)],
-        "kind": "wd-noun-living", "or_terms": "vulpes", "exclude_terms": "drawing", "image_type": "photo",
-        "is_living": True, "qids": [["Q8332"]] * t.N_QUERIES}).to_parquet(queries, index=False)
+    queries = t.write_queries(work / "queries.parquet")
     times: list[float] = []
     original = timed(http_cache.CachedClient, "_fetch", times)
     try:
@@ -91,7 +85,7 @@ def search_runs(runs: int, work: Path) -> list[float]:
             for i in range(runs):
                 out = work / f"search{i}"
                 out.mkdir()
-                _search_job.run(t.spec(proxy.url, str(queries), out, timeout_s=60))
+                _search_job.run(t.spec(proxy.url, queries, out, timeout_s=60))
     finally:
         http_cache.CachedClient._fetch = original
     return times

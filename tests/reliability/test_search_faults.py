@@ -37,9 +37,8 @@ PARAMS = {"requests_per_second": 0, "max_retries": 2, "timeout_s": TIMEOUT_S, "b
           "backoff_max_s": 0.2, "page_size": PAGE, "max_results": 30, "shared_rate_limit": False}
 
 
-@pytest.fixture(scope="module")
-def queries(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("queries") / "queries.parquet"
+def write_queries(path: Path) -> str:
+    """The suite's queries table (``N_QUERIES`` living queries) at ``path``; returns the path."""
     pd.DataFrame({
         "query_id": [f"{i + 1:016x}" for i in range(N_QUERIES)],
         "text": [f"red fox {i}" for i in range(N_QUERIES)], "kind": "wd-noun-living", "or_terms": "vulpes",
@@ -47,6 +46,11 @@ def queries(tmp_path_factory) -> str:
         "qids": [["Q8332"]] * N_QUERIES,
     }).to_parquet(path, index=False)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def queries(tmp_path_factory) -> str:
+    return write_queries(tmp_path_factory.mktemp("queries") / "queries.parquet")
 
 
 def spec(base_url: str, queries: str, out: Path, **params) -> dict:

@@ -10,6 +10,7 @@ import random
 
 from lib.train.text_sources import TextSourceCounts
 
+
 def _eager_batched(data, batchsize: int, collation_fn=None):
     """Full batches of ``batchsize`` (a last partial one is dropped), each yielded as soon as it is complete.
 
